@@ -1,0 +1,30 @@
+//! `wpaas` — the command-line client and (embedded) server.
+
+mod commands;
+
+use clap::Parser;
+
+/// Heroku-style platform whose processes are WebAssembly sandboxes.
+#[derive(Parser)]
+#[command(name = "wpaas", version, about, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: commands::Command,
+}
+
+fn main() {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("WPAAS_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+    if let Err(err) = cli.command.run() {
+        // One line: the cause chain, never a backtrace.
+        eprintln!("error: {err:#}");
+        std::process::exit(1);
+    }
+}

@@ -1,0 +1,83 @@
+//! A deliberately misbehaving app, for the host's sandbox tests.
+//!
+//! | route          | behaviour                                          |
+//! |----------------|----------------------------------------------------|
+//! | `/`            | `200 ok`                                           |
+//! | `/trap`        | executes `unreachable` (a wasm trap)               |
+//! | `/panic`       | `panic!` (aborts: a trap)                          |
+//! | `/stack`       | unbounded recursion (stack overflow)               |
+//! | `/loop`        | infinite CPU loop                                  |
+//! | `/memory`      | allocates and touches 1 MiB blocks forever         |
+//! | `/sleep?ms=N`  | sleeps N ms, then `200 slept N ms`                 |
+//! | `/error`       | handler returns an error (the SDK's 500)           |
+//! | anything else  | `404 not found`                                    |
+
+use std::hint::black_box;
+
+use wpaas_sdk::{anyhow, Request, Response};
+
+fn handle(req: Request) -> anyhow::Result<Response> {
+    match req.path.as_str() {
+        "/" => Ok(Response::text("ok")),
+        "/trap" => trap(),
+        "/panic" => panic!("deliberate panic"),
+        "/stack" => {
+            let depth = recurse(black_box(0));
+            Ok(Response::text(format!("recursed {depth} times?!")))
+        }
+        "/loop" => {
+            let mut counter: u64 = 0;
+            loop {
+                counter = black_box(counter.wrapping_add(1));
+            }
+        }
+        "/memory" => {
+            let mut hog: Vec<Vec<u8>> = Vec::new();
+            loop {
+                let block = vec![black_box(0xA5u8); 1 << 20];
+                hog.push(black_box(block));
+                black_box(&hog);
+            }
+        }
+        "/sleep" => {
+            let ms: u64 = req
+                .query_param("ms")
+                .ok_or_else(|| anyhow::anyhow!("missing ?ms="))?
+                .parse()?;
+            std::thread::sleep(std::time::Duration::from_millis(ms));
+            Ok(Response::text(format!("slept {ms} ms")))
+        }
+        "/error" => Err(anyhow::anyhow!("deliberate failure")),
+        _ => Ok(Response::new(404).with_body("not found")),
+    }
+}
+
+#[cfg(target_arch = "wasm32")]
+fn trap() -> ! {
+    core::arch::wasm32::unreachable()
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+fn trap() -> ! {
+    std::process::abort()
+}
+
+/// Recurses until the stack overflows. Each frame keeps a 1 KiB array alive
+/// across the recursive call (through `black_box`), so the optimiser can
+/// neither turn it into a loop nor drop the frames.
+#[inline(never)]
+#[allow(unconditional_recursion)]
+fn recurse(depth: u64) -> u64 {
+    let mut frame = [0u8; 1024];
+    frame[(depth % 1024) as usize] = depth as u8;
+    black_box(&mut frame);
+    let below = recurse(black_box(depth + 1));
+    black_box(&frame);
+    below + u64::from(frame[0])
+}
+
+wpaas_sdk::http_handler!(handle);
+
+// Built as a binary so the output is `hostile.wasm`; the host calls the
+// `wasi:http/incoming-handler` export, never `main`.
+fn main() {}

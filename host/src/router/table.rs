@@ -1,0 +1,139 @@
+//! The routing table: which app answers for a Host header.
+//!
+//! Kept apart from the runtime so the control plane can swap an app's entry
+//! atomically (a new release) without touching requests in flight: they hold
+//! an `Arc` to the entry they started on.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+
+use crate::runtime::WebProcess;
+
+/// One app as the router sees it.
+pub struct AppRoute {
+    /// The app's name (`NAME.localhost` reaches it).
+    pub name: String,
+    /// Its web process; `None` when `web` is scaled to zero or absent.
+    pub web: Option<Arc<WebProcess>>,
+}
+
+#[derive(Default, Clone)]
+struct Entries {
+    apps: HashMap<String, Arc<AppRoute>>,
+    domains: HashMap<String, String>,
+    default_app: Option<String>,
+}
+
+/// Host → app lookup, cheap to read and atomically replaceable.
+#[derive(Default)]
+pub struct RouteTable {
+    entries: ArcSwap<Entries>,
+}
+
+impl RouteTable {
+    /// An empty table.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds or replaces an app's entry.
+    pub fn set_app(&self, route: AppRoute) {
+        let route = Arc::new(route);
+        self.entries.rcu(|old| {
+            let mut new = Entries::clone(old);
+            new.apps.insert(route.name.clone(), route.clone());
+            new
+        });
+    }
+
+    /// Removes an app (and its domains).
+    pub fn remove_app(&self, name: &str) {
+        self.entries.rcu(|old| {
+            let mut new = Entries::clone(old);
+            new.apps.remove(name);
+            new.domains.retain(|_, app| app != name);
+            if new.default_app.as_deref() == Some(name) {
+                new.default_app = None;
+            }
+            new
+        });
+    }
+
+    /// Routes `domain` (exact match, any port) to `app`.
+    pub fn add_domain(&self, domain: &str, app: &str) {
+        let domain = domain.to_ascii_lowercase();
+        self.entries.rcu(|old| {
+            let mut new = Entries::clone(old);
+            new.domains.insert(domain.clone(), app.to_string());
+            new
+        });
+    }
+
+    /// Requests whose Host matches no app go to `app`.
+    pub fn set_default(&self, app: Option<&str>) {
+        self.entries.rcu(|old| {
+            let mut new = Entries::clone(old);
+            new.default_app = app.map(str::to_string);
+            new
+        });
+    }
+
+    /// Finds the app for a Host header value (port ignored, case-insensitive):
+    /// a custom domain, then `APP.localhost` (or `APP.anything.localhost`),
+    /// then the default app.
+    pub fn lookup(&self, host: Option<&str>) -> Option<Arc<AppRoute>> {
+        let entries = self.entries.load();
+        let found = host.and_then(|host| {
+            let host = strip_port(host).to_ascii_lowercase();
+            if let Some(app) = entries.domains.get(&host) {
+                return entries.apps.get(app).cloned();
+            }
+            let label = host.strip_suffix(".localhost")?.rsplit('.').next()?;
+            entries.apps.get(label).cloned()
+        });
+        found.or_else(|| {
+            let default = entries.default_app.as_ref()?;
+            entries.apps.get(default).cloned()
+        })
+    }
+}
+
+fn strip_port(host: &str) -> &str {
+    if host.starts_with('[') {
+        // [::1]:8080
+        return host.split(']').next().map_or(host, |h| &h[1..]);
+    }
+    host.rsplit_once(':').map_or(host, |(name, _)| name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn app(name: &str) -> AppRoute {
+        AppRoute {
+            name: name.into(),
+            web: None,
+        }
+    }
+
+    #[test]
+    fn hosts_map_to_apps() {
+        let table = RouteTable::new();
+        table.set_app(app("hello"));
+        table.set_app(app("other"));
+        table.add_domain("Example.COM", "other");
+        let name = |host: Option<&str>| table.lookup(host).map(|a| a.name.clone());
+        assert_eq!(name(Some("hello.localhost:8080")).as_deref(), Some("hello"));
+        assert_eq!(name(Some("HELLO.localhost")).as_deref(), Some("hello"));
+        assert_eq!(name(Some("example.com:80")).as_deref(), Some("other"));
+        assert_eq!(name(Some("127.0.0.1:8080")), None);
+        table.set_default(Some("hello"));
+        assert_eq!(name(Some("127.0.0.1:8080")).as_deref(), Some("hello"));
+        assert_eq!(name(None).as_deref(), Some("hello"));
+        table.remove_app("hello");
+        assert_eq!(name(Some("hello.localhost")), None);
+    }
+}

@@ -1,0 +1,150 @@
+//! Web processes that are components exporting `wasi:http/incoming-handler`
+//! (the `wasi:http/proxy` world — the contract of `wasmtime serve`, Spin and
+//! wasmCloud). Each request gets a fresh instance from a pre-linked
+//! [`ProxyPre`]; bodies stream in both directions.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use tokio::sync::OwnedSemaphorePermit;
+use wasmtime::component::{Component, Linker, ResourceTable};
+use wasmtime::{Engine, Store, StoreLimits};
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
+use wasmtime_wasi_http::p2::bindings::ProxyPre;
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
+
+use super::error::WebError;
+use super::limits::Limits;
+use super::sandbox;
+use super::{BoxBody, ProcessEnv};
+
+/// Per-request store state.
+struct ComponentState {
+    wasi: WasiCtx,
+    http: WasiHttpCtx,
+    table: ResourceTable,
+    limits: StoreLimits,
+}
+
+impl sandbox::HasLimits for ComponentState {
+    fn limits(&mut self) -> &mut StoreLimits {
+        &mut self.limits
+    }
+}
+
+impl WasiView for ComponentState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl WasiHttpView for ComponentState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: &mut self.table,
+            hooks: Default::default(),
+        }
+    }
+}
+
+/// A linked, ready-to-instantiate HTTP component.
+pub struct HttpComponent {
+    pre: ProxyPre<ComponentState>,
+    env: Arc<ProcessEnv>,
+    limits: Limits,
+}
+
+impl HttpComponent {
+    /// Links `component` against WASI (the full CLI world, so components
+    /// built by Rust's wasm32-wasip2 std work) and wasi:http.
+    pub fn new(
+        engine: &Engine,
+        component: &Component,
+        env: Arc<ProcessEnv>,
+        limits: Limits,
+    ) -> Result<Self> {
+        let mut linker = Linker::new(engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(anyhow::Error::from)?;
+        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)
+            .map_err(anyhow::Error::from)?;
+        let pre = linker
+            .instantiate_pre(component)
+            .map_err(anyhow::Error::from)
+            .context("the component imports something wpaas does not provide")?;
+        let pre = ProxyPre::new(pre)
+            .map_err(anyhow::Error::from)
+            .context("the component does not export wasi:http/incoming-handler")?;
+        Ok(Self { pre, env, limits })
+    }
+
+    /// Runs one request in a fresh instance. `permit` is held until the
+    /// instance is gone, i.e. after the response body has been written.
+    pub async fn serve(
+        &self,
+        req: hyper::Request<Incoming>,
+        permit: OwnedSemaphorePermit,
+    ) -> Result<hyper::Response<BoxBody>, WebError> {
+        let deadline = Instant::now() + self.limits.request_timeout;
+        let mut store = Store::new(
+            self.pre.engine(),
+            ComponentState {
+                wasi: self.env.wasi_ctx().build(),
+                http: WasiHttpCtx::new(),
+                table: ResourceTable::new(),
+                limits: sandbox::store_limits(&self.limits),
+            },
+        );
+        sandbox::confine(&mut store, deadline);
+
+        let (sender, receiver) = tokio::sync::oneshot::channel();
+        let (req, out) = {
+            let mut http = store.data_mut().http();
+            let req = http
+                .new_incoming_request(Scheme::Http, req)
+                .map_err(|e| WebError::BadRequest(http::StatusCode::BAD_REQUEST, e.to_string()))?;
+            let out = http
+                .new_response_outparam(sender)
+                .map_err(|e| WebError::Unavailable(e.to_string()))?;
+            (req, out)
+        };
+
+        // The guest runs in its own task: after it sets the response head it
+        // keeps running to write the body while hyper streams it out.
+        let pre = self.pre.clone();
+        let task = tokio::spawn(async move {
+            let _permit = permit;
+            let run = async {
+                let proxy = pre.instantiate_async(&mut store).await?;
+                proxy
+                    .wasi_http_incoming_handler()
+                    .call_handle(&mut store, req, out)
+                    .await
+            };
+            match tokio::time::timeout_at(deadline.into(), run).await {
+                Ok(result) => result.map_err(WebError::from_guest),
+                Err(_) => Err(WebError::Timeout),
+            }
+        });
+
+        match receiver.await {
+            Ok(Ok(response)) => Ok(response.map(|body| body.map_err(Into::into).boxed_unsync())),
+            Ok(Err(code)) => Err(WebError::BadResponse(format!("{code:?}"))),
+            // The outparam was dropped unset: the task ended; ask it why.
+            Err(_) => match task.await {
+                Ok(Ok(())) => Err(WebError::BadResponse(
+                    "the handler returned without setting a response".into(),
+                )),
+                Ok(Err(err)) => Err(err),
+                Err(join) => Err(WebError::Crashed(join.to_string())),
+            },
+        }
+    }
+}

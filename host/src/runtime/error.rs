@@ -1,0 +1,63 @@
+//! How a request to a guest can fail, kept apart from how it is shown.
+
+use wasmtime::Trap;
+
+use super::admission::Rejected;
+
+/// A request the guest did not answer normally.
+#[derive(Debug, thiserror::Error)]
+pub enum WebError {
+    /// No slot and no room in the queue (or waited too long).
+    #[error("{0}")]
+    Overloaded(#[from] Rejected),
+    /// The request ran past its time limit and was cancelled.
+    #[error("request timed out")]
+    Timeout,
+    /// The guest trapped, panicked, overflowed its stack or ran out of memory.
+    #[error("application crashed: {0}")]
+    Crashed(String),
+    /// The guest finished without producing a valid response.
+    #[error("invalid response from application: {0}")]
+    BadResponse(String),
+    /// The request itself was unacceptable (e.g. body too large).
+    #[error("{1}")]
+    BadRequest(http::StatusCode, String),
+    /// The host could not run the guest (e.g. the instance pool is exhausted).
+    #[error("could not start an instance: {0}")]
+    Unavailable(String),
+}
+
+impl WebError {
+    /// Classifies an error returned by running guest code.
+    pub fn from_guest(err: wasmtime::Error) -> Self {
+        match err.downcast_ref::<Trap>() {
+            Some(Trap::Interrupt) => WebError::Timeout,
+            Some(Trap::StackOverflow) => WebError::Crashed("stack overflow".into()),
+            Some(trap) => WebError::Crashed(trap.to_string()),
+            None => WebError::Crashed(format!("{err:#}")),
+        }
+    }
+
+    /// The HTTP status the client sees.
+    pub fn status(&self) -> http::StatusCode {
+        use http::StatusCode as S;
+        match self {
+            WebError::Overloaded(_) | WebError::Unavailable(_) => S::SERVICE_UNAVAILABLE,
+            WebError::Timeout => S::GATEWAY_TIMEOUT,
+            WebError::Crashed(_) => S::INTERNAL_SERVER_ERROR,
+            WebError::BadResponse(_) => S::BAD_GATEWAY,
+            WebError::BadRequest(status, _) => *status,
+        }
+    }
+
+    /// Heroku's router error code for this failure, for logs.
+    pub fn code(&self) -> &'static str {
+        match self {
+            WebError::Overloaded(_) => "H11",
+            WebError::Timeout => "H12",
+            WebError::Crashed(_) | WebError::BadResponse(_) => "H13",
+            WebError::BadRequest(..) => "H18",
+            WebError::Unavailable(_) => "H10",
+        }
+    }
+}

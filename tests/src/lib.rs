@@ -1,0 +1,233 @@
+//! The end-to-end harness: builds the real `wpaas` binary and the guest
+//! examples once per test process, starts servers on port 0 with a temporary
+//! `WPAAS_HOME`, and stops them.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+
+/// The repository root.
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ has a parent")
+        .to_path_buf()
+}
+
+fn cargo() -> String {
+    std::env::var("CARGO").unwrap_or_else(|_| "cargo".into())
+}
+
+/// The release `wpaas` binary, built (or found up to date) once.
+pub fn wpaas_bin() -> &'static Path {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        let root = workspace_root();
+        let status = Command::new(cargo())
+            .args(["build", "--release", "-p", "wpaas", "--bin", "wpaas"])
+            .current_dir(&root)
+            .status()
+            .expect("could not run cargo");
+        assert!(status.success(), "building the wpaas binary failed");
+        root.join("target/release/wpaas")
+    })
+}
+
+/// Where the guest examples are built.
+pub fn examples_target_dir() -> PathBuf {
+    workspace_root().join("target/examples")
+}
+
+/// The `.wasm` of example `name` (hello, echo, hostile, raw-echo,
+/// wagi-hello), all built once per process by `examples/build.sh`.
+pub fn example(name: &str) -> PathBuf {
+    static BUILT: OnceLock<()> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let root = workspace_root();
+        let out = Command::new("bash")
+            .arg(root.join("examples/build.sh"))
+            .env("CARGO_TARGET_DIR", examples_target_dir())
+            .current_dir(&root)
+            .output()
+            .expect("could not run examples/build.sh");
+        assert!(
+            out.status.success(),
+            "building the examples failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    });
+    let target = if name == "wagi-hello" {
+        "wasm32-wasip1"
+    } else {
+        "wasm32-wasip2"
+    };
+    let path = examples_target_dir()
+        .join(target)
+        .join("release")
+        .join(format!("{name}.wasm"));
+    assert!(path.exists(), "example {} was not built", path.display());
+    path
+}
+
+/// A running `wpaas up` process.
+pub struct UpServer {
+    child: Child,
+    /// The address it serves on.
+    pub addr: SocketAddr,
+    stderr: Arc<Mutex<String>>,
+    _home: Option<tempfile::TempDir>,
+}
+
+impl UpServer {
+    /// Starts `wpaas up TARGET --listen 127.0.0.1:0 ARGS…` with a fresh
+    /// temporary WPAAS_HOME.
+    pub fn start(target: &Path, args: &[&str]) -> Result<Self> {
+        let home = tempfile::tempdir()?;
+        let mut server = Self::start_in(home.path(), target, args)?;
+        server._home = Some(home);
+        Ok(server)
+    }
+
+    /// Like [`UpServer::start`] but with the given WPAAS_HOME, which the
+    /// caller keeps (to start a second server on the same state).
+    pub fn start_in(home: &Path, target: &Path, args: &[&str]) -> Result<Self> {
+        let mut child = Command::new(wpaas_bin())
+            .arg("up")
+            .arg(target)
+            .args(["--listen", "127.0.0.1:0"])
+            .args(args)
+            .env("WPAAS_HOME", home)
+            // Crates built by `wpaas up` share the examples' dependencies.
+            .env("CARGO_TARGET_DIR", examples_target_dir())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .context("could not start wpaas up")?;
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let sink = stderr.clone();
+        let err_pipe = child.stderr.take().expect("piped");
+        std::thread::spawn(move || {
+            for line in BufReader::new(err_pipe).lines().map_while(Result::ok) {
+                let mut all = sink.lock().unwrap();
+                all.push_str(&line);
+                all.push('\n');
+            }
+        });
+        let mut stdout = BufReader::new(child.stdout.take().expect("piped"));
+        let deadline = Instant::now() + Duration::from_secs(300);
+        let mut line = String::new();
+        let addr = loop {
+            line.clear();
+            if stdout.read_line(&mut line)? == 0 || Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                // Let the reader thread drain what is left.
+                std::thread::sleep(Duration::from_millis(100));
+                bail!(
+                    "wpaas up exited before serving; stderr:\n{}",
+                    stderr.lock().unwrap()
+                );
+            }
+            if let Some(addr) = parse_serving_line(&line) {
+                break addr;
+            }
+        };
+        // Keep draining stdout so the server never blocks on a full pipe.
+        std::thread::spawn(move || {
+            let mut sink = String::new();
+            while stdout.read_line(&mut sink).unwrap_or(0) > 0 {
+                sink.clear();
+            }
+        });
+        Ok(Self {
+            child,
+            addr,
+            stderr,
+            _home: None,
+        })
+    }
+
+    /// `http://ADDR/PATH`.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    /// Everything the server wrote to stderr so far.
+    pub fn stderr(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+
+    /// Sends SIGTERM (as an init system or Ctrl-C would).
+    pub fn terminate(&self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+    }
+
+    /// Waits up to `timeout` for the process to exit; its exit status.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+
+    /// Stops the server (SIGTERM, then SIGKILL) and returns its stderr.
+    pub fn stop(mut self) -> String {
+        self.terminate();
+        if self.wait_exit(Duration::from_secs(10)).is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+        std::thread::sleep(Duration::from_millis(50));
+        self.stderr()
+    }
+}
+
+impl Drop for UpServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Finds the address in `Serving NAME on http://ADDR (...)`.
+pub fn parse_serving_line(line: &str) -> Option<SocketAddr> {
+    let rest = line.strip_prefix("Serving ")?;
+    let url = rest.split(" on http://").nth(1)?;
+    url.split_whitespace().next()?.parse().ok()
+}
+
+/// A blocking HTTP client with a generous timeout.
+pub fn client() -> reqwest::blocking::Client {
+    reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(60))
+        .no_proxy()
+        .build()
+        .expect("http client")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_the_serving_line() {
+        let line = "Serving hello on http://127.0.0.1:4321 (also http://hello.localhost:4321)\n";
+        assert_eq!(
+            parse_serving_line(line),
+            Some("127.0.0.1:4321".parse().unwrap())
+        );
+        assert_eq!(parse_serving_line("Compiling…"), None);
+    }
+}

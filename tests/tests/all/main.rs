@@ -1,0 +1,7 @@
+//! End-to-end tests: the real `wpaas` binary, real guests, real HTTP.
+//! One test binary (modules below) to keep link time down.
+
+mod components;
+mod lifecycle;
+mod sandbox;
+mod wagi;
