@@ -5,7 +5,10 @@
 //! | `/`            | `200 ok`                                           |
 //! | `/trap`        | executes `unreachable` (a wasm trap)               |
 //! | `/panic`       | `panic!` (aborts: a trap)                          |
-//! | `/stack`       | unbounded recursion (stack overflow)               |
+//! | `/stack`       | unbounded recursion with big frames (overflows the |
+//! |               | shadow stack in linear memory)                      |
+//! | `/deep`        | unbounded recursion with small frames (overflows   |
+//! |               | the wasm call stack)                               |
 //! | `/loop`        | infinite CPU loop                                  |
 //! | `/memory`      | allocates and touches 1 MiB blocks forever         |
 //! | `/sleep?ms=N`  | sleeps N ms, then `200 slept N ms`                 |
@@ -24,6 +27,10 @@ fn handle(req: Request) -> anyhow::Result<Response> {
         "/stack" => {
             let depth = recurse(black_box(0));
             Ok(Response::text(format!("recursed {depth} times?!")))
+        }
+        "/deep" => {
+            let value = deep(black_box(u64::MAX));
+            Ok(Response::text(format!("returned {value}?!")))
         }
         "/loop" => {
             let mut counter: u64 = 0;
@@ -74,6 +81,17 @@ fn recurse(depth: u64) -> u64 {
     let below = recurse(black_box(depth + 1));
     black_box(&frame);
     below + u64::from(frame[0])
+}
+
+/// Recurses with frames small enough to live only on the wasm call stack
+/// (no shadow-stack spill), so it is the engine's stack limit that trips.
+/// Rotate-then-xor is not an accumulator LLVM can turn into a loop.
+#[inline(never)]
+fn deep(n: u64) -> u64 {
+    if n == 0 {
+        return 0;
+    }
+    deep(n - 1).rotate_left(3) ^ n
 }
 
 wpaas_sdk::http_handler!(handle);

@@ -107,6 +107,11 @@ fn main() -> Result<()> {
         duration: args.duration,
     };
     let date = utc_now_iso8601();
+    // Other work on the machine skews every number: record how busy it was.
+    let loadavg = std::fs::read_to_string("/proc/loadavg")
+        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default();
+    println!("load average before the runs: {loadavg}");
     let mut runs: Vec<Measured> = Vec::new();
     let mut skipped: Vec<Value> = Vec::new();
 
@@ -172,7 +177,7 @@ fn main() -> Result<()> {
         "target", "req/s", "p50 ms", "p99 ms"
     );
     for run in &runs {
-        println!(
+        let line = format!(
             "{:<16} {:>12.2} {:>10.3} {:>10.3}  {}",
             run.target,
             run.report.requests_per_sec,
@@ -180,6 +185,7 @@ fn main() -> Result<()> {
             run.report.p99_ms,
             run.note()
         );
+        println!("{}", line.trim_end());
     }
     let find = |name: &str| runs.iter().find(|r| r.target == name);
     let mut ratios = serde_json::Map::new();
@@ -201,6 +207,7 @@ fn main() -> Result<()> {
         "date": date,
         "machine": {
             "cpus": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
+            "loadavg_before": loadavg,
         },
         "wrk": {
             "version": wrk_version,
