@@ -13,6 +13,13 @@ struct Cli {
 }
 
 fn main() {
+    // Errors are shown as one line, never with a backtrace, so capturing one
+    // for every error value (which RUST_BACKTRACE=1 turns on, and wasmtime
+    // creates errors on ordinary paths such as closed streams) is pure cost.
+    // Panics still honour RUST_BACKTRACE.
+    if std::env::var_os("RUST_LIB_BACKTRACE").is_none() {
+        std::env::set_var("RUST_LIB_BACKTRACE", "0");
+    }
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(

@@ -48,6 +48,11 @@ impl WasmEngine {
         // Guests overflowing their stack trap cleanly at this depth.
         config.max_wasm_stack(1 << 20);
         config.async_stack_size(2 << 20);
+        // Copy data segments into already-resident memory instead of mapping
+        // the image copy-on-write: with CoW every request's first write to a
+        // data page faults and flushes TLBs on every core running the host
+        // (measured: a third of the CPU time serving examples/hello).
+        config.memory_init_cow(false);
         config.allocation_strategy(InstanceAllocationStrategy::Pooling(pooling(settings)));
         let engine = Engine::new(&config)
             .or_else(|err| {
@@ -108,10 +113,11 @@ fn pooling(settings: &EngineConfig) -> PoolingAllocationConfig {
         .max_memories_per_component(4)
         .max_tables_per_component(16)
         .max_memory_size(settings.max_memory)
-        // Reset small memories and tables with memset instead of madvise:
-        // fewer syscalls per request, which is most of the instantiation
-        // cost of a small guest.
-        .linear_memory_keep_resident(1 << 20)
+        // Keep the first 16 MiB of each memory slot mapped and reset it in
+        // place (only dirty pages, where the kernel has PAGEMAP_SCAN) instead
+        // of madvise + fresh page faults on the next request. Rust guests
+        // start with a 1 MiB stack plus data; 1 MiB measured 40% slower.
+        .linear_memory_keep_resident(16 << 20)
         .table_keep_resident(64 << 10)
         .max_unused_warm_slots(n / 10 + 16);
     pool
