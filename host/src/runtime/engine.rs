@@ -114,10 +114,13 @@ fn pooling(settings: &EngineConfig) -> PoolingAllocationConfig {
         .max_tables_per_component(16)
         .max_memory_size(settings.max_memory)
         // Keep the first 16 MiB of each memory slot mapped and reset it in
-        // place (only dirty pages, where the kernel has PAGEMAP_SCAN) instead
+        // place instead
         // of madvise + fresh page faults on the next request. Rust guests
         // start with a 1 MiB stack plus data; 1 MiB measured 40% slower.
+        // Where the kernel has PAGEMAP_SCAN (Linux 6.7+), only the pages the
+        // guest dirtied are reset rather than the whole region.
         .linear_memory_keep_resident(16 << 20)
+        .pagemap_scan(wasmtime::Enabled::Auto)
         .table_keep_resident(64 << 10)
         .max_unused_warm_slots(n / 10 + 16);
     pool
