@@ -1,7 +1,15 @@
-//! wpaas buildpacks: turn source into `.wasm` files.
+//! wpaas buildpacks: turn source into a slug of `.wasm` files.
 //!
-//! This first cut holds the Rust buildpack's compile step, used by
-//! `wpaas up` to build a crate before serving it.
+//! * [`archive`] packs a source directory and unpacks untrusted uploads.
+//! * [`procfile`] parses and validates Procfiles.
+//! * [`slug`] digests and packs a built slug.
+//! * [`buildpack`] detects and runs a buildpack: the build entry point.
+//! * [`rust`] is the Rust compile step (also used by `wpaas up`).
 
+pub mod archive;
+pub mod buildpack;
+mod exec;
+pub mod procfile;
 pub mod rust;
+pub mod slug;
 pub mod target;

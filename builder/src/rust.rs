@@ -3,6 +3,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::Instant;
 
 use cargo_metadata::{MetadataCommand, Package, TargetKind};
 
@@ -25,6 +26,9 @@ pub enum BuildError {
     /// The crate has nothing that builds to a `.wasm` file, or too much.
     #[error("{0}")]
     NoArtifact(String),
+    /// The build's deadline passed; cargo was stopped.
+    #[error("the build took too long and was stopped")]
+    TimedOut,
     /// Anything else (spawning cargo, rustup).
     #[error(transparent)]
     Other(#[from] anyhow::Error),
@@ -68,6 +72,52 @@ pub fn choose_target(package: &Package) -> WasiTarget {
 /// Builds the crate in `dir` and returns its `.wasm`. cargo's output goes
 /// straight to this process's stderr, as cargo printed it.
 pub fn build_crate(dir: &Path, log: &mut dyn FnMut(&str)) -> Result<Built, BuildError> {
+    let compiled = compile(dir, &CompileOptions::default(), log)?;
+    match compiled.primary {
+        Some(wasm) => Ok(Built {
+            wasm,
+            target: compiled.target,
+        }),
+        None => Err(compiled
+            .no_primary
+            .unwrap_or_else(|| BuildError::NoArtifact("no web artifact".into()))),
+    }
+}
+
+/// How [`compile`] runs cargo.
+#[derive(Debug, Clone, Default)]
+pub struct CompileOptions {
+    /// `CARGO_TARGET_DIR` (e.g. a per-app cache that survives builds);
+    /// default: the crate's own target directory.
+    pub target_dir: Option<PathBuf>,
+    /// Send cargo's output line by line to `log` instead of inheriting
+    /// stderr.
+    pub stream: bool,
+    /// Stop cargo (its whole process group) at this instant.
+    pub deadline: Option<Instant>,
+}
+
+/// What [`compile`] produced.
+#[derive(Debug)]
+pub struct Compiled {
+    /// The package name.
+    pub package: String,
+    /// The target it was built for.
+    pub target: WasiTarget,
+    /// Every bin/cdylib `.wasm` that was built, sorted.
+    pub artifacts: Vec<PathBuf>,
+    /// The web artifact: the only one, or the one named like the package.
+    pub primary: Option<PathBuf>,
+    /// Why there is no `primary`, when there is none.
+    pub no_primary: Option<BuildError>,
+}
+
+/// Builds every bin/cdylib of the crate in `dir` for its WASI target.
+pub fn compile(
+    dir: &Path,
+    opts: &CompileOptions,
+    log: &mut dyn FnMut(&str),
+) -> Result<Compiled, BuildError> {
     let manifest = dir.join("Cargo.toml");
     let metadata = MetadataCommand::new()
         .manifest_path(&manifest)
@@ -84,7 +134,17 @@ pub fn build_crate(dir: &Path, log: &mut dyn FnMut(&str)) -> Result<Built, Build
         ))
     })?;
     let target = choose_target(package);
-    let artifact_name = pick_artifact(package)?;
+    let stems = artifact_stems(package);
+    if stems.is_empty() {
+        return Err(BuildError::NoArtifact(format!(
+            "crate `{}` has no binary or cdylib target to build into .wasm",
+            package.name
+        )));
+    }
+    let (primary_stem, no_primary) = match pick_artifact(package) {
+        Ok(stem) => (Some(stem), None),
+        Err(e) => (None, Some(e)),
+    };
     target::ensure_installed(target, log)?;
 
     log(&format!(
@@ -92,35 +152,89 @@ pub fn build_crate(dir: &Path, log: &mut dyn FnMut(&str)) -> Result<Built, Build
         package.name,
         target.triple()
     ));
-    let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-        .args([
-            "build",
-            "--release",
-            "--target",
-            target.triple(),
-            "--manifest-path",
-        ])
-        .arg(&manifest)
-        .status()
-        .map_err(|e| anyhow::anyhow!("could not run cargo: {e}"))?;
+    let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    cmd.args([
+        "build",
+        "--release",
+        "--target",
+        target.triple(),
+        "--manifest-path",
+    ])
+    .arg(&manifest);
+    if let Some(dir) = &opts.target_dir {
+        cmd.env("CARGO_TARGET_DIR", dir);
+    }
+    let status = if opts.stream || opts.deadline.is_some() {
+        let deadline = opts
+            .deadline
+            .unwrap_or_else(|| Instant::now() + std::time::Duration::from_secs(365 * 24 * 3600));
+        let stream = opts.stream;
+        crate::exec::run(cmd, deadline, &mut |_, line| {
+            if stream {
+                log(line);
+            } else {
+                eprintln!("{line}");
+            }
+        })
+        .map_err(|e| match e {
+            crate::exec::RunError::TimedOut => BuildError::TimedOut,
+            crate::exec::RunError::Spawn(e) => anyhow::anyhow!("could not run cargo: {e}").into(),
+        })?
+    } else {
+        cmd.status()
+            .map_err(|e| anyhow::anyhow!("could not run cargo: {e}"))?
+    };
     if !status.success() {
         return Err(BuildError::Cargo(
             status.code().map_or("signal".into(), |c| c.to_string()),
         ));
     }
-    let wasm = metadata
-        .target_directory
-        .as_std_path()
+    let release = opts
+        .target_dir
+        .clone()
+        .unwrap_or_else(|| metadata.target_directory.as_std_path().to_path_buf())
         .join(target.triple())
-        .join("release")
-        .join(format!("{artifact_name}.wasm"));
-    if !wasm.exists() {
-        return Err(BuildError::NoArtifact(format!(
-            "cargo succeeded but {} is missing",
-            wasm.display()
-        )));
+        .join("release");
+    let mut artifacts = Vec::new();
+    for stem in &stems {
+        let wasm = release.join(format!("{stem}.wasm"));
+        if !wasm.exists() {
+            return Err(BuildError::NoArtifact(format!(
+                "cargo succeeded but {} is missing",
+                wasm.display()
+            )));
+        }
+        artifacts.push(wasm);
     }
-    Ok(Built { wasm, target })
+    artifacts.sort();
+    let primary = primary_stem.map(|stem| release.join(format!("{stem}.wasm")));
+    Ok(Compiled {
+        package: package.name.to_string(),
+        target,
+        artifacts,
+        primary,
+        no_primary,
+    })
+}
+
+/// The `.wasm` file stems of every bin and cdylib target.
+fn artifact_stems(package: &Package) -> Vec<String> {
+    package
+        .targets
+        .iter()
+        .filter(|t| {
+            t.kind
+                .iter()
+                .any(|k| matches!(k, TargetKind::Bin | TargetKind::CDyLib))
+        })
+        .map(|t| {
+            if t.kind.iter().any(|k| matches!(k, TargetKind::CDyLib)) {
+                t.name.replace('-', "_")
+            } else {
+                t.name.clone()
+            }
+        })
+        .collect()
 }
 
 /// The file stem of the package's web artifact: its only bin or cdylib, or

@@ -1,5 +1,6 @@
 //! `wpaas` — the command-line client and (embedded) server.
 
+mod client;
 mod commands;
 
 use clap::Parser;

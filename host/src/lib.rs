@@ -5,5 +5,6 @@
 //! * [`router`] — the HTTP front door: Host-based routing, forwarding
 //!   headers, error pages and graceful shutdown.
 
+pub mod control;
 pub mod router;
 pub mod runtime;

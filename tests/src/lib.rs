@@ -231,3 +231,93 @@ mod tests {
         assert_eq!(parse_serving_line("Compiling…"), None);
     }
 }
+
+/// A running `wpaas server` with its own WPAAS_HOME.
+pub struct Server {
+    child: Child,
+    /// The router's address.
+    pub router: SocketAddr,
+    /// The API's address.
+    pub api: SocketAddr,
+    /// Its WPAAS_HOME.
+    pub home: PathBuf,
+}
+
+impl Server {
+    /// Starts `wpaas server` on port 0 (router and API) with `home`.
+    pub fn start(home: &Path) -> Result<Self> {
+        let mut child = Command::new(wpaas_bin())
+            .args(["server", "--listen", "127.0.0.1:0", "--api", "127.0.0.1:0"])
+            .env("WPAAS_HOME", home)
+            .env("CARGO_TARGET_DIR", examples_target_dir())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("could not start wpaas server")?;
+        let mut stdout = BufReader::new(child.stdout.take().expect("piped"));
+        let (mut router, mut api) = (None, None);
+        let mut line = String::new();
+        while router.is_none() || api.is_none() {
+            line.clear();
+            if stdout.read_line(&mut line)? == 0 {
+                let _ = child.kill();
+                bail!("wpaas server exited before listening");
+            }
+            let addr = |prefix: &str| {
+                line.trim()
+                    .strip_prefix(prefix)
+                    .and_then(|a| a.parse::<SocketAddr>().ok())
+            };
+            router = router.or(addr("Router listening on http://"));
+            api = api.or(addr("API listening on http://"));
+        }
+        std::thread::spawn(move || {
+            let mut sink = String::new();
+            while stdout.read_line(&mut sink).unwrap_or(0) > 0 {
+                sink.clear();
+            }
+        });
+        Ok(Self {
+            child,
+            router: router.expect("set"),
+            api: api.expect("set"),
+            home: home.to_path_buf(),
+        })
+    }
+
+    /// Runs `wpaas ARGS…` against this server in `dir`.
+    pub fn cli(&self, dir: &Path, args: &[&str]) -> std::process::Output {
+        Command::new(wpaas_bin())
+            .args(args)
+            .current_dir(dir)
+            .env("WPAAS_HOME", &self.home)
+            .env("WPAAS_API", format!("http://{}", self.api))
+            .env("CARGO_TARGET_DIR", examples_target_dir())
+            .stdin(Stdio::null())
+            .output()
+            .expect("could not run wpaas")
+    }
+
+    /// GET `path` on `app` through the router.
+    pub fn get(&self, app: &str, path: &str) -> reqwest::blocking::Response {
+        client()
+            .get(format!("http://{}{path}", self.router))
+            .header("host", format!("{app}.localhost"))
+            .send()
+            .expect("router answers")
+    }
+
+    /// Kills the server without warning (as a crash or `kill -9` would).
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -1,5 +1,12 @@
 //! One module per command; each is a clap struct plus `run`.
 
+mod apps;
+mod config;
+mod deploy;
+mod login;
+mod releases;
+mod server;
+mod target;
 mod up;
 
 use std::path::PathBuf;
@@ -8,12 +15,47 @@ use std::path::PathBuf;
 #[derive(clap::Subcommand)]
 pub enum Command {
     Up(up::Up),
+    Server(server::Server),
+    Login(login::Login),
+    Apps(apps::Apps),
+    #[command(name = "apps:create")]
+    AppsCreate(apps::Create),
+    #[command(name = "apps:info")]
+    AppsInfo(apps::Info),
+    #[command(name = "apps:destroy")]
+    AppsDestroy(apps::Destroy),
+    Deploy(deploy::Deploy),
+    Config(config::Config),
+    #[command(name = "config:get")]
+    ConfigGet(config::Get),
+    #[command(name = "config:set")]
+    ConfigSet(config::Set),
+    #[command(name = "config:unset")]
+    ConfigUnset(config::Unset),
+    Releases(releases::Releases),
+    #[command(name = "releases:info")]
+    ReleasesInfo(releases::ReleaseInfo),
+    Rollback(releases::Rollback),
 }
 
 impl Command {
     pub fn run(self) -> anyhow::Result<()> {
         match self {
             Command::Up(cmd) => cmd.run(),
+            Command::Server(cmd) => cmd.run(),
+            Command::Login(cmd) => cmd.run(),
+            Command::Apps(cmd) => cmd.run(),
+            Command::AppsCreate(cmd) => cmd.run(),
+            Command::AppsInfo(cmd) => cmd.run(),
+            Command::AppsDestroy(cmd) => cmd.run(),
+            Command::Deploy(cmd) => cmd.run(),
+            Command::Config(cmd) => cmd.run(),
+            Command::ConfigGet(cmd) => cmd.run(),
+            Command::ConfigSet(cmd) => cmd.run(),
+            Command::ConfigUnset(cmd) => cmd.run(),
+            Command::Releases(cmd) => cmd.run(),
+            Command::ReleasesInfo(cmd) => cmd.run(),
+            Command::Rollback(cmd) => cmd.run(),
         }
     }
 }

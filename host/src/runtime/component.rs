@@ -8,7 +8,6 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 use http_body_util::BodyExt;
-use hyper::body::Incoming;
 use tokio::sync::OwnedSemaphorePermit;
 use wasmtime::component::{Component, Linker, ResourceTable};
 use wasmtime::{Engine, Store, StoreLimits};
@@ -87,9 +86,9 @@ impl HttpComponent {
 
     /// Runs one request in a fresh instance. `permit` is held until the
     /// instance is gone, i.e. after the response body has been written.
-    pub async fn serve(
+    pub async fn serve<B: super::RequestBody>(
         &self,
-        req: hyper::Request<Incoming>,
+        req: hyper::Request<B>,
         permit: OwnedSemaphorePermit,
     ) -> Result<hyper::Response<BoxBody>, WebError> {
         let deadline = Instant::now() + self.limits.request_timeout;

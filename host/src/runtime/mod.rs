@@ -20,7 +20,6 @@ use std::sync::Arc;
 
 use anyhow::Result;
 use bytes::Bytes;
-use hyper::body::Incoming;
 
 pub use admission::{Admission, Rejected};
 pub use cache::{CacheOutcome, CodeCache, Compiled};
@@ -34,6 +33,28 @@ pub use wagi::{CgiContext, WagiModule};
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// Body type of every response the router sends.
 pub type BoxBody = http_body_util::combinators::UnsyncBoxBody<Bytes, BoxError>;
+
+/// A request body the runtime accepts: hyper's `Incoming` from the router,
+/// or an in-process body (health checks).
+pub trait RequestBody:
+    http_body::Body<
+        Data = Bytes,
+        Error: Into<wasmtime_wasi_http::Error> + std::error::Error + Send + Sync + 'static,
+    > + Send
+    + Unpin
+    + 'static
+{
+}
+
+impl<B> RequestBody for B where
+    B: http_body::Body<
+            Data = Bytes,
+            Error: Into<wasmtime_wasi_http::Error> + std::error::Error + Send + Sync + 'static,
+        > + Send
+        + Unpin
+        + 'static
+{
+}
 
 /// The engine plus its compiled-code cache.
 pub struct Runtime {
@@ -138,9 +159,9 @@ impl WebProcess {
     }
 
     /// Serves one request: waits for capacity, then runs a fresh instance.
-    pub async fn serve(
+    pub async fn serve<B: RequestBody>(
         &self,
-        req: hyper::Request<Incoming>,
+        req: hyper::Request<B>,
         cgi: &CgiContext,
     ) -> Result<hyper::Response<BoxBody>, WebError> {
         let permit = self.admission.admit(self.limits.request_timeout).await?;

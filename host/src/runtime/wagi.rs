@@ -10,7 +10,6 @@ use anyhow::{Context, Result};
 use bytes::Bytes;
 use http::{HeaderName, HeaderValue, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
-use hyper::body::Incoming;
 use tokio::sync::OwnedSemaphorePermit;
 use wasmtime::{Engine, InstancePre, Linker, Module, Store, StoreLimits};
 use wasmtime_wasi::p1::WasiP1Ctx;
@@ -70,9 +69,9 @@ impl WagiModule {
     }
 
     /// Runs the module once for `req`.
-    pub async fn serve(
+    pub async fn serve<B: super::RequestBody>(
         &self,
-        req: hyper::Request<Incoming>,
+        req: hyper::Request<B>,
         cgi: &CgiContext,
         permit: OwnedSemaphorePermit,
     ) -> Result<hyper::Response<BoxBody>, WebError> {

@@ -2,6 +2,7 @@
 //! One test binary (modules below) to keep link time down.
 
 mod components;
+mod control;
 mod lifecycle;
 mod sandbox;
 mod wagi;

@@ -1,0 +1,80 @@
+//! Slugs: the build's output, a directory of `.wasm` modules, a `Procfile`
+//! and static files. A slug is identified by the sha256 of a deterministic
+//! tar of its tree (paths sorted, mtimes and owners zeroed, modes reduced to
+//! 0644/0755), so the same files always give the same digest.
+
+use std::path::Path;
+
+use sha2::{Digest, Sha256};
+
+use crate::archive::{self, ArchiveError};
+
+/// The slug's content digest: lowercase sha256 hex of its deterministic tar.
+pub fn digest(slug_dir: &Path) -> Result<String, ArchiveError> {
+    let tar = deterministic_tar(slug_dir)?;
+    Ok(hex::encode(Sha256::digest(&tar)))
+}
+
+/// The slug's digest and its deterministic tar.gz (unpack with
+/// [`archive::unpack`]).
+pub fn pack_slug(slug_dir: &Path) -> Result<(String, Vec<u8>), ArchiveError> {
+    let tar = deterministic_tar(slug_dir)?;
+    let digest = hex::encode(Sha256::digest(&tar));
+    Ok((digest, archive::gzip(&tar)?))
+}
+
+fn deterministic_tar(slug_dir: &Path) -> Result<Vec<u8>, ArchiveError> {
+    let paths = archive::all_paths(slug_dir)?;
+    archive::tar_paths(slug_dir, &paths)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::fs;
+
+    fn make(dir: &Path) {
+        fs::create_dir_all(dir.join("public")).unwrap();
+        fs::write(dir.join("app.wasm"), b"\0asm\x01\0\0\0").unwrap();
+        fs::write(dir.join("Procfile"), "web: app.wasm\n").unwrap();
+        fs::write(dir.join("public/index.html"), "<h1>hi</h1>").unwrap();
+    }
+
+    #[test]
+    fn digest_depends_on_content_only() {
+        let a = tempfile::tempdir().unwrap();
+        let b = tempfile::tempdir().unwrap();
+        make(a.path());
+        // Different creation order and times: same digest.
+        fs::create_dir_all(b.path().join("public")).unwrap();
+        fs::write(b.path().join("public/index.html"), "<h1>hi</h1>").unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(1100));
+        fs::write(b.path().join("Procfile"), "web: app.wasm\n").unwrap();
+        fs::write(b.path().join("app.wasm"), b"\0asm\x01\0\0\0").unwrap();
+        let d = digest(a.path()).unwrap();
+        assert_eq!(d.len(), 64);
+        assert_eq!(d, digest(b.path()).unwrap());
+
+        let (d2, gz) = pack_slug(a.path()).unwrap();
+        assert_eq!(d, d2);
+        assert_eq!(
+            pack_slug(b.path()).unwrap().1,
+            gz,
+            "tar.gz is deterministic"
+        );
+
+        fs::write(b.path().join("public/index.html"), "<h1>ho</h1>").unwrap();
+        assert_ne!(d, digest(b.path()).unwrap());
+    }
+
+    #[test]
+    fn packed_slug_unpacks_to_the_same_digest() {
+        let a = tempfile::tempdir().unwrap();
+        make(a.path());
+        let (d, gz) = pack_slug(a.path()).unwrap();
+        let out = tempfile::tempdir().unwrap();
+        let dest = out.path().join("slug");
+        archive::unpack(gz.as_slice(), &dest, 1 << 20).unwrap();
+        assert_eq!(digest(&dest).unwrap(), d);
+    }
+}

@@ -1,0 +1,123 @@
+//! The CLI's side of the API: where the server is, the token, and requests
+//! that turn `{"error": …}` answers into one-line errors with a hint.
+
+use std::path::PathBuf;
+
+use anyhow::{anyhow, bail, Context, Result};
+use serde_json::Value;
+
+use crate::commands::wpaas_home;
+
+/// A configured API client.
+pub struct Api {
+    base: String,
+    token: String,
+    http: reqwest::blocking::Client,
+}
+
+/// Saved by `wpaas login`.
+#[derive(serde::Serialize, serde::Deserialize)]
+pub struct Credentials {
+    pub api: String,
+    pub token: String,
+}
+
+pub fn credentials_path() -> Result<PathBuf> {
+    Ok(wpaas_home()?.join("credentials.json"))
+}
+
+impl Api {
+    /// Server: `--api`, `WPAAS_API`, the saved login, else the local
+    /// default. Token: `WPAAS_TOKEN`, the saved login, else the local
+    /// server's token file.
+    pub fn from_env(api: Option<String>) -> Result<Self> {
+        let saved: Option<Credentials> = std::fs::read(credentials_path()?)
+            .ok()
+            .and_then(|bytes| serde_json::from_slice(&bytes).ok());
+        let base = api
+            .or_else(|| std::env::var("WPAAS_API").ok().filter(|s| !s.is_empty()))
+            .or_else(|| saved.as_ref().map(|c| c.api.clone()))
+            .unwrap_or_else(|| "http://127.0.0.1:7070".into());
+        let token = match std::env::var("WPAAS_TOKEN").ok().filter(|s| !s.is_empty()) {
+            Some(token) => token,
+            None => match saved.filter(|c| c.api == base) {
+                Some(c) => c.token,
+                None => {
+                    let path = wpaas_home()?.join("token");
+                    std::fs::read_to_string(&path)
+                        .map(|t| t.trim().to_string())
+                        .map_err(|_| {
+                            anyhow!(
+                                "no API token for {base}: run `wpaas login --api {base} --token TOKEN`, set WPAAS_TOKEN, or start `wpaas server` with this WPAAS_HOME"
+                            )
+                        })?
+                }
+            },
+        };
+        let http = reqwest::blocking::Client::builder()
+            .no_proxy()
+            .timeout(None)
+            .build()?;
+        Ok(Self {
+            base: base.trim_end_matches('/').to_string(),
+            token,
+            http,
+        })
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// Sends a request and returns the parsed JSON answer.
+    pub fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Result<Value> {
+        let mut request = self
+            .http
+            .request(method, self.url(path))
+            .bearer_auth(&self.token);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().map_err(|e| self.unreachable(e))?;
+        Self::parse(response)
+    }
+
+    /// Uploads `bytes` and returns the streaming response.
+    pub fn upload(&self, path: &str, bytes: Vec<u8>) -> Result<reqwest::blocking::Response> {
+        let response = self
+            .http
+            .post(self.url(path))
+            .bearer_auth(&self.token)
+            .header("content-type", "application/gzip")
+            .body(bytes)
+            .send()
+            .map_err(|e| self.unreachable(e))?;
+        if !response.status().is_success() {
+            Self::parse(response)?;
+            unreachable!("parse fails on error statuses");
+        }
+        Ok(response)
+    }
+
+    fn unreachable(&self, err: reqwest::Error) -> anyhow::Error {
+        anyhow!(
+            "could not reach the wpaas API at {} ({err}); is `wpaas server` running? Use --api or WPAAS_API to point elsewhere",
+            self.base
+        )
+    }
+
+    fn parse(response: reqwest::blocking::Response) -> Result<Value> {
+        let status = response.status();
+        let text = response.text().context("could not read the API's answer")?;
+        let value: Value = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        if status.is_success() {
+            return Ok(value);
+        }
+        let message = value
+            .get("error")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            .unwrap_or_else(|| value.to_string());
+        bail!("{message} (HTTP {})", status.as_u16())
+    }
+}

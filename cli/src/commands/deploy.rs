@@ -1,0 +1,69 @@
+//! `wpaas deploy [DIR]`: pack the source, upload it, stream the build.
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+
+use anyhow::{bail, Context, Result};
+use reqwest::Method;
+use serde_json::{json, Value};
+use wpaas_host::control::api::RESULT_PREFIX;
+
+use super::target::AppArgs;
+
+/// Deploy a source directory: build it on the server and release it.
+#[derive(clap::Args)]
+pub struct Deploy {
+    /// The source directory (default: the current directory).
+    #[arg(default_value = ".")]
+    dir: PathBuf,
+    #[command(flatten)]
+    target: AppArgs,
+}
+
+impl Deploy {
+    pub fn run(self) -> Result<()> {
+        let app = match &self.target.app {
+            Some(app) => app.clone(),
+            None => {
+                let dir = std::fs::canonicalize(&self.dir)
+                    .with_context(|| format!("{} does not exist", self.dir.display()))?;
+                AppArgs {
+                    app: dir
+                        .file_name()
+                        .map(|n| n.to_string_lossy().to_ascii_lowercase()),
+                    api: self.target.api.clone(),
+                }
+                .app()?
+            }
+        };
+        let api = self.target.api.client()?;
+        // Like Dokku: deploying to a new name creates the app.
+        match api.call(Method::POST, "/apps", Some(json!({ "name": app }))) {
+            Ok(_) => eprintln!("Creating {app}... done"),
+            Err(err) if err.to_string().contains("already exists") => {}
+            Err(err) => return Err(err),
+        }
+        let tarball = wpaas_builder::archive::pack(&self.dir)
+            .with_context(|| format!("could not pack {}", self.dir.display()))?;
+        eprintln!("Uploading source ({} KiB)...", tarball.len() / 1024);
+        let response = api.upload(&format!("/apps/{app}/deploy"), tarball)?;
+        let mut result = None;
+        for line in BufReader::new(response).lines() {
+            let line = line.context("the build stream broke off")?;
+            match line.strip_prefix(RESULT_PREFIX) {
+                Some(json) => result = serde_json::from_str::<Value>(json).ok(),
+                None => println!("{line}"),
+            }
+        }
+        match result {
+            Some(r) if r.get("release").is_some() => Ok(()),
+            Some(r) => bail!(
+                "deploy failed: {}",
+                r["error"].as_str().unwrap_or("unknown error")
+            ),
+            None => {
+                bail!("the server ended the deploy without a result; see `wpaas releases -a {app}`")
+            }
+        }
+    }
+}

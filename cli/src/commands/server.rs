@@ -1,0 +1,40 @@
+//! `wpaas server` — the daemon: router for all apps plus the JSON API.
+
+use std::net::SocketAddr;
+
+use anyhow::Result;
+use wpaas_host::control::server::{self, ServerConfig};
+
+/// Run the wpaas server: the router for every app and the JSON API.
+#[derive(clap::Args)]
+pub struct Server {
+    /// Router address (apps answer at http://APP.localhost:PORT).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// API address (the CLI talks to it).
+    #[arg(long, default_value = "127.0.0.1:7070")]
+    api: SocketAddr,
+}
+
+impl Server {
+    pub fn run(self) -> Result<()> {
+        let home = super::wpaas_home()?;
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?;
+        rt.block_on(server::run(
+            &home,
+            ServerConfig {
+                listen: self.listen,
+                api: self.api,
+            },
+            |router, api| {
+                // Tests and scripts read these lines for the bound ports.
+                println!("Router listening on http://{router}");
+                println!("API listening on http://{api}");
+                println!("State in {}", home.display());
+            },
+            super::shutdown_signal(),
+        ))
+    }
+}

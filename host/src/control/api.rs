@@ -1,0 +1,414 @@
+//! The JSON HTTP API of `wpaas server` (default 127.0.0.1:7070).
+//!
+//! Every request needs `Authorization: Bearer TOKEN`; without it the answer is
+//! 401 and nothing changes. Errors are `{"error": "one line"}` with a 4xx/5xx
+//! status. Deploys answer with a stream of build-log lines (chunked), the
+//! last of which is `RESULT_PREFIX` + a JSON object.
+
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::{Method, StatusCode};
+use http_body_util::{BodyExt, Full, Limited, StreamBody};
+use hyper::body::{Frame, Incoming};
+use serde::Serialize;
+use serde_json::{json, Value};
+
+use super::platform::{build_dir, LogSink, Platform};
+use super::store::StoreError;
+use super::token::constant_time_eq;
+use crate::runtime::BoxBody;
+
+/// The last line of a deploy stream starts with this, then a JSON object
+/// `{"release": N, "url": …}` or `{"error": "…"}`.
+pub const RESULT_PREFIX: &str = "##wpaas-result ";
+
+/// Largest source upload accepted.
+pub const MAX_UPLOAD: usize = 256 << 20;
+/// Largest unpacked source.
+pub const MAX_UNPACKED: u64 = 1 << 30;
+
+/// An API failure: the status and the one line the client sees.
+#[derive(Debug)]
+pub struct ApiError(StatusCode, String);
+
+impl ApiError {
+    fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        Self(status, message.into())
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(err: StoreError) -> Self {
+        use StoreError as E;
+        let status = match &err {
+            E::InvalidAppName(_) | E::InvalidConfigKey(_) | E::InvalidDomain(_) => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
+            E::AppExists(_) | E::DomainTaken { .. } | E::ReleaseFinished { .. } => {
+                StatusCode::CONFLICT
+            }
+            E::NoSuchApp(_) | E::NoSuchRelease { .. } | E::NoSuchBuild(_) | E::NoSuchDomain => {
+                StatusCode::NOT_FOUND
+            }
+            E::Db(_) | E::Io(_) | E::Corrupt(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        Self(status, err.to_string())
+    }
+}
+
+impl From<anyhow::Error> for ApiError {
+    fn from(err: anyhow::Error) -> Self {
+        match err.downcast::<StoreError>() {
+            Ok(store) => store.into(),
+            Err(err) => Self(StatusCode::UNPROCESSABLE_ENTITY, format!("{err:#}")),
+        }
+    }
+}
+
+type ApiResult = Result<hyper::Response<BoxBody>, ApiError>;
+
+/// Handles one API request.
+pub async fn handle(
+    platform: Arc<Platform>,
+    token: Arc<str>,
+    req: hyper::Request<Incoming>,
+) -> hyper::Response<BoxBody> {
+    let authorized = req
+        .headers()
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .is_some_and(|given| constant_time_eq(given.trim(), token.as_bytes()));
+    if !authorized {
+        return error_response(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "missing or invalid API token (run `wpaas login`, or set WPAAS_TOKEN)",
+        ));
+    }
+    match route(platform, req).await {
+        Ok(response) => response,
+        Err(err) => error_response(err),
+    }
+}
+
+async fn route(platform: Arc<Platform>, req: hyper::Request<Incoming>) -> ApiResult {
+    let path = req.uri().path().trim_end_matches('/').to_string();
+    let segments: Vec<&str> = path.split('/').skip(1).collect();
+    let method = req.method().clone();
+    let store = platform.store();
+    match (method, segments.as_slice()) {
+        (Method::GET, ["apps"]) => json_ok(&store.apps()?),
+        (Method::POST, ["apps"]) => {
+            let body: Value = read_json(req).await?;
+            let name = body["name"]
+                .as_str()
+                .ok_or_else(|| ApiError::new(StatusCode::BAD_REQUEST, "body needs a \"name\""))?;
+            let app = store.create_app(name)?;
+            platform.app_created(&app);
+            json_status(StatusCode::CREATED, &app)
+        }
+        (Method::GET, ["apps", app]) => {
+            let record = store.app(app)?;
+            let current = store.current_release(app)?;
+            json_ok(&json!({
+                "app": record,
+                "release": current,
+                "url": platform.app_url(app),
+            }))
+        }
+        (Method::DELETE, ["apps", app]) => {
+            let _guard = platform.lock(app).await;
+            store.destroy_app(app)?;
+            platform.app_destroyed(app);
+            json_ok(&json!({ "destroyed": app }))
+        }
+        (Method::GET, ["apps", app, "config"]) => {
+            store.app(app)?;
+            json_ok(&store.config(app)?)
+        }
+        (Method::PATCH, ["apps", app, "config"]) => {
+            let app = app.to_string();
+            let changes: BTreeMap<String, Option<String>> = read_json(req).await?;
+            if changes.is_empty() {
+                return Err(ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "no config vars given",
+                ));
+            }
+            let _guard = platform.lock(&app).await;
+            store.app(&app)?;
+            let (set, unset): (Vec<_>, Vec<_>) = changes.iter().partition(|(_, v)| v.is_some());
+            let keys = |list: &[(&String, &Option<String>)]| {
+                list.iter()
+                    .map(|(k, _)| k.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            let description = match (set.is_empty(), unset.is_empty()) {
+                (false, true) => format!("Set {} config vars", keys(&set)),
+                (true, false) => format!("Unset {} config vars", keys(&unset)),
+                _ => format!("Set {}; unset {} config vars", keys(&set), keys(&unset)),
+            };
+            let (log, _) = tokio::sync::mpsc::unbounded_channel();
+            let release = platform
+                .release(
+                    &app,
+                    &log,
+                    |mut draft| {
+                        for (key, value) in changes {
+                            match value {
+                                Some(value) => draft.config.insert(key, value),
+                                None => draft.config.remove(&key),
+                            };
+                        }
+                        draft
+                    },
+                    &description,
+                )
+                .await?;
+            json_status(StatusCode::CREATED, &release)
+        }
+        (Method::GET, ["apps", app, "releases"]) => {
+            store.app(app)?;
+            json_ok(&store.releases(app)?)
+        }
+        (Method::GET, ["apps", app, "releases", version]) => {
+            let version = parse_version(version)?;
+            json_ok(&store.release(app, version)?)
+        }
+        (Method::POST, ["apps", app, "rollback"]) => {
+            let app = app.to_string();
+            let body: Value = read_json(req).await?;
+            let _guard = platform.lock(&app).await;
+            let current = store.current_release(&app)?.ok_or_else(|| {
+                ApiError::new(
+                    StatusCode::CONFLICT,
+                    format!("{app} has no releases to roll back"),
+                )
+            })?;
+            let target = match body.get("version").and_then(Value::as_u64) {
+                Some(v) => u32::try_from(v)
+                    .map_err(|_| ApiError::new(StatusCode::BAD_REQUEST, "version too large"))?,
+                None => previous_version(store, &app, current.version)?,
+            };
+            let target = store.release(&app, target)?;
+            let (log, _) = tokio::sync::mpsc::unbounded_channel();
+            let description = format!("Rollback to v{}", target.version);
+            let release = platform
+                .release(
+                    &app,
+                    &log,
+                    |mut draft| {
+                        draft.slug = target.slug.clone();
+                        draft.config = target.config.clone();
+                        draft.process_types = target.process_types.clone();
+                        draft
+                    },
+                    &description,
+                )
+                .await?;
+            json_status(
+                StatusCode::CREATED,
+                &json!({ "release": release, "rolled_back_to": target.version }),
+            )
+        }
+        (Method::POST, ["apps", app, "deploy"]) => {
+            deploy(platform.clone(), app.to_string(), req).await
+        }
+        (Method::GET, ["apps", app, "builds"]) => {
+            store.app(app)?;
+            json_ok(&store.builds(app)?)
+        }
+        _ => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("no API route {path}"),
+        )),
+    }
+}
+
+/// The newest succeeded release older than `current`.
+fn previous_version(store: &super::store::Store, app: &str, current: u32) -> Result<u32, ApiError> {
+    store
+        .releases(app)?
+        .into_iter()
+        .filter(|r| r.version < current && r.status.as_str() == "succeeded")
+        .map(|r| r.version)
+        .max()
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::CONFLICT,
+                format!("{app} has no earlier release to roll back to"),
+            )
+        })
+}
+
+fn parse_version(text: &str) -> Result<u32, ApiError> {
+    text.trim_start_matches('v').parse().map_err(|_| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            format!("invalid release version {text:?}; use e.g. v3"),
+        )
+    })
+}
+
+/// Receives a source tarball, then streams the build and release.
+async fn deploy(platform: Arc<Platform>, app: String, req: hyper::Request<Incoming>) -> ApiResult {
+    platform.store().app(&app)?;
+    let body = match Limited::new(req.into_body(), MAX_UPLOAD).collect().await {
+        Ok(body) => body.to_bytes(),
+        Err(err) if err.is::<http_body_util::LengthLimitError>() => {
+            return Err(ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("upload larger than {} MiB", MAX_UPLOAD >> 20),
+            ))
+        }
+        Err(err) => {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                format!("could not read upload: {err}"),
+            ))
+        }
+    };
+    let (log, mut lines) = tokio::sync::mpsc::unbounded_channel::<String>();
+    tokio::spawn(async move {
+        let result = deploy_steps(&platform, &app, body, &log).await;
+        let last = match result {
+            Ok((version, url)) => {
+                let _ = log.send(format!("-----> Released v{version}: {url}"));
+                json!({ "release": version, "url": url })
+            }
+            Err(err) => {
+                let _ = log.send(format!(" !     {err:#}"));
+                json!({ "error": format!("{err:#}") })
+            }
+        };
+        let _ = log.send(format!("{RESULT_PREFIX}{last}"));
+    });
+    let stream = futures::stream::poll_fn(move |cx| {
+        lines
+            .poll_recv(cx)
+            .map(|line| line.map(|l| Ok::<_, Infallible>(Frame::data(Bytes::from(l + "\n")))))
+    });
+    let body = StreamBody::new(stream)
+        .map_err(|never| match never {})
+        .boxed_unsync();
+    Ok(hyper::Response::builder()
+        .header(http::header::CONTENT_TYPE, "text/plain; charset=utf-8")
+        .body(body)
+        .expect("static response"))
+}
+
+async fn deploy_steps(
+    platform: &Platform,
+    app: &str,
+    tarball: Bytes,
+    log: &LogSink,
+) -> anyhow::Result<(u32, String)> {
+    let _guard = platform.lock(app).await;
+    let store = platform.store();
+    let build = store.create_build(app)?;
+    let source = build_dir(store.home(), &build.id);
+    let slug_dir = source.with_extension("slug");
+    let result = async {
+        let _ = std::fs::remove_dir_all(&source);
+        wpaas_builder::archive::unpack(std::io::Cursor::new(tarball), &source, MAX_UNPACKED)
+            .map_err(|e| anyhow::anyhow!("bad upload: {e}"))?;
+        let request = wpaas_builder::buildpack::BuildRequest {
+            source_dir: source.clone(),
+            slug_dir: slug_dir.clone(),
+            cache_dir: store.build_cache_dir(app)?,
+            env: store.config(app)?.into_iter().collect(),
+            buildpack: store.app(app)?.buildpack.map(Into::into),
+            timeout: std::time::Duration::from_secs(15 * 60),
+        };
+        let build_log = log.clone();
+        let output = tokio::task::spawn_blocking(move || {
+            wpaas_builder::buildpack::build(&request, &mut |line| {
+                let _ = build_log.send(line.to_string());
+            })
+        })
+        .await??;
+        let (_, packed) = wpaas_builder::slug::pack_slug(&slug_dir)?;
+        // The store names slugs by the digest of the stored file.
+        let digest = store.put_slug(&packed)?;
+        let _ = log.send(format!(
+            "-----> Compressing... done, {} KiB",
+            packed.len() / 1024
+        ));
+        let process_types: Vec<(String, String)> = output
+            .procfile
+            .types
+            .iter()
+            .map(|t| (t.name.clone(), t.command.clone()))
+            .collect();
+        let description = format!("Deploy {}", &digest[..7]);
+        let release = platform
+            .release(
+                app,
+                log,
+                |mut draft| {
+                    draft.slug = Some(digest.clone());
+                    draft.process_types = process_types;
+                    draft
+                },
+                &description,
+            )
+            .await?;
+        anyhow::Ok((release.version, digest))
+    }
+    .await;
+    let _ = std::fs::remove_dir_all(&source);
+    let _ = std::fs::remove_dir_all(&slug_dir);
+    let outcome = match &result {
+        Ok((version, digest)) => Ok(super::store::BuildOutput {
+            slug: Some(digest.clone()),
+            release: Some(*version),
+        }),
+        Err(err) => Err(format!("{err:#}")),
+    };
+    let _ = store.finish_build(app, &build.id, outcome);
+    let (version, _) = result?;
+    Ok((version, platform.app_url(app)))
+}
+
+async fn read_json<T: serde::de::DeserializeOwned>(
+    req: hyper::Request<Incoming>,
+) -> Result<T, ApiError> {
+    let bytes = Limited::new(req.into_body(), 1 << 20)
+        .collect()
+        .await
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, format!("could not read body: {e}")))?
+        .to_bytes();
+    let bytes = if bytes.is_empty() {
+        Bytes::from_static(b"{}")
+    } else {
+        bytes
+    };
+    serde_json::from_slice(&bytes)
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, format!("invalid JSON body: {e}")))
+}
+
+fn json_ok<T: Serialize + ?Sized>(value: &T) -> ApiResult {
+    json_status(StatusCode::OK, value)
+}
+
+fn json_status<T: Serialize + ?Sized>(status: StatusCode, value: &T) -> ApiResult {
+    let body = serde_json::to_vec(value)
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    Ok(hyper::Response::builder()
+        .status(status)
+        .header(http::header::CONTENT_TYPE, "application/json")
+        .body(
+            Full::new(Bytes::from(body))
+                .map_err(|never| match never {})
+                .boxed_unsync(),
+        )
+        .expect("static response"))
+}
+
+fn error_response(ApiError(status, message): ApiError) -> hyper::Response<BoxBody> {
+    json_status(status, &json!({ "error": message })).expect("serializable")
+}

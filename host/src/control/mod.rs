@@ -1,0 +1,8 @@
+//! The control plane: durable state, the orchestration of builds and
+//! releases, and the API that drives them.
+
+pub mod api;
+pub mod platform;
+pub mod server;
+pub mod store;
+pub mod token;

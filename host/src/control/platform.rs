@@ -1,0 +1,267 @@
+//! The orchestrator: turns API calls into builds, releases and activations.
+//!
+//! Every change to what an app serves goes through [`Platform::release`]:
+//! allocate `vN+1` (pending), activate it (load, health check, swap the
+//! routing entry), then record it as succeeded — which moves the current
+//! pointer — or as failed, leaving the old release serving.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Context, Result};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty};
+
+use super::store::{App, Release, ReleaseDraft, Store};
+use crate::router::{AppRoute, RouteTable};
+use crate::runtime::{CgiContext, Limits, ProcessEnv, Runtime, WebProcess};
+
+/// Where log lines of a long operation go (build output, release steps).
+pub type LogSink = tokio::sync::mpsc::UnboundedSender<String>;
+
+/// Shared state of a running `wpaas server`.
+pub struct Platform {
+    store: Store,
+    runtime: Arc<Runtime>,
+    table: Arc<RouteTable>,
+    /// The router's address, for the URLs we print.
+    router_port: u16,
+    /// Changes to one app run one at a time.
+    app_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+impl Platform {
+    /// A platform over an opened store and runtime, routing through `table`.
+    pub fn new(
+        store: Store,
+        runtime: Arc<Runtime>,
+        table: Arc<RouteTable>,
+        router_port: u16,
+    ) -> Self {
+        Self {
+            store,
+            runtime,
+            table,
+            router_port,
+            app_locks: Mutex::default(),
+        }
+    }
+
+    /// The durable store.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// `http://APP.localhost:PORT`.
+    pub fn app_url(&self, app: &str) -> String {
+        format!("http://{app}.localhost:{}", self.router_port)
+    }
+
+    /// Serialises changes to `app`.
+    pub async fn lock(&self, app: &str) -> tokio::sync::OwnedMutexGuard<()> {
+        let lock = self
+            .app_locks
+            .lock()
+            .expect("app lock table")
+            .entry(app.to_string())
+            .or_default()
+            .clone();
+        lock.lock_owned().await
+    }
+
+    /// Brings every app back to its current release (server start).
+    pub async fn restore(&self) -> Result<()> {
+        for app in self.store.apps()? {
+            self.table.set_app(AppRoute {
+                name: app.name.clone(),
+                web: None,
+            });
+            for domain in &app.domains {
+                self.table.add_domain(domain, &app.name);
+            }
+            let Some(release) = self.store.current_release(&app.name)? else {
+                continue;
+            };
+            // Its health was checked when it went live; do not let a slow
+            // app keep the others from coming back.
+            if let Err(err) = self.activate(&app, &release, None).await {
+                tracing::error!(app = %app.name, "could not restore v{}: {err:#}", release.version);
+            }
+        }
+        Ok(())
+    }
+
+    /// Registers a new, empty app with the router.
+    pub fn app_created(&self, app: &App) {
+        self.table.set_app(AppRoute {
+            name: app.name.clone(),
+            web: None,
+        });
+    }
+
+    /// Removes an app from the router.
+    pub fn app_destroyed(&self, app: &str) {
+        self.table.remove_app(app);
+    }
+
+    /// Creates a release from the current one changed by `change`, activates
+    /// it and records the outcome. Caller holds the app's lock.
+    pub async fn release(
+        &self,
+        app: &str,
+        log: &LogSink,
+        change: impl FnOnce(ReleaseDraft) -> ReleaseDraft,
+        description: &str,
+    ) -> Result<Release> {
+        let mut change = Some(change);
+        let mut first_draft = None;
+        let pending = self.store.next_release(app, |base| {
+            // The closure may be retried by the transaction; compute once.
+            first_draft
+                .get_or_insert_with(|| {
+                    let draft = ReleaseDraft::inherit(base, description);
+                    (change.take().expect("called once"))(draft)
+                })
+                .clone()
+        })?;
+        let app_record = self.store.app(app)?;
+        let outcome = self.activate(&app_record, &pending, Some(log)).await;
+        let release = self.store.finish_release(
+            app,
+            pending.version,
+            outcome.as_ref().map(|_| ()).map_err(|e| format!("{e:#}")),
+        )?;
+        outcome?;
+        Ok(release)
+    }
+
+    /// Loads `release`'s web process, health-checks it (when `log` is given,
+    /// i.e. for a new release) and swaps it into the routing table.
+    async fn activate(&self, app: &App, release: &Release, log: Option<&LogSink>) -> Result<()> {
+        let say = |line: String| {
+            if let Some(log) = log {
+                let _ = log.send(line);
+            }
+        };
+        let web_replicas = app.formation.get("web").copied().unwrap_or(1);
+        let (Some(slug), Some(command)) = (&release.slug, release.command("web")) else {
+            // Nothing to serve yet (config before the first deploy, or an
+            // app without a web type).
+            self.table.set_app(AppRoute {
+                name: app.name.clone(),
+                web: None,
+            });
+            return Ok(());
+        };
+        if web_replicas == 0 {
+            self.table.set_app(AppRoute {
+                name: app.name.clone(),
+                web: None,
+            });
+            return Ok(());
+        }
+        let slug_dir = self.unpacked_slug(slug)?;
+        let (wasm, args) = parse_command(command, &release.config)?;
+        let env = ProcessEnv {
+            vars: release.config.clone().into_iter().collect(),
+            args,
+        };
+        let runtime = self.runtime.clone();
+        let path = slug_dir.join(&wasm);
+        say(format!("-----> Loading web: {command}"));
+        let (web, _) =
+            tokio::task::spawn_blocking(move || runtime.load_web(&path, env, Limits::default()))
+                .await
+                .map_err(|e| anyhow!("loading panicked: {e}"))?
+                .with_context(|| format!("could not load {wasm}"))?;
+        let web = Arc::new(web);
+        if log.is_some() {
+            say(format!("-----> Health check: GET {}", app.healthcheck.path));
+            health_check(
+                &web,
+                &app.name,
+                &app.healthcheck.path,
+                Duration::from_millis(app.healthcheck.timeout_ms),
+            )
+            .await?;
+            say("       passed".into());
+        }
+        self.table.set_app(AppRoute {
+            name: app.name.clone(),
+            web: Some(web),
+        });
+        Ok(())
+    }
+
+    /// The slug's files, unpacked once per digest.
+    fn unpacked_slug(&self, digest: &str) -> Result<PathBuf> {
+        let dir = self.store.home().join("slugs/unpacked").join(digest);
+        if dir.is_dir() {
+            return Ok(dir);
+        }
+        let tarball = self
+            .store
+            .slug_path(digest)
+            .ok_or_else(|| anyhow!("slug {digest} is missing from the store"))?;
+        let file = std::fs::File::open(&tarball)?;
+        wpaas_builder::archive::unpack(file, &dir, u64::MAX)
+            .with_context(|| format!("could not unpack slug {digest}"))?;
+        Ok(dir)
+    }
+}
+
+/// Splits a Procfile command into the module path and argv (argv[0] is the
+/// module), expanding `$VAR`/`${VAR}` from the config.
+pub fn parse_command(
+    command: &str,
+    config: &BTreeMap<String, String>,
+) -> Result<(String, Vec<String>)> {
+    let words: Vec<String> = command
+        .split_whitespace()
+        .map(|w| expand(w, config))
+        .collect();
+    let Some(wasm) = words.first() else {
+        bail!("empty command");
+    };
+    Ok((wasm.clone(), words))
+}
+
+fn expand(word: &str, config: &BTreeMap<String, String>) -> String {
+    let Some(rest) = word.strip_prefix('$') else {
+        return word.to_string();
+    };
+    let name = rest.trim_start_matches('{').trim_end_matches('}');
+    config.get(name).cloned().unwrap_or_default()
+}
+
+/// GET `path` on a fresh instance; any status below 500 within `timeout`
+/// passes.
+async fn health_check(web: &WebProcess, app: &str, path: &str, timeout: Duration) -> Result<()> {
+    let request = hyper::Request::get(path)
+        .header(http::header::HOST, format!("{app}.localhost"))
+        .body(Empty::<Bytes>::new().map_err(|never| -> hyper::Error { match never {} }))
+        .context("invalid health check path")?;
+    let addr = ([127, 0, 0, 1], 0).into();
+    let cgi = CgiContext {
+        remote: addr,
+        local: addr,
+    };
+    match tokio::time::timeout(timeout, web.serve(request, &cgi)).await {
+        Err(_) => bail!("health check failed: GET {path} did not answer within {timeout:?}"),
+        Ok(Err(err)) => bail!("health check failed: GET {path}: {err}"),
+        Ok(Ok(response)) if response.status().is_server_error() => {
+            bail!(
+                "health check failed: GET {path} answered {}",
+                response.status()
+            )
+        }
+        Ok(Ok(_)) => Ok(()),
+    }
+}
+
+/// Where an app's source is unpacked for a build.
+pub fn build_dir(home: &Path, build_id: &str) -> PathBuf {
+    home.join("tmp/builds").join(build_id)
+}

@@ -1,0 +1,133 @@
+//! `wpaas server`: the router for every app plus the JSON API, over the
+//! durable store in WPAAS_HOME.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use tokio::net::TcpListener;
+
+use super::platform::Platform;
+use super::store::Store;
+use crate::router::{self, RouteTable, Router, ServeOptions};
+use crate::runtime::{EngineConfig, Runtime};
+
+/// Addresses to bind.
+pub struct ServerConfig {
+    /// The router (apps).
+    pub listen: SocketAddr,
+    /// The API.
+    pub api: SocketAddr,
+}
+
+/// Runs until `shutdown` resolves. `on_bound` gets the bound router and API
+/// addresses (port 0 resolved) once both listen.
+pub async fn run(
+    home: &Path,
+    config: ServerConfig,
+    on_bound: impl FnOnce(SocketAddr, SocketAddr),
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<()> {
+    std::fs::create_dir_all(home)
+        .with_context(|| format!("could not create {}", home.display()))?;
+    let token: Arc<str> = super::token::ensure_token(home)
+        .context("could not create the API token")?
+        .into();
+    let store = Store::open(home).context("could not open the store")?;
+    // Releases and builds a crash interrupted are recorded as failed.
+    store.recover_interrupted()?;
+    let runtime = Arc::new(Runtime::new(
+        &EngineConfig::default(),
+        home.join("cache/compiled"),
+    )?);
+    let table = Arc::new(RouteTable::new());
+
+    let router_listener = TcpListener::bind(config.listen).await.with_context(|| {
+        format!(
+            "could not listen on {} (router); try --listen 127.0.0.1:0",
+            config.listen
+        )
+    })?;
+    let api_listener = TcpListener::bind(config.api).await.with_context(|| {
+        format!(
+            "could not listen on {} (API); try --api 127.0.0.1:0",
+            config.api
+        )
+    })?;
+    let router_addr = router_listener.local_addr()?;
+    let api_addr = api_listener.local_addr()?;
+
+    let platform = Arc::new(Platform::new(
+        store,
+        runtime,
+        table.clone(),
+        router_addr.port(),
+    ));
+    platform.restore().await?;
+    on_bound(router_addr, api_addr);
+
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+    });
+    let api = tokio::spawn(serve_api(
+        api_listener,
+        platform.clone(),
+        token,
+        stop_rx.clone(),
+    ));
+    let mut router_stop = stop_rx;
+    router::serve(
+        router_listener,
+        Arc::new(Router::new(table)),
+        async move {
+            let _ = router_stop.wait_for(|stop| *stop).await;
+        },
+        ServeOptions::default(),
+    )
+    .await?;
+    let _ = api.await;
+    platform.store().flush()?;
+    Ok(())
+}
+
+async fn serve_api(
+    listener: TcpListener,
+    platform: Arc<Platform>,
+    token: Arc<str>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let builder = auto::Builder::new(TokioExecutor::new());
+    loop {
+        let (stream, _) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(conn) => conn,
+                Err(err) => {
+                    tracing::warn!("API accept failed: {err}");
+                    continue;
+                }
+            },
+            _ = stop.wait_for(|stop| *stop) => return,
+        };
+        let platform = platform.clone();
+        let token = token.clone();
+        let service = hyper::service::service_fn(move |req| {
+            let platform = platform.clone();
+            let token = token.clone();
+            async move {
+                Ok::<_, std::convert::Infallible>(super::api::handle(platform, token, req).await)
+            }
+        });
+        let conn = builder
+            .serve_connection(TokioIo::new(stream), service)
+            .into_owned();
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+    }
+}

@@ -1,0 +1,198 @@
+//! The control plane through the real CLI against a real `wpaas server`.
+
+use std::path::Path;
+
+use wpaas_tests::{client, example, Server};
+
+fn text(output: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+/// A source directory holding a ready hello.wasm (the wasm buildpack).
+fn wasm_app(dir: &Path) {
+    std::fs::copy(example("hello"), dir.join("hello.wasm")).unwrap();
+}
+
+#[test]
+fn deploy_config_rollback_and_kill_9_restart() {
+    let home = tempfile::tempdir().unwrap();
+    let src = tempfile::tempdir().unwrap();
+    wasm_app(src.path());
+    let server = Server::start(home.path()).unwrap();
+
+    let out = server.cli(src.path(), &["deploy", "-a", "hello"]);
+    let log = text(&out);
+    assert!(out.status.success(), "{log}");
+    assert!(log.contains("-----> WebAssembly app detected"), "{log}");
+    assert!(
+        log.contains("Released v1: http://hello.localhost:"),
+        "{log}"
+    );
+    assert!(server
+        .get("hello", "/")
+        .text()
+        .unwrap()
+        .contains("GREETING=unset"));
+
+    let out = server.cli(src.path(), &["config:set", "GREETING=hola", "-a", "hello"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("Setting GREETING and restarting hello... done, v2"));
+    assert!(server
+        .get("hello", "/")
+        .text()
+        .unwrap()
+        .contains("GREETING=hola"));
+
+    let out = server.cli(src.path(), &["rollback", "v1", "-a", "hello"]);
+    assert!(
+        text(&out).contains("Rolling back hello to v1... done, v3"),
+        "{}",
+        text(&out)
+    );
+    assert!(server
+        .get("hello", "/")
+        .text()
+        .unwrap()
+        .contains("GREETING=unset"));
+
+    let out = server.cli(src.path(), &["releases", "-a", "hello", "--json"]);
+    let releases: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let versions: Vec<u64> = releases
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["version"].as_u64().unwrap())
+        .collect();
+    assert_eq!(versions, [3, 2, 1]);
+
+    // A crash loses nothing: the same home comes back serving v3.
+    server.kill();
+    let server = Server::start(home.path()).unwrap();
+    let body = server.get("hello", "/").text().unwrap();
+    assert!(body.contains("GREETING=unset"), "{body}");
+    let out = server.cli(src.path(), &["config:get", "GREETING", "-a", "hello"]);
+    assert!(!out.status.success(), "GREETING was rolled back away");
+}
+
+#[test]
+fn api_without_token_gets_401_and_changes_nothing() {
+    let home = tempfile::tempdir().unwrap();
+    let server = Server::start(home.path()).unwrap();
+    let token_file = home.path().join("token");
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(&token_file).unwrap().permissions(),
+    );
+    assert_eq!(mode & 0o777, 0o600);
+    let url = format!("http://{}/apps", server.api);
+    let denied = client()
+        .post(&url)
+        .json(&serde_json::json!({"name": "sneaky"}))
+        .send()
+        .unwrap();
+    assert_eq!(denied.status(), 401);
+    let wrong = client()
+        .post(&url)
+        .bearer_auth("not-the-token")
+        .json(&serde_json::json!({"name": "sneaky"}))
+        .send()
+        .unwrap();
+    assert_eq!(wrong.status(), 401);
+    let out = server.cli(home.path(), &["apps", "--json"]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "[]");
+}
+
+#[test]
+fn bad_input_is_a_clear_error_and_keeps_serving() {
+    let home = tempfile::tempdir().unwrap();
+    let src = tempfile::tempdir().unwrap();
+    wasm_app(src.path());
+    let server = Server::start(home.path()).unwrap();
+    assert!(server
+        .cli(src.path(), &["deploy", "-a", "keep"])
+        .status
+        .success());
+
+    for (args, expected) in [
+        (vec!["apps:create", "Bad_Name"], "invalid app name"),
+        (vec!["apps:create", "keep"], "already exists"),
+        (
+            vec!["config:set", "NOEQUALS", "-a", "keep"],
+            "is not KEY=VALUE",
+        ),
+        (vec!["rollback", "v99", "-a", "keep"], "has no release v99"),
+        (vec!["releases", "-a", "ghost"], "no such app"),
+    ] {
+        let out = server.cli(src.path(), &args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?} should fail");
+        assert!(stderr.contains(expected), "{args:?}: {stderr}");
+        assert_eq!(stderr.trim().lines().count(), 1, "one line: {stderr}");
+    }
+
+    // An upload that is not a tar.gz fails the deploy, not the app.
+    let token = std::fs::read_to_string(home.path().join("token")).unwrap();
+    let answer = client()
+        .post(format!("http://{}/apps/keep/deploy", server.api))
+        .bearer_auth(token.trim())
+        .body("this is not a tarball")
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    assert!(
+        answer.contains("not gzip") || answer.contains("bad upload"),
+        "{answer}"
+    );
+
+    // A Procfile naming a missing module fails the build.
+    std::fs::write(src.path().join("Procfile"), "web: missing.wasm\n").unwrap();
+    let out = server.cli(src.path(), &["deploy", "-a", "keep"]);
+    assert!(!out.status.success());
+    assert!(text(&out).contains("missing.wasm"), "{}", text(&out));
+
+    assert_eq!(server.get("keep", "/").status(), 200, "v1 still serves");
+}
+
+#[test]
+fn custom_heroku_contract_buildpack_deploys() {
+    let home = tempfile::tempdir().unwrap();
+    let src = tempfile::tempdir().unwrap();
+    let pack = tempfile::tempdir().unwrap();
+    std::fs::create_dir(pack.path().join("bin")).unwrap();
+    let script = |name: &str, body: String| {
+        let path = pack.path().join("bin").join(name);
+        std::fs::write(&path, format!("#!/usr/bin/env bash\nset -e\n{body}\n")).unwrap();
+        let mut perms = std::fs::metadata(&path).unwrap().permissions();
+        std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o755);
+        std::fs::set_permissions(&path, perms).unwrap();
+    };
+    script("detect", "[ -f \"$1/app.source\" ] && echo Shell".into());
+    script(
+        "compile",
+        format!(
+            "echo '-----> Assembling app'\ncp {:?} \"$1/app.wasm\"",
+            example("hello").display().to_string()
+        ),
+    );
+    script(
+        "release",
+        "echo '---'\necho 'default_process_types:'\necho '  web: app.wasm'".into(),
+    );
+    std::fs::write(src.path().join("app.source"), "source").unwrap();
+    std::fs::write(
+        src.path().join(".buildpacks"),
+        format!("{}\n", pack.path().display()),
+    )
+    .unwrap();
+
+    let server = Server::start(home.path()).unwrap();
+    let out = server.cli(src.path(), &["deploy", "-a", "shelly"]);
+    let log = text(&out);
+    assert!(out.status.success(), "{log}");
+    assert!(log.contains("Assembling app"), "{log}");
+    assert_eq!(server.get("shelly", "/").status(), 200);
+}
