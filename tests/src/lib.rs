@@ -217,21 +217,6 @@ pub fn client() -> reqwest::blocking::Client {
         .expect("http client")
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn reads_the_serving_line() {
-        let line = "Serving hello on http://127.0.0.1:4321 (also http://hello.localhost:4321)\n";
-        assert_eq!(
-            parse_serving_line(line),
-            Some("127.0.0.1:4321".parse().unwrap())
-        );
-        assert_eq!(parse_serving_line("Compiling…"), None);
-    }
-}
-
 /// A running `wpaas server` with its own WPAAS_HOME.
 pub struct Server {
     child: Child,
@@ -319,5 +304,20 @@ impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_the_serving_line() {
+        let line = "Serving hello on http://127.0.0.1:4321 (also http://hello.localhost:4321)\n";
+        assert_eq!(
+            parse_serving_line(line),
+            Some("127.0.0.1:4321".parse().unwrap())
+        );
+        assert_eq!(parse_serving_line("Compiling…"), None);
     }
 }
