@@ -138,13 +138,7 @@ impl UpServer {
                 break addr;
             }
         };
-        // Keep draining stdout so the server never blocks on a full pipe.
-        std::thread::spawn(move || {
-            let mut sink = String::new();
-            while stdout.read_line(&mut sink).unwrap_or(0) > 0 {
-                sink.clear();
-            }
-        });
+        drain(stdout);
         Ok(Self {
             child,
             addr,
@@ -199,6 +193,16 @@ impl Drop for UpServer {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Keeps reading a child's stdout so it never blocks on a full pipe.
+fn drain(mut stdout: BufReader<std::process::ChildStdout>) {
+    std::thread::spawn(move || {
+        let mut sink = String::new();
+        while stdout.read_line(&mut sink).unwrap_or(0) > 0 {
+            sink.clear();
+        }
+    });
 }
 
 /// Finds the address in `Serving NAME on http://ADDR (...)`.
@@ -257,12 +261,7 @@ impl Server {
             router = router.or(addr("Router listening on http://"));
             api = api.or(addr("API listening on http://"));
         }
-        std::thread::spawn(move || {
-            let mut sink = String::new();
-            while stdout.read_line(&mut sink).unwrap_or(0) > 0 {
-                sink.clear();
-            }
-        });
+        drain(stdout);
         Ok(Self {
             child,
             router: router.expect("set"),

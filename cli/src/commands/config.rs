@@ -17,12 +17,7 @@ pub struct Config {
 
 impl Config {
     pub fn run(self) -> Result<()> {
-        let app = self.target.app()?;
-        let vars =
-            self.target
-                .api
-                .client()?
-                .call(Method::GET, &format!("/apps/{app}/config"), None)?;
+        let (app, vars) = fetch(&self.target)?;
         if self.target.api.json {
             println!("{vars}");
             return Ok(());
@@ -52,12 +47,7 @@ pub struct Get {
 
 impl Get {
     pub fn run(self) -> Result<()> {
-        let app = self.target.app()?;
-        let vars =
-            self.target
-                .api
-                .client()?
-                .call(Method::GET, &format!("/apps/{app}/config"), None)?;
+        let (app, vars) = fetch(&self.target)?;
         match vars.get(&self.key).and_then(Value::as_str) {
             Some(value) => println!("{value}"),
             None => bail!("{} is not set on {app}", self.key),
@@ -106,6 +96,16 @@ impl Unset {
         let changes = self.keys.iter().map(|k| (k.clone(), Value::Null)).collect();
         apply(&self.target, changes, "Unsetting")
     }
+}
+
+/// The app's name and its config vars as a JSON object.
+fn fetch(target: &AppArgs) -> Result<(String, Value)> {
+    let app = target.app()?;
+    let vars = target
+        .api
+        .client()?
+        .call(Method::GET, &format!("/apps/{app}/config"), None)?;
+    Ok((app, vars))
 }
 
 fn apply(target: &AppArgs, changes: BTreeMap<String, Value>, verb: &str) -> Result<()> {

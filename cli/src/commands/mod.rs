@@ -3,6 +3,7 @@
 mod apps;
 mod config;
 mod deploy;
+mod domains;
 mod login;
 mod releases;
 mod server;
@@ -36,6 +37,11 @@ pub enum Command {
     #[command(name = "releases:info")]
     ReleasesInfo(releases::ReleaseInfo),
     Rollback(releases::Rollback),
+    Domains(domains::Domains),
+    #[command(name = "domains:add")]
+    DomainsAdd(domains::Add),
+    #[command(name = "domains:remove")]
+    DomainsRemove(domains::Remove),
 }
 
 impl Command {
@@ -56,6 +62,9 @@ impl Command {
             Command::Releases(cmd) => cmd.run(),
             Command::ReleasesInfo(cmd) => cmd.run(),
             Command::Rollback(cmd) => cmd.run(),
+            Command::Domains(cmd) => cmd.run(),
+            Command::DomainsAdd(cmd) => cmd.run(),
+            Command::DomainsRemove(cmd) => cmd.run(),
         }
     }
 }

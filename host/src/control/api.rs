@@ -218,6 +218,22 @@ async fn route(platform: Arc<Platform>, req: hyper::Request<Incoming>) -> ApiRes
         (Method::POST, ["apps", app, "deploy"]) => {
             deploy(platform.clone(), app.to_string(), req).await
         }
+        (Method::GET, ["apps", app, "domains"]) => json_ok(&store.app(app)?.domains),
+        (Method::POST, ["apps", app, "domains"]) => {
+            let body: Value = read_json(req).await?;
+            let domain = body["domain"]
+                .as_str()
+                .ok_or_else(|| ApiError::new(StatusCode::BAD_REQUEST, "body needs a \"domain\""))?;
+            let record = store.add_domain(app, domain)?;
+            let added = super::store::normalize_domain(domain)?;
+            platform.domain_added(&added, app);
+            json_status(StatusCode::CREATED, &record.domains)
+        }
+        (Method::DELETE, ["apps", app, "domains", domain]) => {
+            let record = store.remove_domain(app, domain)?;
+            platform.domain_removed(&super::store::normalize_domain(domain)?);
+            json_ok(&record.domains)
+        }
         (Method::GET, ["apps", app, "builds"]) => {
             store.app(app)?;
             json_ok(&store.builds(app)?)

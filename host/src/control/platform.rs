@@ -101,6 +101,16 @@ impl Platform {
         });
     }
 
+    /// Routes `domain` to `app` from now on.
+    pub fn domain_added(&self, domain: &str, app: &str) {
+        self.table.add_domain(domain, app);
+    }
+
+    /// Stops routing `domain`.
+    pub fn domain_removed(&self, domain: &str) {
+        self.table.remove_domain(domain);
+    }
+
     /// Removes an app from the router.
     pub fn app_destroyed(&self, app: &str) {
         self.table.remove_app(app);

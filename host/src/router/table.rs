@@ -71,6 +71,16 @@ impl RouteTable {
         });
     }
 
+    /// Stops routing `domain`.
+    pub fn remove_domain(&self, domain: &str) {
+        let domain = domain.to_ascii_lowercase();
+        self.entries.rcu(|old| {
+            let mut new = Entries::clone(old);
+            new.domains.remove(&domain);
+            new
+        });
+    }
+
     /// Requests whose Host matches no app go to `app`.
     pub fn set_default(&self, app: Option<&str>) {
         self.entries.rcu(|old| {
@@ -133,6 +143,12 @@ mod tests {
         table.set_default(Some("hello"));
         assert_eq!(name(Some("127.0.0.1:8080")).as_deref(), Some("hello"));
         assert_eq!(name(None).as_deref(), Some("hello"));
+        table.remove_domain("example.com");
+        assert_eq!(
+            name(Some("example.com")).as_deref(),
+            Some("hello"),
+            "default app"
+        );
         table.remove_app("hello");
         assert_eq!(name(Some("hello.localhost")), None);
     }

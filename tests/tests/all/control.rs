@@ -196,3 +196,61 @@ fn custom_heroku_contract_buildpack_deploys() {
     assert!(log.contains("Assembling app"), "{log}");
     assert_eq!(server.get("shelly", "/").status(), 200);
 }
+
+#[test]
+fn custom_domains_route_to_their_app() {
+    let home = tempfile::tempdir().unwrap();
+    let src = tempfile::tempdir().unwrap();
+    wasm_app(src.path());
+    let server = Server::start(home.path()).unwrap();
+    assert!(server
+        .cli(src.path(), &["deploy", "-a", "site"])
+        .status
+        .success());
+    let by_host = |host: &str| {
+        client()
+            .get(format!("http://{}/", server.router))
+            .header("host", host)
+            .send()
+            .unwrap()
+            .status()
+            .as_u16()
+    };
+    assert_eq!(
+        by_host("www.example.test"),
+        404,
+        "unknown hosts are not routed"
+    );
+
+    let out = server.cli(
+        src.path(),
+        &["domains:add", "WWW.Example.test", "-a", "site"],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(by_host("www.example.test:8080"), 200);
+    let out = server.cli(src.path(), &["domains", "-a", "site", "--json"]);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        r#"["www.example.test"]"#
+    );
+
+    let out = server.cli(src.path(), &["apps:create", "other"]);
+    assert!(out.status.success());
+    let taken = server.cli(
+        src.path(),
+        &["domains:add", "www.example.test", "-a", "other"],
+    );
+    assert!(!taken.status.success());
+    assert!(
+        text(&taken).contains("already used by app"),
+        "{}",
+        text(&taken)
+    );
+
+    let out = server.cli(
+        src.path(),
+        &["domains:remove", "www.example.test", "-a", "site"],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(by_host("www.example.test"), 404);
+}
