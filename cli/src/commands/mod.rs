@@ -4,6 +4,7 @@ mod apps;
 mod config;
 mod deploy;
 mod domains;
+mod healthcheck;
 mod login;
 mod releases;
 mod server;
@@ -37,6 +38,8 @@ pub enum Command {
     #[command(name = "releases:info")]
     ReleasesInfo(releases::ReleaseInfo),
     Rollback(releases::Rollback),
+    #[command(name = "healthcheck:set")]
+    HealthcheckSet(healthcheck::Set),
     Domains(domains::Domains),
     #[command(name = "domains:add")]
     DomainsAdd(domains::Add),
@@ -62,6 +65,7 @@ impl Command {
             Command::Releases(cmd) => cmd.run(),
             Command::ReleasesInfo(cmd) => cmd.run(),
             Command::Rollback(cmd) => cmd.run(),
+            Command::HealthcheckSet(cmd) => cmd.run(),
             Command::Domains(cmd) => cmd.run(),
             Command::DomainsAdd(cmd) => cmd.run(),
             Command::DomainsRemove(cmd) => cmd.run(),

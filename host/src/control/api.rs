@@ -119,6 +119,26 @@ async fn route(platform: Arc<Platform>, req: hyper::Request<Incoming>) -> ApiRes
                 "url": platform.app_url(app),
             }))
         }
+        (Method::PATCH, ["apps", app, "healthcheck"]) => {
+            let body: Value = read_json(req).await?;
+            let path = body["path"].as_str().map(str::to_string);
+            if path.as_deref().is_some_and(|p| !p.starts_with('/')) {
+                return Err(ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "a health check path starts with /",
+                ));
+            }
+            let timeout_ms = body["timeout_ms"].as_u64();
+            let record = store.update_app(app, |record| {
+                if let Some(path) = &path {
+                    record.healthcheck.path = path.clone();
+                }
+                if let Some(timeout_ms) = timeout_ms {
+                    record.healthcheck.timeout_ms = timeout_ms;
+                }
+            })?;
+            json_ok(&record.healthcheck)
+        }
         (Method::DELETE, ["apps", app]) => {
             let _guard = platform.lock(app).await;
             store.destroy_app(app)?;

@@ -254,3 +254,36 @@ fn custom_domains_route_to_their_app() {
     assert!(out.status.success(), "{}", text(&out));
     assert_eq!(by_host("www.example.test"), 404);
 }
+
+#[test]
+fn failing_health_check_keeps_the_old_release_serving() {
+    let home = tempfile::tempdir().unwrap();
+    let src = tempfile::tempdir().unwrap();
+    wasm_app(src.path());
+    let server = Server::start(home.path()).unwrap();
+    assert!(server
+        .cli(src.path(), &["deploy", "-a", "steady"])
+        .status
+        .success());
+
+    // The next release's web process traps on its health check path.
+    let out = server.cli(src.path(), &["healthcheck:set", "/trap", "-a", "steady"]);
+    assert!(out.status.success(), "{}", text(&out));
+    std::fs::remove_file(src.path().join("hello.wasm")).unwrap();
+    std::fs::copy(example("hostile"), src.path().join("hostile.wasm")).unwrap();
+    let out = server.cli(src.path(), &["deploy", "-a", "steady"]);
+    let log = text(&out);
+    assert!(!out.status.success(), "{log}");
+    assert!(log.contains("health check failed"), "{log}");
+
+    let body = server.get("steady", "/").text().unwrap();
+    assert!(
+        body.contains("Hello from wpaas!"),
+        "v1 still serves: {body}"
+    );
+    let out = server.cli(src.path(), &["releases", "-a", "steady", "--json"]);
+    let releases: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(releases[0]["version"], 2);
+    assert_eq!(releases[0]["status"]["state"], "failed");
+    assert_eq!(releases[1]["status"]["state"], "succeeded");
+}

@@ -1,0 +1,44 @@
+//! `healthcheck:set PATH [--timeout 10s]`: what a new release must answer
+//! before it receives traffic.
+
+use std::time::Duration;
+
+use anyhow::Result;
+use reqwest::Method;
+use serde_json::json;
+use wpaas_host::runtime::limits::parse_duration;
+
+use super::target::AppArgs;
+
+/// Set the health check path (and timeout) new releases must pass.
+#[derive(clap::Args)]
+pub struct Set {
+    /// The path requested with GET; any status below 500 passes.
+    path: String,
+    /// How long the check may take (e.g. 10s, 500ms).
+    #[arg(long, value_parser = parse_duration)]
+    timeout: Option<Duration>,
+    #[command(flatten)]
+    target: AppArgs,
+}
+
+impl Set {
+    pub fn run(self) -> Result<()> {
+        let app = self.target.app()?;
+        let mut body = json!({ "path": self.path });
+        if let Some(timeout) = self.timeout {
+            body["timeout_ms"] = json!(timeout.as_millis() as u64);
+        }
+        let check = self.target.api.client()?.call(
+            Method::PATCH,
+            &format!("/apps/{app}/healthcheck"),
+            Some(body),
+        )?;
+        println!(
+            "Health check for {app}: GET {} within {} ms",
+            check["path"].as_str().unwrap_or(""),
+            check["timeout_ms"]
+        );
+        Ok(())
+    }
+}
