@@ -279,6 +279,15 @@ impl std::str::FromStr for Procfile {
 
 /// The `.wasm` files under `dir`, relative, sorted (skipping `target/`, `.git/`).
 pub(crate) fn wasm_files(dir: &Path) -> Vec<String> {
+    files_with_ext(dir, "wasm")
+        .into_iter()
+        .map(|rel| rel.to_string_lossy().into_owned())
+        .collect()
+}
+
+/// Files with extension `ext` under `dir`, relative, sorted; `target/` and
+/// `.git/` are not looked into.
+pub(crate) fn files_with_ext(dir: &Path, ext: &str) -> Vec<std::path::PathBuf> {
     let mut found = Vec::new();
     let walker = ignore::WalkBuilder::new(dir)
         .standard_filters(false)
@@ -289,9 +298,9 @@ pub(crate) fn wasm_files(dir: &Path) -> Vec<String> {
         .build();
     for entry in walker.flatten() {
         let is_file = entry.file_type().is_some_and(|t| t.is_file());
-        if is_file && entry.path().extension().is_some_and(|e| e == "wasm") {
+        if is_file && entry.path().extension().is_some_and(|e| e == ext) {
             if let Ok(rel) = entry.path().strip_prefix(dir) {
-                found.push(rel.to_string_lossy().into_owned());
+                found.push(rel.to_path_buf());
             }
         }
     }

@@ -219,36 +219,31 @@ pub fn compile(
 
 /// The `.wasm` file stems of every bin and cdylib target.
 fn artifact_stems(package: &Package) -> Vec<String> {
-    package
-        .targets
-        .iter()
-        .filter(|t| {
-            t.kind
-                .iter()
-                .any(|k| matches!(k, TargetKind::Bin | TargetKind::CDyLib))
-        })
-        .map(|t| {
-            if t.kind.iter().any(|k| matches!(k, TargetKind::CDyLib)) {
-                t.name.replace('-', "_")
-            } else {
-                t.name.clone()
-            }
-        })
-        .collect()
+    wasm_targets(package).map(wasm_stem).collect()
+}
+
+/// The package's targets that build to a `.wasm`: bins and cdylibs.
+fn wasm_targets(package: &Package) -> impl Iterator<Item = &cargo_metadata::Target> {
+    package.targets.iter().filter(|t| {
+        t.kind
+            .iter()
+            .any(|k| matches!(k, TargetKind::Bin | TargetKind::CDyLib))
+    })
+}
+
+/// The file stem cargo gives a target's `.wasm` (cdylibs use underscores).
+fn wasm_stem(target: &cargo_metadata::Target) -> String {
+    if target.kind.iter().any(|k| matches!(k, TargetKind::CDyLib)) {
+        target.name.replace('-', "_")
+    } else {
+        target.name.clone()
+    }
 }
 
 /// The file stem of the package's web artifact: its only bin or cdylib, or
 /// the one named like the package.
 fn pick_artifact(package: &Package) -> Result<String, BuildError> {
-    let candidates: Vec<_> = package
-        .targets
-        .iter()
-        .filter(|t| {
-            t.kind
-                .iter()
-                .any(|k| matches!(k, TargetKind::Bin | TargetKind::CDyLib))
-        })
-        .collect();
+    let candidates: Vec<_> = wasm_targets(package).collect();
     let chosen = match candidates.as_slice() {
         [] => {
             return Err(BuildError::NoArtifact(format!(
@@ -270,10 +265,5 @@ fn pick_artifact(package: &Package) -> Result<String, BuildError> {
                 ))
             })?,
     };
-    let is_lib = chosen.kind.iter().any(|k| matches!(k, TargetKind::CDyLib));
-    Ok(if is_lib {
-        chosen.name.replace('-', "_")
-    } else {
-        chosen.name.clone()
-    })
+    Ok(wasm_stem(chosen))
 }

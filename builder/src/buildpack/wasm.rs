@@ -1,32 +1,10 @@
 //! The `wasm` buildpack: ready `.wasm` (and `.wat`) files, used as they are.
 
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use super::{io_err, BuildError, Compiled, Ctx};
-
-/// Files with extension `ext` under `dir`, relative, sorted; `target/` and
-/// `.git/` are not looked into.
-fn files_with_ext(dir: &Path, ext: &str) -> Vec<PathBuf> {
-    let mut found = Vec::new();
-    let walker = ignore::WalkBuilder::new(dir)
-        .standard_filters(false)
-        .follow_links(false)
-        .filter_entry(|e| {
-            e.depth() == 0 || !matches!(e.file_name().to_str(), Some(".git") | Some("target"))
-        })
-        .build();
-    for entry in walker.flatten() {
-        let is_file = entry.file_type().is_some_and(|t| t.is_file());
-        if is_file && entry.path().extension().is_some_and(|e| e == ext) {
-            if let Ok(rel) = entry.path().strip_prefix(dir) {
-                found.push(rel.to_path_buf());
-            }
-        }
-    }
-    found.sort();
-    found
-}
+use crate::procfile::files_with_ext;
 
 /// Whether the source holds `.wasm` or `.wat` files.
 pub(super) fn detect(slug: &Path) -> bool {
