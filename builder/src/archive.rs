@@ -4,7 +4,8 @@
 //! [`pack`] honours `.gitignore` and `.wpaasignore` and never includes
 //! `.git/` or `target/` directories; entries are sorted and their metadata
 //! normalised (mtime 0, uid/gid 0, mode 0644/0755), so the same tree packs
-//! to the same bytes.
+//! to the same bytes. [`pack_tree`] packs several directories of one tree
+//! the same way, at their paths below its root.
 //!
 //! [`unpack`] accepts only regular files, directories and links that stay
 //! inside the destination, counts the uncompressed bytes as it reads, and
@@ -113,6 +114,50 @@ pub struct UnpackStats {
 /// `.wpaasignore` (hidden files are included) and skipping `.git/` and
 /// `target/` directories at any depth.
 pub fn pack(dir: &Path) -> Result<Vec<u8>, ArchiveError> {
+    gzip(&tar_paths(dir, &source_paths(dir)?)?)
+}
+
+/// Packs parts of the tree at `root` as one deterministic tar.gz: each of
+/// `dirs` walked as [`pack`] walks a directory, then each of `files`, all
+/// stored at their paths relative to `root`; then the `generated` files
+/// (path, contents), mode 0644.
+pub fn pack_tree(
+    root: &Path,
+    dirs: &[PathBuf],
+    files: &[PathBuf],
+    generated: &[(PathBuf, Vec<u8>)],
+) -> Result<Vec<u8>, ArchiveError> {
+    let mut paths = Vec::new();
+    for dir in dirs {
+        if dir.as_os_str().is_empty() {
+            paths.extend(source_paths(root)?);
+        } else {
+            paths.push(dir.clone());
+            paths.extend(
+                source_paths(&root.join(dir))?
+                    .into_iter()
+                    .map(|p| dir.join(p)),
+            );
+        }
+    }
+    paths.extend(files.iter().cloned());
+    let mut builder = tar::Builder::new(Vec::new());
+    append_paths(&mut builder, root, &paths)?;
+    for (path, data) in generated {
+        let mut header = normalised_header();
+        header.set_entry_type(EntryType::Regular);
+        header.set_mode(0o644);
+        header.set_size(data.len() as u64);
+        builder
+            .append_data(&mut header, path, data.as_slice())
+            .map_err(io_err(format!("packing {}", path.display())))?;
+    }
+    gzip(&builder.into_inner().map_err(io_err("finishing the tar"))?)
+}
+
+/// The paths under `dir` that an upload holds (see [`pack`]), relative to
+/// `dir`, sorted.
+fn source_paths(dir: &Path) -> Result<Vec<PathBuf>, ArchiveError> {
     let walker = ignore::WalkBuilder::new(dir)
         .hidden(false)
         .parents(false)
@@ -144,7 +189,7 @@ pub fn pack(dir: &Path) -> Result<Vec<u8>, ArchiveError> {
             .to_path_buf();
         paths.push(rel);
     }
-    gzip(&tar_paths(dir, &paths)?)
+    Ok(paths)
 }
 
 /// Every path under `dir` (nothing ignored), sorted.
@@ -171,14 +216,29 @@ pub(crate) fn all_paths(dir: &Path) -> Result<Vec<PathBuf>, ArchiveError> {
 /// and executables, 0644 otherwise.
 pub(crate) fn tar_paths(dir: &Path, paths: &[PathBuf]) -> Result<Vec<u8>, ArchiveError> {
     let mut builder = tar::Builder::new(Vec::new());
+    append_paths(&mut builder, dir, paths)?;
+    builder.into_inner().map_err(io_err("finishing the tar"))
+}
+
+fn normalised_header() -> Header {
+    let mut header = Header::new_gnu();
+    header.set_mtime(0);
+    header.set_uid(0);
+    header.set_gid(0);
+    header
+}
+
+/// Appends `paths` (relative to `dir`) as [`tar_paths`] describes.
+fn append_paths(
+    builder: &mut tar::Builder<Vec<u8>>,
+    dir: &Path,
+    paths: &[PathBuf],
+) -> Result<(), ArchiveError> {
     for rel in paths {
         let full = dir.join(rel);
         let meta =
             fs::symlink_metadata(&full).map_err(io_err(format!("reading {}", full.display())))?;
-        let mut header = Header::new_gnu();
-        header.set_mtime(0);
-        header.set_uid(0);
-        header.set_gid(0);
+        let mut header = normalised_header();
         let fail = io_err(format!("packing {}", rel.display()));
         if meta.is_dir() {
             header.set_entry_type(EntryType::Directory);
@@ -206,7 +266,7 @@ pub(crate) fn tar_paths(dir: &Path, paths: &[PathBuf]) -> Result<Vec<u8>, Archiv
         }
         // Sockets, fifos and devices in a source tree are skipped.
     }
-    builder.into_inner().map_err(io_err("finishing the tar"))
+    Ok(())
 }
 
 #[cfg(unix)]

@@ -2,6 +2,8 @@
 //!
 //! * [`archive`] packs a source directory and unpacks untrusted uploads.
 //! * [`procfile`] parses and validates Procfiles.
+//! * [`source`] finds an app's path dependencies outside its directory,
+//!   packs them with it, and locates the app in such an upload.
 //! * [`slug`] digests and packs a built slug.
 //! * [`buildpack`] detects and runs a buildpack: the build entry point.
 //! * [`rust`] is the Rust compile step (also used by `wpaas up`).
@@ -12,4 +14,5 @@ mod exec;
 pub mod procfile;
 pub mod rust;
 pub mod slug;
+pub mod source;
 pub mod target;

@@ -3,8 +3,11 @@
 //! # How an app is built
 //!
 //! The source is copied into the (empty) slug directory — without `.git/`
-//! and `target/` — and one buildpack builds it there. The first that claims
-//! the source wins, in this order:
+//! and `target/` — and one buildpack builds it there. (When the upload has
+//! a `.wpaas/app-dir` marker — an app uploaded with path dependencies from
+//! outside its directory, see [`crate::source`] — the source is the
+//! directory the marker names.) The first buildpack that claims the source
+//! wins, in this order:
 //!
 //! 1. **custom** — when one is chosen for the app (`wpaas buildpacks:set
 //!    PATH`), or the source has a `.buildpacks` file whose first line that is
@@ -173,6 +176,9 @@ pub enum BuildError {
         /// Why, e.g. " (3 .wasm files: which is web?)".
         hint: String,
     },
+    /// The upload's `.wpaas/app-dir` marker does not name a directory in it.
+    #[error(transparent)]
+    AppDir(#[from] crate::source::BadMarker),
     /// The time limit passed; the running step was killed.
     #[error("the build timed out after {}s and was stopped", .0.as_secs_f64())]
     TimedOut(Duration),
@@ -225,8 +231,27 @@ impl Ctx<'_> {
 }
 
 /// Builds `req.source_dir` into `req.slug_dir`, streaming output to `log`.
+///
+/// An upload that carries path dependencies has a `.wpaas/app-dir` marker
+/// ([`crate::source`]): the directory it names is built as the app, with
+/// the rest of the tree left where it is so relative paths resolve.
 pub fn build(req: &BuildRequest, log: &mut dyn FnMut(&str)) -> Result<BuildOutput, BuildError> {
     let deadline = Instant::now() + req.timeout;
+    let app_req;
+    let req = match crate::source::locate_app(&req.source_dir)? {
+        Some(app) => {
+            log(&format!(
+                "-----> Building {} (uploaded with its path dependencies)",
+                app.name
+            ));
+            app_req = BuildRequest {
+                source_dir: app.path,
+                ..req.clone()
+            };
+            &app_req
+        }
+        None => req,
+    };
     let slug = &req.slug_dir;
     fs::create_dir_all(slug).map_err(io_err(format!("creating {}", slug.display())))?;
     if fs::read_dir(slug)

@@ -298,3 +298,47 @@ fn rust_buildpack_builds_the_hello_example() {
     assert!(req.slug_dir.join(&web.wasm).is_file());
     assert!(lines.contains(&"       Default types for buildpack -> web".to_string()));
 }
+
+#[test]
+fn an_upload_with_a_marker_builds_the_app_dir_only() {
+    let d = dirs();
+    fs::create_dir_all(d.src.join("apps/web")).unwrap();
+    fs::create_dir_all(d.src.join("libs/shared")).unwrap();
+    fs::create_dir_all(d.src.join(".wpaas")).unwrap();
+    fs::write(d.src.join(".wpaas/app-dir"), "apps/web\n").unwrap();
+    fs::write(
+        d.src.join("apps/web/app.wat"),
+        "(module (func (export \"_start\")))",
+    )
+    .unwrap();
+    fs::write(d.src.join("libs/shared/other.wat"), "(module)").unwrap();
+    let (out, lines) = run(&d.req);
+    let out = out.unwrap_or_else(|e| panic!("{e}\n{}", lines.join("\n")));
+    assert_eq!(
+        lines[..2],
+        [
+            "-----> Building apps/web (uploaded with its path dependencies)",
+            "-----> WebAssembly app detected"
+        ]
+    );
+    assert_eq!(out.procfile.to_string(), "web: app.wasm\n");
+    let slug = &d.req.slug_dir;
+    assert!(slug.join("app.wasm").is_file());
+    assert!(!slug.join("libs").exists() && !slug.join(".wpaas").exists());
+}
+
+#[test]
+fn a_bad_marker_fails_the_build() {
+    let d = dirs();
+    fs::create_dir_all(d.src.join(".wpaas")).unwrap();
+    fs::write(d.src.join(".wpaas/app-dir"), "../elsewhere\n").unwrap();
+    fs::write(d.src.join("app.wat"), "(module)").unwrap();
+    let (out, _) = run(&d.req);
+    let err = out.unwrap_err();
+    assert!(matches!(err, BuildError::AppDir(_)), "{err}");
+    assert_eq!(
+        err.to_string(),
+        "the upload's .wpaas/app-dir marker is invalid: \"../elsewhere\" contains `..`"
+    );
+    assert!(!d.req.slug_dir.join("app.wasm").exists());
+}

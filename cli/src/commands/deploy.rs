@@ -1,4 +1,5 @@
-//! `wpaas deploy [DIR]`: pack the source, upload it, stream the build.
+//! `wpaas deploy [DIR]`: pack the source (with its path dependencies),
+//! upload it, stream the build.
 
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
@@ -13,7 +14,8 @@ use super::target::AppArgs;
 /// Deploy a source directory: build it on the server and release it.
 #[derive(clap::Args)]
 pub struct Deploy {
-    /// The source directory (default: the current directory).
+    /// The source directory (default: the current directory). Cargo path
+    /// dependencies outside it are uploaded with it.
     #[arg(default_value = ".")]
     dir: PathBuf,
     #[command(flatten)]
@@ -43,7 +45,18 @@ impl Deploy {
             Err(err) if err.to_string().contains("already exists") => {}
             Err(err) => return Err(err),
         }
-        let tarball = wpaas_builder::archive::pack(&self.dir)
+        // Path dependencies outside DIR (like examples/hello's ../../sdk)
+        // are uploaded with it; the server builds DIR inside that tree.
+        let upload = wpaas_builder::source::Upload::plan(&self.dir)
+            .with_context(|| format!("could not read {}", self.dir.display()))?;
+        for dep in upload.dependencies() {
+            eprintln!("Including path dependency {}", dep.display());
+        }
+        for manifest in upload.workspace_manifests() {
+            eprintln!("Including workspace manifest {}", manifest.display());
+        }
+        let tarball = upload
+            .pack()
             .with_context(|| format!("could not pack {}", self.dir.display()))?;
         eprintln!("Uploading source ({} KiB)...", tarball.len() / 1024);
         let response = api.upload(&format!("/apps/{app}/deploy"), tarball)?;

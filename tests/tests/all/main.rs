@@ -5,4 +5,5 @@ mod components;
 mod control;
 mod lifecycle;
 mod sandbox;
+mod source;
 mod wagi;
