@@ -6,6 +6,7 @@ mod deploy;
 mod domains;
 mod healthcheck;
 mod login;
+mod ps;
 mod releases;
 mod server;
 mod target;
@@ -40,6 +41,11 @@ pub enum Command {
     Rollback(releases::Rollback),
     #[command(name = "healthcheck:set")]
     HealthcheckSet(healthcheck::Set),
+    Ps(ps::Ps),
+    #[command(name = "ps:scale")]
+    PsScale(ps::Scale),
+    #[command(name = "ps:restart")]
+    PsRestart(ps::Restart),
     Domains(domains::Domains),
     #[command(name = "domains:add")]
     DomainsAdd(domains::Add),
@@ -66,6 +72,9 @@ impl Command {
             Command::ReleasesInfo(cmd) => cmd.run(),
             Command::Rollback(cmd) => cmd.run(),
             Command::HealthcheckSet(cmd) => cmd.run(),
+            Command::Ps(cmd) => cmd.run(),
+            Command::PsScale(cmd) => cmd.run(),
+            Command::PsRestart(cmd) => cmd.run(),
             Command::Domains(cmd) => cmd.run(),
             Command::DomainsAdd(cmd) => cmd.run(),
             Command::DomainsRemove(cmd) => cmd.run(),

@@ -11,7 +11,7 @@
 //! |               | the wasm call stack)                               |
 //! | `/loop`        | infinite CPU loop                                  |
 //! | `/memory`      | allocates and touches 1 MiB blocks forever         |
-//! | `/sleep?ms=N`  | sleeps N ms, then `200 slept N ms`                 |
+//! | `/sleep?ms=N`  | sleeps N ms, then `200 slept N ms on $DYNO`        |
 //! | `/error`       | handler returns an error (the SDK's 500)           |
 //! | anything else  | `404 not found`                                    |
 
@@ -52,7 +52,8 @@ fn handle(req: Request) -> anyhow::Result<Response> {
                 .ok_or_else(|| anyhow::anyhow!("missing ?ms="))?
                 .parse()?;
             std::thread::sleep(std::time::Duration::from_millis(ms));
-            Ok(Response::text(format!("slept {ms} ms")))
+            let dyno = std::env::var("DYNO").unwrap_or_default();
+            Ok(Response::text(format!("slept {ms} ms on {dyno}")))
         }
         "/error" => Err(anyhow::anyhow!("deliberate failure")),
         _ => Ok(Response::new(404).with_body("not found")),

@@ -16,7 +16,7 @@ use hyper::body::{Frame, Incoming};
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use super::platform::{build_dir, LogSink, Platform};
+use super::platform::{build_dir, replicas, LogSink, Platform};
 use super::store::StoreError;
 use super::token::constant_time_eq;
 use crate::runtime::BoxBody;
@@ -254,6 +254,25 @@ async fn route(platform: Arc<Platform>, req: hyper::Request<Incoming>) -> ApiRes
             platform.domain_removed(&super::store::normalize_domain(domain)?);
             json_ok(&record.domains)
         }
+        (Method::GET, ["apps", app, "ps"]) => json_ok(&processes(&platform, app)?),
+        (Method::PATCH, ["apps", app, "formation"]) => {
+            let changes: BTreeMap<String, u32> = read_json(req).await?;
+            if changes.is_empty() {
+                return Err(ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "no process types given; use e.g. {\"web\": 2}",
+                ));
+            }
+            store.app(app)?;
+            platform.scale(app, &changes).await?;
+            json_ok(&processes(&platform, app)?)
+        }
+        (Method::POST, ["apps", app, "ps", "restart"]) => {
+            let body: Value = read_json(req).await?;
+            store.app(app)?;
+            platform.restart(app, body["type"].as_str()).await?;
+            json_ok(&processes(&platform, app)?)
+        }
         (Method::GET, ["apps", app, "builds"]) => {
             store.app(app)?;
             json_ok(&store.builds(app)?)
@@ -263,6 +282,44 @@ async fn route(platform: Arc<Platform>, req: hyper::Request<Incoming>) -> ApiRes
             format!("no API route {path}"),
         )),
     }
+}
+
+/// `ps`: each process type of the current release with its command, the
+/// formation's replica count and, for running web replicas, live numbers.
+fn processes(platform: &Platform, app: &str) -> Result<Vec<Value>, ApiError> {
+    let store = platform.store();
+    let record = store.app(app)?;
+    let Some(release) = store.current_release(app)? else {
+        return Ok(Vec::new());
+    };
+    let web = platform.web_status(app).unwrap_or_default();
+    Ok(release
+        .process_types
+        .iter()
+        .map(|(kind, command)| {
+            let running: Vec<Value> = if kind == "web" {
+                web.iter()
+                    .map(|r| {
+                        json!({
+                            "name": r.name,
+                            "state": "up",
+                            "since": humantime::format_rfc3339_seconds(r.since).to_string(),
+                            "in_flight": r.in_flight,
+                            "served": r.served,
+                        })
+                    })
+                    .collect()
+            } else {
+                Vec::new()
+            };
+            json!({
+                "type": kind,
+                "command": command,
+                "quantity": replicas(&record, kind),
+                "replicas": running,
+            })
+        })
+        .collect())
 }
 
 /// The newest succeeded release older than `current`.

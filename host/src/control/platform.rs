@@ -16,7 +16,7 @@ use http_body_util::{BodyExt, Empty};
 
 use super::store::{App, Release, ReleaseDraft, Store};
 use crate::router::{AppRoute, RouteTable};
-use crate::runtime::{CgiContext, Limits, ProcessEnv, Runtime, WebProcess};
+use crate::runtime::{CgiContext, Limits, ProcessEnv, ReplicaStatus, Runtime, WebProcess};
 
 /// Where log lines of a long operation go (build output, release steps).
 pub type LogSink = tokio::sync::mpsc::UnboundedSender<String>;
@@ -155,7 +155,7 @@ impl Platform {
                 let _ = log.send(line);
             }
         };
-        let web_replicas = app.formation.get("web").copied().unwrap_or(1);
+        let web_replicas = replicas(app, "web");
         let (Some(slug), Some(command)) = (&release.slug, release.command("web")) else {
             // Nothing to serve yet (config before the first deploy, or an
             // app without a web type).
@@ -186,7 +186,7 @@ impl Platform {
                 .await
                 .map_err(|e| anyhow!("loading panicked: {e}"))?
                 .with_context(|| format!("could not load {wasm}"))?;
-        let web = Arc::new(web);
+        let web = Arc::new(web.scaled(web_replicas as usize));
         if log.is_some() {
             say(format!("-----> Health check: GET {}", app.healthcheck.path));
             health_check(
@@ -205,6 +205,74 @@ impl Platform {
         Ok(())
     }
 
+    /// Sets the number of replicas of some process types (`ps:scale`) and
+    /// applies it to `web` at once: more or fewer replicas of the running
+    /// code, no new release. Types must exist in the current release.
+    pub async fn scale(&self, app: &str, changes: &BTreeMap<String, u32>) -> Result<App> {
+        let _guard = self.lock(app).await;
+        let release = self.store.current_release(app)?;
+        let types: Vec<&str> = release
+            .iter()
+            .flat_map(|r| r.process_types.iter().map(|(t, _)| t.as_str()))
+            .collect();
+        for (kind, &count) in changes {
+            if !types.contains(&kind.as_str()) {
+                if types.is_empty() {
+                    bail!("no process type {kind:?}: {app} has not been deployed yet");
+                }
+                bail!(
+                    "no process type {kind:?} in {app}'s current release (it has: {})",
+                    types.join(", ")
+                );
+            }
+            if count > MAX_REPLICAS {
+                bail!("{kind}={count} is too many; at most {MAX_REPLICAS} replicas per type");
+            }
+        }
+        let record = self.store.update_app(app, |record| {
+            for (kind, &count) in changes {
+                record.formation.insert(kind.clone(), count);
+            }
+        })?;
+        if let (Some(release), true) = (&release, changes.contains_key("web")) {
+            let running = self.table.app(app).and_then(|route| route.web.clone());
+            match (running, replicas(&record, "web")) {
+                (Some(web), n) if n > 0 => self.table.set_app(AppRoute {
+                    name: app.to_string(),
+                    web: Some(Arc::new(web.scaled(n as usize))),
+                }),
+                _ => self.activate(&record, release, None).await?,
+            }
+        }
+        Ok(record)
+    }
+
+    /// Restarts an app's processes (`ps:restart [TYPE]`): the current
+    /// release's code is loaded again (from the compiled-code cache) with
+    /// fresh replicas; requests running on the old ones finish there.
+    pub async fn restart(&self, app: &str, kind: Option<&str>) -> Result<()> {
+        let _guard = self.lock(app).await;
+        let record = self.store.app(app)?;
+        let Some(release) = self.store.current_release(app)? else {
+            bail!("{app} has not been deployed yet; nothing to restart");
+        };
+        if let Some(kind) = kind {
+            if release.command(kind).is_none() {
+                bail!("no process type {kind:?} in {app}'s current release");
+            }
+        }
+        if kind.is_none_or(|k| k == "web") {
+            self.activate(&record, &release, None).await?;
+        }
+        Ok(())
+    }
+
+    /// The running web replicas' live numbers, if `web` is running.
+    pub fn web_status(&self, app: &str) -> Option<Vec<ReplicaStatus>> {
+        let route = self.table.app(app)?;
+        Some(route.web.as_ref()?.status())
+    }
+
     /// The slug's files, unpacked once per digest.
     fn unpacked_slug(&self, digest: &str) -> Result<PathBuf> {
         let dir = self.store.home().join("slugs/unpacked").join(digest);
@@ -220,6 +288,19 @@ impl Platform {
             .with_context(|| format!("could not unpack slug {digest}"))?;
         Ok(dir)
     }
+}
+
+/// Most replicas one process type may have (each web replica has its own
+/// concurrency slots; the engine's instance pool is shared).
+pub const MAX_REPLICAS: u32 = 100;
+
+/// Replicas `kind` should run: the formation's number, else Heroku's
+/// default of one `web` and none of anything else.
+pub fn replicas(app: &App, kind: &str) -> u32 {
+    app.formation
+        .get(kind)
+        .copied()
+        .unwrap_or(u32::from(kind == "web"))
 }
 
 /// Splits a Procfile command into the module path and argv (argv[0] is the

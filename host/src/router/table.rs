@@ -90,6 +90,11 @@ impl RouteTable {
         });
     }
 
+    /// The entry of the app called `name`.
+    pub fn app(&self, name: &str) -> Option<Arc<AppRoute>> {
+        self.entries.load().apps.get(name).cloned()
+    }
+
     /// Finds the app for a Host header value (port ignored, case-insensitive):
     /// a custom domain, then `APP.localhost` (or `APP.anything.localhost`),
     /// then the default app.

@@ -46,6 +46,12 @@ impl Admission {
         self.capacity - self.slots.available_permits()
     }
 
+    /// Requests running or waiting now: what "least outstanding requests"
+    /// balancing compares.
+    pub fn outstanding(&self) -> usize {
+        self.in_flight() + self.waiting.load(Ordering::Acquire)
+    }
+
     /// Takes a slot, waiting at most `patience` in the queue.
     pub async fn admit(&self, patience: Duration) -> Result<OwnedSemaphorePermit, Rejected> {
         if let Ok(permit) = self.slots.clone().try_acquire_owned() {

@@ -3,7 +3,6 @@
 //! wasmCloud). Each request gets a fresh instance from a pre-linked
 //! [`ProxyPre`]; bodies stream in both directions.
 
-use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
@@ -57,19 +56,13 @@ impl WasiHttpView for ComponentState {
 /// A linked, ready-to-instantiate HTTP component.
 pub struct HttpComponent {
     pre: ProxyPre<ComponentState>,
-    env: Arc<ProcessEnv>,
     limits: Limits,
 }
 
 impl HttpComponent {
     /// Links `component` against WASI (the full CLI world, so components
     /// built by Rust's wasm32-wasip2 std work) and wasi:http.
-    pub fn new(
-        engine: &Engine,
-        component: &Component,
-        env: Arc<ProcessEnv>,
-        limits: Limits,
-    ) -> Result<Self> {
+    pub fn new(engine: &Engine, component: &Component, limits: Limits) -> Result<Self> {
         let mut linker = Linker::new(engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(anyhow::Error::from)?;
         wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)
@@ -81,21 +74,23 @@ impl HttpComponent {
         let pre = ProxyPre::new(pre)
             .map_err(anyhow::Error::from)
             .context("the component does not export wasi:http/incoming-handler")?;
-        Ok(Self { pre, env, limits })
+        Ok(Self { pre, limits })
     }
 
-    /// Runs one request in a fresh instance. `permit` is held until the
-    /// instance is gone, i.e. after the response body has been written.
+    /// Runs one request in a fresh instance seeing `env`. `permit` is held
+    /// until the instance is gone, i.e. after the response body has been
+    /// written.
     pub async fn serve<B: super::RequestBody>(
         &self,
         req: hyper::Request<B>,
+        env: &ProcessEnv,
         permit: OwnedSemaphorePermit,
     ) -> Result<hyper::Response<BoxBody>, WebError> {
         let deadline = Instant::now() + self.limits.request_timeout;
         let mut store = Store::new(
             self.pre.engine(),
             ComponentState {
-                wasi: self.env.wasi_ctx().build(),
+                wasi: env.wasi_ctx().build(),
                 http: WasiHttpCtx::new(),
                 table: ResourceTable::new(),
                 limits: sandbox::store_limits(&self.limits),

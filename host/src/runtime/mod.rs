@@ -14,9 +14,9 @@ mod error;
 pub mod limits;
 mod sandbox;
 mod wagi;
+mod web;
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use anyhow::Result;
 use bytes::Bytes;
@@ -28,6 +28,8 @@ pub use engine::{EngineConfig, WasmEngine, EPOCH_TICK};
 pub use error::WebError;
 pub use limits::Limits;
 pub use wagi::{CgiContext, WagiModule};
+use web::WebCode;
+pub use web::{ReplicaStatus, WebProcess};
 
 /// Error type of response bodies leaving the host.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -76,7 +78,8 @@ impl Runtime {
     }
 
     /// Loads `path` as a web process: a `wasi:http` component or a WAGI
-    /// module, compiled (or loaded from cache) and linked.
+    /// module, compiled (or loaded from cache) and linked, with one replica
+    /// ([`WebProcess::scaled`] makes more).
     pub fn load_web(
         &self,
         path: &Path,
@@ -85,22 +88,13 @@ impl Runtime {
     ) -> Result<(WebProcess, CacheOutcome)> {
         let engine = self.engine.engine();
         let (compiled, outcome) = self.cache.load(engine, path)?;
-        let env = Arc::new(env);
-        let kind = match compiled {
+        let code = match compiled {
             Compiled::Component(c) => {
-                WebKind::Component(HttpComponent::new(engine, &c, env, limits.clone())?)
+                WebCode::Component(HttpComponent::new(engine, &c, limits.clone())?)
             }
-            Compiled::Module(m) => WebKind::Wagi(WagiModule::new(engine, &m, env, limits.clone())?),
+            Compiled::Module(m) => WebCode::Wagi(WagiModule::new(engine, &m, limits.clone())?),
         };
-        let admission = Admission::new(limits.max_concurrency, limits.max_queue);
-        Ok((
-            WebProcess {
-                kind,
-                admission,
-                limits,
-            },
-            outcome,
-        ))
+        Ok((WebProcess::new(code, env, limits, 1), outcome))
     }
 }
 
@@ -124,50 +118,5 @@ impl ProcessEnv {
             .inherit_stdout()
             .inherit_stderr();
         builder
-    }
-}
-
-enum WebKind {
-    Component(HttpComponent),
-    Wagi(WagiModule),
-}
-
-/// A loaded web process: its code, its capacity and its limits.
-pub struct WebProcess {
-    kind: WebKind,
-    admission: Admission,
-    limits: Limits,
-}
-
-impl WebProcess {
-    /// `"component"` or `"wagi"`, for display.
-    pub fn kind(&self) -> &'static str {
-        match self.kind {
-            WebKind::Component(_) => "wasi:http component",
-            WebKind::Wagi(_) => "WAGI module",
-        }
-    }
-
-    /// The limits this process runs under.
-    pub fn limits(&self) -> &Limits {
-        &self.limits
-    }
-
-    /// Requests running now.
-    pub fn in_flight(&self) -> usize {
-        self.admission.in_flight()
-    }
-
-    /// Serves one request: waits for capacity, then runs a fresh instance.
-    pub async fn serve<B: RequestBody>(
-        &self,
-        req: hyper::Request<B>,
-        cgi: &CgiContext,
-    ) -> Result<hyper::Response<BoxBody>, WebError> {
-        let permit = self.admission.admit(self.limits.request_timeout).await?;
-        match &self.kind {
-            WebKind::Component(c) => c.serve(req, permit).await,
-            WebKind::Wagi(w) => w.serve(req, cgi, permit).await,
-        }
     }
 }

@@ -3,7 +3,6 @@
 //! and the module's stdout is parsed as a CGI response.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
@@ -35,7 +34,6 @@ impl sandbox::HasLimits for WagiState {
 /// A linked WAGI module.
 pub struct WagiModule {
     pre: InstancePre<WagiState>,
-    env: Arc<ProcessEnv>,
     limits: Limits,
 }
 
@@ -49,12 +47,7 @@ pub struct CgiContext {
 
 impl WagiModule {
     /// Links `module` against WASI preview 1.
-    pub fn new(
-        engine: &Engine,
-        module: &Module,
-        env: Arc<ProcessEnv>,
-        limits: Limits,
-    ) -> Result<Self> {
+    pub fn new(engine: &Engine, module: &Module, limits: Limits) -> Result<Self> {
         let mut linker = Linker::new(engine);
         wasmtime_wasi::p1::add_to_linker_async(&mut linker, |s: &mut WagiState| &mut s.wasi)
             .map_err(anyhow::Error::from)?;
@@ -65,7 +58,7 @@ impl WagiModule {
         if module.get_export("_start").is_none() {
             anyhow::bail!("a WAGI module must be a WASI command exporting `_start`");
         }
-        Ok(Self { pre, env, limits })
+        Ok(Self { pre, limits })
     }
 
     /// Runs the module once for `req`.
@@ -73,6 +66,7 @@ impl WagiModule {
         &self,
         req: hyper::Request<B>,
         cgi: &CgiContext,
+        env: &ProcessEnv,
         permit: OwnedSemaphorePermit,
     ) -> Result<hyper::Response<BoxBody>, WebError> {
         let _permit = permit;
@@ -104,7 +98,7 @@ impl WagiModule {
         };
 
         let stdout = MemoryOutputPipe::new(self.limits.max_wagi_output);
-        let mut builder = self.env.wasi_ctx();
+        let mut builder = env.wasi_ctx();
         builder
             .envs(&cgi_variables(&parts, body.len(), cgi))
             .stdin(MemoryInputPipe::new(body))

@@ -287,3 +287,94 @@ fn failing_health_check_keeps_the_old_release_serving() {
     assert_eq!(releases[0]["status"]["state"], "failed");
     assert_eq!(releases[1]["status"]["state"], "succeeded");
 }
+
+#[test]
+fn ps_scale_balances_replicas_and_survives_restart() {
+    let home = tempfile::tempdir().unwrap();
+    let src = tempfile::tempdir().unwrap();
+    std::fs::copy(example("hostile"), src.path().join("hostile.wasm")).unwrap();
+    let server = Server::start(home.path()).unwrap();
+    let cli = |server: &Server, args: &[&str]| {
+        let out = server.cli(src.path(), args);
+        (out.status.success(), text(&out))
+    };
+    let (ok, log) = cli(&server, &["deploy", "-a", "busy"]);
+    assert!(ok, "{log}");
+
+    let (ok, ps) = cli(&server, &["ps", "-a", "busy"]);
+    assert!(ok, "{ps}");
+    assert!(ps.contains("=== web (1): hostile.wasm"), "{ps}");
+    assert!(ps.contains("web.1: up"), "{ps}");
+
+    let (ok, out) = cli(&server, &["ps:scale", "web=4", "-a", "busy"]);
+    assert!(ok, "{out}");
+    assert!(out.contains("now running web at 4"), "{out}");
+    let (_, ps) = cli(&server, &["ps", "-a", "busy"]);
+    for n in 1..=4 {
+        assert!(ps.contains(&format!("web.{n}: up")), "{ps}");
+    }
+
+    // Eight slow requests at once spread over the four replicas (each
+    // answers with its DYNO), instead of piling onto one.
+    let router = server.router;
+    let bodies: Vec<String> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..8)
+            .map(|_| {
+                scope.spawn(move || {
+                    client()
+                        .get(format!("http://{router}/sleep?ms=500"))
+                        .header("host", "busy.localhost")
+                        .send()
+                        .unwrap()
+                        .text()
+                        .unwrap()
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let mut dynos: Vec<&str> = bodies
+        .iter()
+        .map(|b| b.rsplit(' ').next().unwrap().trim())
+        .collect();
+    dynos.sort();
+    dynos.dedup();
+    assert_eq!(dynos, ["web.1", "web.2", "web.3", "web.4"], "{bodies:?}");
+    let out = server.cli(src.path(), &["ps", "-a", "busy", "--json"]);
+    let ps: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let served: u64 = ps[0]["replicas"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["served"].as_u64().unwrap())
+        .sum();
+    assert_eq!(served, 8, "{ps}");
+
+    // Bad input changes nothing.
+    for bad in [&["ps:scale", "worker=2"][..], &["ps:scale", "web=lots"]] {
+        let (ok, out) = cli(&server, &[bad, &["-a", "busy"]].concat());
+        assert!(!ok, "{out}");
+        assert!(out.starts_with("error: "), "{out}");
+    }
+    let (_, out) = cli(&server, &["ps:scale", "worker=2", "-a", "busy"]);
+    assert!(out.contains("no process type \"worker\""), "{out}");
+
+    // web=0: the router answers 503 (H14); back to 2, it serves again.
+    assert!(cli(&server, &["ps:scale", "web=0", "-a", "busy"]).0);
+    assert_eq!(server.get("busy", "/sleep?ms=1").status(), 503);
+    assert!(cli(&server, &["ps:scale", "web=2", "-a", "busy"]).0);
+    assert_eq!(server.get("busy", "/sleep?ms=1").status(), 200);
+    let (ok, out) = cli(&server, &["ps:restart", "web", "-a", "busy"]);
+    assert!(
+        ok && out.contains("Restarting web processes of busy... done"),
+        "{out}"
+    );
+
+    // The formation is durable.
+    server.kill();
+    let server = Server::start(home.path()).unwrap();
+    let (_, ps) = cli(&server, &["ps", "-a", "busy"]);
+    assert!(ps.contains("=== web (2)"), "{ps}");
+    assert!(ps.contains("web.2: up") && !ps.contains("web.3"), "{ps}");
+    assert_eq!(server.get("busy", "/sleep?ms=1").status(), 200);
+}

@@ -1,0 +1,152 @@
+//! `ps`, `ps:scale`, `ps:restart`: the app's formation.
+
+use anyhow::{bail, Result};
+use reqwest::Method;
+use serde_json::{Map, Value};
+
+use super::target::AppArgs;
+
+/// List the app's process types, their commands and replicas.
+#[derive(clap::Args)]
+pub struct Ps {
+    #[command(flatten)]
+    target: AppArgs,
+}
+
+impl Ps {
+    pub fn run(self) -> Result<()> {
+        let app = self.target.app()?;
+        let ps = self
+            .target
+            .api
+            .client()?
+            .call(Method::GET, &format!("/apps/{app}/ps"), None)?;
+        if self.target.api.json {
+            println!("{ps}");
+        } else {
+            print_processes(&app, &ps);
+        }
+        Ok(())
+    }
+}
+
+/// Set replicas per process type: `ps:scale web=4 worker=2`.
+#[derive(clap::Args)]
+pub struct Scale {
+    /// TYPE=N pairs, e.g. web=4.
+    #[arg(required = true, value_name = "TYPE=N")]
+    changes: Vec<String>,
+    #[command(flatten)]
+    target: AppArgs,
+}
+
+impl Scale {
+    pub fn run(self) -> Result<()> {
+        let app = self.target.app()?;
+        let mut changes = Map::new();
+        for change in &self.changes {
+            let (kind, count) = parse_scale(change)?;
+            changes.insert(kind, count.into());
+        }
+        let ps = self.target.api.client()?.call(
+            Method::PATCH,
+            &format!("/apps/{app}/formation"),
+            Some(Value::Object(changes)),
+        )?;
+        let now: Vec<String> = processes(&ps)
+            .map(|p| format!("{} at {}", p["type"].as_str().unwrap_or(""), p["quantity"]))
+            .collect();
+        println!("Scaling processes... done, now running {}", now.join(", "));
+        Ok(())
+    }
+}
+
+/// Restart the app's processes (all, or one type).
+#[derive(clap::Args)]
+pub struct Restart {
+    /// A process type, e.g. web (default: every type).
+    #[arg(value_name = "TYPE")]
+    kind: Option<String>,
+    #[command(flatten)]
+    target: AppArgs,
+}
+
+impl Restart {
+    pub fn run(self) -> Result<()> {
+        let app = self.target.app()?;
+        let what = match &self.kind {
+            Some(kind) => format!("{kind} processes"),
+            None => "all processes".into(),
+        };
+        eprint!("Restarting {what} of {app}... ");
+        self.target.api.client()?.call(
+            Method::POST,
+            &format!("/apps/{app}/ps/restart"),
+            Some(serde_json::json!({ "type": self.kind })),
+        )?;
+        eprintln!("done");
+        Ok(())
+    }
+}
+
+/// `web=4` → ("web", 4), with the mistake named when it is not that.
+fn parse_scale(change: &str) -> Result<(String, u32)> {
+    let Some((kind, count)) = change.split_once('=') else {
+        bail!("{change:?} is not TYPE=N; try e.g. `wpaas ps:scale web=2`");
+    };
+    let Ok(count) = count.parse::<u32>() else {
+        bail!("{count:?} in {change:?} is not a number of replicas; try e.g. web=2");
+    };
+    if kind.is_empty() {
+        bail!("{change:?} names no process type; try e.g. web=2");
+    }
+    Ok((kind.to_string(), count))
+}
+
+fn processes(ps: &Value) -> impl Iterator<Item = &Value> {
+    ps.as_array().into_iter().flatten()
+}
+
+fn print_processes(app: &str, ps: &Value) {
+    if processes(ps).next().is_none() {
+        println!("{app} has no processes; deploy it first (`wpaas deploy`).");
+        return;
+    }
+    for process in processes(ps) {
+        let kind = process["type"].as_str().unwrap_or("");
+        println!(
+            "=== {kind} ({}): {}",
+            process["quantity"],
+            process["command"].as_str().unwrap_or("")
+        );
+        let replicas = process["replicas"].as_array().cloned().unwrap_or_default();
+        for replica in &replicas {
+            println!(
+                "{}: {} since {}  in-flight {}  served {}",
+                replica["name"].as_str().unwrap_or(""),
+                replica["state"].as_str().unwrap_or(""),
+                replica["since"].as_str().unwrap_or(""),
+                replica["in_flight"],
+                replica["served"],
+            );
+        }
+        if replicas.is_empty() && process["quantity"].as_u64().unwrap_or(0) > 0 {
+            println!("(not running: wpaas runs only `web` processes so far)");
+        }
+        println!();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scale_arguments() {
+        assert_eq!(parse_scale("web=4").unwrap(), ("web".into(), 4));
+        assert_eq!(parse_scale("worker=0").unwrap(), ("worker".into(), 0));
+        for bad in ["web", "web=", "web=-1", "web=two", "=3"] {
+            assert!(parse_scale(bad).is_err(), "{bad}");
+        }
+    }
+}
