@@ -36,6 +36,12 @@ pub(super) fn chosen(req: &super::BuildRequest) -> Result<Option<PathBuf>, Build
             req.source_dir.join(line)
         }
     };
+    check(path).map(Some)
+}
+
+/// A usable buildpack directory (it has `bin/detect` and `bin/compile`),
+/// canonicalised.
+pub fn check(path: PathBuf) -> Result<PathBuf, BuildError> {
     let shown = path.display().to_string();
     let bad = |reason: &str| BuildError::BadBuildpack {
         buildpack: shown.clone(),
@@ -49,7 +55,7 @@ pub(super) fn chosen(req: &super::BuildRequest) -> Result<Option<PathBuf>, Build
             return Err(bad(&format!("it has no {script}")));
         }
     }
-    Ok(Some(path.canonicalize().unwrap_or(path)))
+    Ok(path.canonicalize().unwrap_or(path))
 }
 
 fn exit_text(status: ExitStatus) -> String {

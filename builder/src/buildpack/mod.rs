@@ -73,6 +73,7 @@
 //! `Procfile line 3: invalid process type "Web!" (use a-z, 0-9, _ and -, at most 63 characters)`.
 
 mod custom;
+pub use custom::check as check_buildpack;
 mod rust;
 mod wasm;
 

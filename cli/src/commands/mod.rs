@@ -1,6 +1,8 @@
 //! One module per command; each is a clap struct plus `run`.
 
 mod apps;
+mod buildpacks;
+mod builds;
 mod config;
 mod deploy;
 mod domains;
@@ -28,6 +30,14 @@ pub enum Command {
     #[command(name = "apps:destroy")]
     AppsDestroy(apps::Destroy),
     Deploy(deploy::Deploy),
+    Builds(builds::Builds),
+    #[command(name = "builds:output")]
+    BuildsOutput(builds::Output),
+    Buildpacks(buildpacks::Buildpacks),
+    #[command(name = "buildpacks:set")]
+    BuildpacksSet(buildpacks::Set),
+    #[command(name = "buildpacks:clear")]
+    BuildpacksClear(buildpacks::Clear),
     Config(config::Config),
     #[command(name = "config:get")]
     ConfigGet(config::Get),
@@ -64,6 +74,11 @@ impl Command {
             Command::AppsInfo(cmd) => cmd.run(),
             Command::AppsDestroy(cmd) => cmd.run(),
             Command::Deploy(cmd) => cmd.run(),
+            Command::Builds(cmd) => cmd.run(),
+            Command::BuildsOutput(cmd) => cmd.run(),
+            Command::Buildpacks(cmd) => cmd.run(),
+            Command::BuildpacksSet(cmd) => cmd.run(),
+            Command::BuildpacksClear(cmd) => cmd.run(),
             Command::Config(cmd) => cmd.run(),
             Command::ConfigGet(cmd) => cmd.run(),
             Command::ConfigSet(cmd) => cmd.run(),

@@ -7,7 +7,7 @@ use crate::client::Api;
 /// `--api`, `-a/--app`, `--json`.
 #[derive(clap::Args, Clone)]
 pub struct AppArgs {
-    /// The app (default: the current directory's name).
+    /// The app (default: the git remote `wpaas`'s app, else the current directory's name).
     #[arg(short = 'a', long = "app")]
     pub app: Option<String>,
     #[command(flatten)]
@@ -32,11 +32,14 @@ impl ApiArgs {
 }
 
 impl AppArgs {
-    /// `-a`, else the directory name (as Heroku falls back to the git remote
-    /// and Dokku/Deis to the directory).
+    /// `-a`, else the app of the git remote `wpaas` (as Heroku does), else
+    /// the directory name (as Dokku/Deis do).
     pub fn app(&self) -> Result<String> {
         if let Some(app) = &self.app {
             return Ok(app.clone());
+        }
+        if let Some(app) = git_remote_app() {
+            return Ok(app);
         }
         let dir = std::env::current_dir()?;
         let name = dir
@@ -47,5 +50,42 @@ impl AppArgs {
             anyhow::bail!("no app given: use -a APP");
         }
         Ok(name)
+    }
+}
+
+/// The app named by the `wpaas` git remote of the current directory's
+/// repository (`http://HOST/git/APP.git`), if there is one.
+fn git_remote_app() -> Option<String> {
+    let output = std::process::Command::new("git")
+        .args(["remote", "get-url", "wpaas"])
+        .stderr(std::process::Stdio::null())
+        .output()
+        .ok()?;
+    if !output.status.success() {
+        return None;
+    }
+    app_from_remote_url(String::from_utf8_lossy(&output.stdout).trim())
+}
+
+fn app_from_remote_url(url: &str) -> Option<String> {
+    let (_, path) = url.rsplit_once("/git/")?;
+    let app = path.trim_end_matches('/').trim_end_matches(".git");
+    (!app.is_empty() && !app.contains('/')).then(|| app.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn app_from_the_wpaas_remote() {
+        let app = |url| app_from_remote_url(url);
+        assert_eq!(
+            app("http://127.0.0.1:7070/git/hello.git").as_deref(),
+            Some("hello")
+        );
+        assert_eq!(app("http://h:1/git/hello").as_deref(), Some("hello"));
+        assert_eq!(app("https://git.heroku.com/hello.git"), None);
+        assert_eq!(app("http://h/git/"), None);
     }
 }

@@ -172,7 +172,7 @@ async fn route(platform: Arc<Platform>, req: hyper::Request<Incoming>) -> ApiRes
                 (true, false) => format!("Unset {} config vars", keys(&unset)),
                 _ => format!("Set {}; unset {} config vars", keys(&set), keys(&unset)),
             };
-            let (log, _) = tokio::sync::mpsc::unbounded_channel();
+            let log = LogSink::discard();
             let release = platform
                 .release(
                     &app,
@@ -215,7 +215,7 @@ async fn route(platform: Arc<Platform>, req: hyper::Request<Incoming>) -> ApiRes
                 None => previous_version(store, &app, current.version)?,
             };
             let target = store.release(&app, target)?;
-            let (log, _) = tokio::sync::mpsc::unbounded_channel();
+            let log = LogSink::discard();
             let description = format!("Rollback to v{}", target.version);
             let release = platform
                 .release(
@@ -273,6 +273,44 @@ async fn route(platform: Arc<Platform>, req: hyper::Request<Incoming>) -> ApiRes
             platform.restart(app, body["type"].as_str()).await?;
             json_ok(&processes(&platform, app)?)
         }
+        (Method::GET, ["apps", app, "buildpack"]) => {
+            json_ok(&json!({ "buildpack": store.app(app)?.buildpack }))
+        }
+        (Method::PUT, ["apps", app, "buildpack"]) => {
+            let body: Value = read_json(req).await?;
+            let buildpack = match &body["buildpack"] {
+                Value::Null => None,
+                Value::String(path) => Some(check_buildpack(path)?),
+                _ => {
+                    return Err(ApiError::new(
+                        StatusCode::BAD_REQUEST,
+                        "body needs \"buildpack\": a directory path, or null to clear it",
+                    ))
+                }
+            };
+            let record = store.update_app(app, |record| record.buildpack = buildpack.clone())?;
+            json_ok(&json!({ "buildpack": record.buildpack }))
+        }
+        (Method::GET, ["apps", app, "builds", id, "output"]) => {
+            let builds = store.builds(app)?;
+            let build = match *id {
+                "latest" => builds.iter().max_by_key(|b| build_number(&b.id)),
+                id => builds.iter().find(|b| b.id == id),
+            }
+            .ok_or_else(|| {
+                ApiError::new(
+                    StatusCode::NOT_FOUND,
+                    format!("{app} has no build {id}; see `wpaas builds -a {app}`"),
+                )
+            })?;
+            let log = std::fs::read_to_string(store.build_log_path(&build.id)?).unwrap_or_default();
+            let output: String = log
+                .lines()
+                .filter(|line| !line.starts_with(RESULT_PREFIX))
+                .map(|line| format!("{line}\n"))
+                .collect();
+            json_ok(&json!({ "build": build, "output": output }))
+        }
         (Method::GET, ["apps", app, "builds"]) => {
             store.app(app)?;
             json_ok(&store.builds(app)?)
@@ -282,6 +320,24 @@ async fn route(platform: Arc<Platform>, req: hyper::Request<Incoming>) -> ApiRes
             format!("no API route {path}"),
         )),
     }
+}
+
+/// Checks a custom buildpack directory on this machine before it is set.
+fn check_buildpack(path: &str) -> Result<String, ApiError> {
+    if !std::path::Path::new(path).is_absolute() {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!("buildpack {path} must be an absolute directory path on the server"),
+        ));
+    }
+    wpaas_builder::buildpack::check_buildpack(path.into())
+        .map(|p| p.display().to_string())
+        .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()))
+}
+
+/// `b12` → 12, for "latest".
+fn build_number(id: &str) -> u64 {
+    id.trim_start_matches('b').parse().unwrap_or(0)
 }
 
 /// `ps`: each process type of the current release with its command, the
@@ -365,20 +421,20 @@ async fn deploy(platform: Arc<Platform>, app: String, req: hyper::Request<Incomi
             ))
         }
     };
-    let (log, mut lines) = tokio::sync::mpsc::unbounded_channel::<String>();
+    let (log, mut lines) = LogSink::channel();
     tokio::spawn(async move {
         let result = deploy_steps(&platform, &app, body, &log).await;
         let last = match result {
             Ok((version, url)) => {
-                let _ = log.send(format!("-----> Released v{version}: {url}"));
+                log.send(format!("-----> Released v{version}: {url}"));
                 json!({ "release": version, "url": url })
             }
             Err(err) => {
-                let _ = log.send(format!(" !     {err:#}"));
+                log.send(format!(" !     {err:#}"));
                 json!({ "error": format!("{err:#}") })
             }
         };
-        let _ = log.send(format!("{RESULT_PREFIX}{last}"));
+        log.send(format!("{RESULT_PREFIX}{last}"));
     });
     let stream = futures::stream::poll_fn(move |cx| {
         lines
@@ -403,6 +459,9 @@ async fn deploy_steps(
     let _guard = platform.lock(app).await;
     let store = platform.store();
     let build = store.create_build(app)?;
+    if let Err(err) = log.record_to(&store.build_log_path(&build.id)?) {
+        tracing::warn!(app, build = %build.id, "could not write the build log: {err}");
+    }
     let source = build_dir(store.home(), &build.id);
     let slug_dir = source.with_extension("slug");
     let result = async {
@@ -420,14 +479,14 @@ async fn deploy_steps(
         let build_log = log.clone();
         let output = tokio::task::spawn_blocking(move || {
             wpaas_builder::buildpack::build(&request, &mut |line| {
-                let _ = build_log.send(line.to_string());
+                build_log.send(line);
             })
         })
         .await??;
         let (_, packed) = wpaas_builder::slug::pack_slug(&slug_dir)?;
         // The store names slugs by the digest of the stored file.
         let digest = store.put_slug(&packed)?;
-        let _ = log.send(format!(
+        log.send(format!(
             "-----> Compressing... done, {} KiB",
             packed.len() / 1024
         ));

@@ -18,8 +18,7 @@ use super::store::{App, Release, ReleaseDraft, Store};
 use crate::router::{AppRoute, RouteTable};
 use crate::runtime::{CgiContext, Limits, ProcessEnv, ReplicaStatus, Runtime, WebProcess};
 
-/// Where log lines of a long operation go (build output, release steps).
-pub type LogSink = tokio::sync::mpsc::UnboundedSender<String>;
+pub use super::log_sink::LogSink;
 
 /// Shared state of a running `wpaas server`.
 pub struct Platform {
@@ -152,7 +151,7 @@ impl Platform {
     async fn activate(&self, app: &App, release: &Release, log: Option<&LogSink>) -> Result<()> {
         let say = |line: String| {
             if let Some(log) = log {
-                let _ = log.send(line);
+                log.send(line);
             }
         };
         let web_replicas = replicas(app, "web");

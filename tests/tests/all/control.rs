@@ -195,6 +195,33 @@ fn custom_heroku_contract_buildpack_deploys() {
     assert!(out.status.success(), "{log}");
     assert!(log.contains("Assembling app"), "{log}");
     assert_eq!(server.get("shelly", "/").status(), 200);
+
+    // The same buildpack chosen with buildpacks:set instead of .buildpacks.
+    std::fs::remove_file(src.path().join(".buildpacks")).unwrap();
+    let out = server.cli(src.path(), &["buildpacks:set", "/no/such/pack", "-a", "shelly"]);
+    assert!(!out.status.success());
+    assert!(text(&out).contains("no such directory"), "{}", text(&out));
+    let pack_path = pack.path().display().to_string();
+    let out = server.cli(src.path(), &["buildpacks:set", &pack_path, "-a", "shelly"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let out = server.cli(src.path(), &["buildpacks", "-a", "shelly"]);
+    assert!(text(&out).contains(&pack_path), "{}", text(&out));
+    let out = server.cli(src.path(), &["deploy", "-a", "shelly"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("Released v2"), "{}", text(&out));
+
+    // Both builds are listed, and their output kept on disk.
+    let out = server.cli(src.path(), &["builds", "-a", "shelly", "--json"]);
+    let builds: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(builds.as_array().unwrap().len(), 2, "{builds}");
+    let out = server.cli(src.path(), &["builds:output", "-a", "shelly"]);
+    let output = text(&out);
+    assert!(out.status.success(), "{output}");
+    assert!(output.contains("-----> Assembling app"), "{output}");
+    assert!(output.contains("Released v2"), "{output}");
+    assert!(!output.contains("##wpaas-result"), "{output}");
+    let out = server.cli(src.path(), &["builds:output", "b999", "-a", "shelly"]);
+    assert!(!out.status.success());
 }
 
 #[test]
