@@ -7,3 +7,4 @@ mod lifecycle;
 mod sandbox;
 mod source;
 mod wagi;
+mod zero_downtime;
