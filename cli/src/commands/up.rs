@@ -48,6 +48,12 @@ pub struct Up {
     /// On Ctrl-C/SIGTERM, how long in-flight requests may still run.
     #[arg(long, default_value = "30s", value_parser = parse_duration)]
     grace: Duration,
+
+    /// Let the app's outbound HTTP requests reach loopback, private and
+    /// link-local addresses (denied by default). For local development only:
+    /// the app can then reach every service on this machine and its LAN.
+    #[arg(long)]
+    allow_private_network: bool,
 }
 
 impl Up {
@@ -58,6 +64,7 @@ impl Up {
             request_timeout: self.timeout,
             max_concurrency: self.concurrency,
             max_queue: self.queue,
+            allow_private_outbound: self.allow_private_network,
             ..Limits::default()
         };
         let engine = EngineConfig {

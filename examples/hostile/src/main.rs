@@ -13,10 +13,16 @@
 //! | `/memory`      | allocates and touches 1 MiB blocks forever         |
 //! | `/sleep?ms=N`  | sleeps N ms, then `200 slept N ms on $DYNO`        |
 //! | `/error`       | handler returns an error (the SDK's 500)           |
+//! | `/fetch?url=U` | GETs U (`http://HOST:PORT/path`) with wasi:http:   |
+//! |                | `200 fetched STATUS`, `502 denied: CODE` if the    |
+//! |                | host refused the destination, else `502 failed:    |
+//! |                | CODE`                                              |
 //! | anything else  | `404 not found`                                    |
 
 use std::hint::black_box;
 
+use wpaas_sdk::wasi::http::outgoing_handler;
+use wpaas_sdk::wasi::http::types::{ErrorCode, Fields, OutgoingRequest, Scheme};
 use wpaas_sdk::{anyhow, Request, Response};
 
 fn handle(req: Request) -> anyhow::Result<Response> {
@@ -56,7 +62,52 @@ fn handle(req: Request) -> anyhow::Result<Response> {
             Ok(Response::text(format!("slept {ms} ms on {dyno}")))
         }
         "/error" => Err(anyhow::anyhow!("deliberate failure")),
+        "/fetch" => {
+            let url = req
+                .query_param("url")
+                .ok_or_else(|| anyhow::anyhow!("missing ?url="))?;
+            Ok(match fetch(&url)? {
+                Ok(status) => Response::text(format!("fetched {status}")),
+                Err(code @ ErrorCode::HttpRequestDenied) => {
+                    Response::new(502).with_body(format!("denied: {code:?}"))
+                }
+                Err(code) => Response::new(502).with_body(format!("failed: {code:?}")),
+            })
+        }
         _ => Ok(Response::new(404).with_body("not found")),
+    }
+}
+
+/// GETs `url` (`http://HOST[:PORT][/path]`) with wasi:http's outgoing
+/// handler; the response status, or the error code the host gave.
+fn fetch(url: &str) -> anyhow::Result<Result<u16, ErrorCode>> {
+    let rest = url
+        .strip_prefix("http://")
+        .ok_or_else(|| anyhow::anyhow!("only http:// URLs: {url}"))?;
+    let (authority, path) = match rest.find('/') {
+        Some(i) => rest.split_at(i),
+        None => (rest, "/"),
+    };
+    let request = OutgoingRequest::new(Fields::new());
+    let invalid = |what: &str| anyhow::anyhow!("invalid {what} in {url}");
+    request
+        .set_scheme(Some(&Scheme::Http))
+        .map_err(|()| invalid("scheme"))?;
+    request
+        .set_authority(Some(authority))
+        .map_err(|()| invalid("authority"))?;
+    request
+        .set_path_with_query(Some(path))
+        .map_err(|()| invalid("path"))?;
+    let pending = match outgoing_handler::handle(request, None) {
+        Ok(pending) => pending,
+        Err(code) => return Ok(Err(code)),
+    };
+    pending.subscribe().block();
+    match pending.get() {
+        Some(Ok(Ok(response))) => Ok(Ok(response.status())),
+        Some(Ok(Err(code))) => Ok(Err(code)),
+        Some(Err(())) | None => Err(anyhow::anyhow!("response already taken or not ready")),
     }
 }
 

@@ -17,6 +17,7 @@ use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use super::error::WebError;
 use super::limits::Limits;
+use super::outbound::OutboundHooks;
 use super::sandbox;
 use super::{BoxBody, ProcessEnv};
 
@@ -24,6 +25,8 @@ use super::{BoxBody, ProcessEnv};
 struct ComponentState {
     wasi: WasiCtx,
     http: WasiHttpCtx,
+    /// Decides where outgoing requests may go.
+    hooks: OutboundHooks,
     table: ResourceTable,
     limits: StoreLimits,
 }
@@ -48,7 +51,7 @@ impl WasiHttpView for ComponentState {
         WasiHttpCtxView {
             ctx: &mut self.http,
             table: &mut self.table,
-            hooks: Default::default(),
+            hooks: &mut self.hooks,
         }
     }
 }
@@ -92,6 +95,7 @@ impl HttpComponent {
             ComponentState {
                 wasi: env.wasi_ctx().build(),
                 http: WasiHttpCtx::new(),
+                hooks: OutboundHooks::new(self.limits.allow_private_outbound),
                 table: ResourceTable::new(),
                 limits: sandbox::store_limits(&self.limits),
             },

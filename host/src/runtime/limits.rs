@@ -21,6 +21,10 @@ pub struct Limits {
     pub max_wagi_output: usize,
     /// Largest request body buffered for a WAGI module's stdin.
     pub max_wagi_input: usize,
+    /// Let outbound `wasi:http` requests reach loopback, private and
+    /// link-local addresses. Only for local development: it exposes the
+    /// host's own services (the control API) and the LAN to the guest.
+    pub allow_private_outbound: bool,
 }
 
 impl Default for Limits {
@@ -32,6 +36,7 @@ impl Default for Limits {
             max_queue: 256,
             max_wagi_output: 64 << 20,
             max_wagi_input: 64 << 20,
+            allow_private_outbound: false,
         }
     }
 }

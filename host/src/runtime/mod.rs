@@ -12,6 +12,7 @@ mod component;
 mod engine;
 mod error;
 pub mod limits;
+mod outbound;
 mod sandbox;
 mod wagi;
 mod web;

@@ -1,5 +1,9 @@
 //! Hostile guests hurt only their own request.
 
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use wpaas_tests::{client, example, UpServer};
@@ -68,4 +72,123 @@ fn handler_errors_become_500_with_the_message() {
     let response = client().get(server.url("/error")).send().unwrap();
     assert_eq!(response.status(), 500);
     assert!(response.text().unwrap().contains("deliberate failure"));
+}
+
+/// A tiny HTTP server on 127.0.0.1 standing in for a private service (the
+/// control API, a database's admin page): answers `200 hi` and records
+/// every connection and request head.
+struct PrivateService {
+    port: u16,
+    connections: Arc<AtomicUsize>,
+    heads: Arc<Mutex<Vec<String>>>,
+}
+
+impl PrivateService {
+    fn start() -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let connections = Arc::new(AtomicUsize::new(0));
+        let heads = Arc::new(Mutex::new(Vec::new()));
+        let (count, log) = (connections.clone(), heads.clone());
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { continue };
+                count.fetch_add(1, Ordering::SeqCst);
+                stream
+                    .set_read_timeout(Some(Duration::from_secs(5)))
+                    .unwrap();
+                let mut head = Vec::new();
+                let mut byte = [0u8; 1];
+                while !head.ends_with(b"\r\n\r\n") && stream.read(&mut byte).unwrap_or(0) == 1 {
+                    head.push(byte[0]);
+                }
+                log.lock()
+                    .unwrap()
+                    .push(String::from_utf8_lossy(&head).into_owned());
+                let _ = stream.write_all(
+                    b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nhi",
+                );
+            }
+        });
+        Self {
+            port,
+            connections,
+            heads,
+        }
+    }
+
+    fn connections(&self) -> usize {
+        self.connections.load(Ordering::SeqCst)
+    }
+}
+
+/// Asks the hostile app to GET `url`; the status and body it answers.
+fn fetch(server: &UpServer, url: &str) -> (u16, String) {
+    let response = client()
+        .get(server.url(&format!("/fetch?url={url}")))
+        .send()
+        .unwrap();
+    (response.status().as_u16(), response.text().unwrap())
+}
+
+#[test]
+fn outbound_requests_to_loopback_are_denied() {
+    let service = PrivateService::start();
+    let server = UpServer::start(&example("hostile"), &[]).unwrap();
+    let port = service.port;
+    for url in [
+        format!("http://127.0.0.1:{port}/"),
+        format!("http://localhost:{port}/"),
+        format!("http://[::ffff:127.0.0.1]:{port}/"),
+    ] {
+        let (status, body) = fetch(&server, &url);
+        assert_eq!(status, 502, "{url}: {body}");
+        assert!(body.starts_with("denied:"), "{url}: {body}");
+        assert!(body.contains("HttpRequestDenied"), "{url}: {body}");
+    }
+    // Give a connection that slipped through time to show up.
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(service.connections(), 0, "the private service was reached");
+    let stderr = server.stop();
+    assert!(stderr.contains("outbound request denied"), "{stderr}");
+}
+
+#[test]
+fn cloud_metadata_address_is_denied_without_connecting() {
+    let server = UpServer::start(&example("hostile"), &[]).unwrap();
+    // A connection attempt to a black-holed address would hang for the
+    // connect timeout or fail with another code; the policy answers at once.
+    for url in [
+        "http://169.254.169.254/latest/meta-data/",
+        "http://[::ffff:a9fe:a9fe]/latest/meta-data/",
+    ] {
+        let started = Instant::now();
+        let (status, body) = fetch(&server, url);
+        assert_eq!(status, 502, "{url}: {body}");
+        assert!(
+            body.contains("denied: ") && body.contains("HttpRequestDenied"),
+            "{url}: {body}"
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "{url} took {:?}",
+            started.elapsed()
+        );
+    }
+}
+
+#[test]
+fn allow_private_network_lets_outbound_requests_through() {
+    let service = PrivateService::start();
+    let server = UpServer::start(&example("hostile"), &["--allow-private-network"]).unwrap();
+    let port = service.port;
+    let (status, body) = fetch(&server, &format!("http://127.0.0.1:{port}/hello"));
+    assert_eq!((status, body.as_str()), (200, "fetched 200"));
+    assert_eq!(service.connections(), 1);
+    let head = service.heads.lock().unwrap()[0].to_ascii_lowercase();
+    assert!(head.starts_with("get /hello http/1.1\r\n"), "{head}");
+    assert!(
+        head.contains(&format!("host: 127.0.0.1:{port}\r\n")),
+        "{head}"
+    );
 }
