@@ -54,6 +54,11 @@ impl Api {
                 }
             },
         };
+        Self::new(&base, token)
+    }
+
+    /// A client for the server at `base` with `token`.
+    pub fn new(base: &str, token: String) -> Result<Self> {
         let http = reqwest::blocking::Client::builder()
             .no_proxy()
             .timeout(None)
@@ -63,6 +68,16 @@ impl Api {
             token,
             http,
         })
+    }
+
+    /// The server's address, e.g. `http://127.0.0.1:7070`.
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    /// The API token (for git's credential helper; never print it).
+    pub fn token(&self) -> &str {
+        &self.token
     }
 
     fn url(&self, path: &str) -> String {

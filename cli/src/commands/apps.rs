@@ -28,7 +28,7 @@ impl Apps {
     }
 }
 
-/// Create an app.
+/// Create an app (inside a git repository, also add the git remote `wpaas`).
 #[derive(clap::Args)]
 pub struct Create {
     /// The new app's name (default: the current directory's name).
@@ -47,14 +47,19 @@ impl Create {
             }
             .app()?,
         };
-        let app = self
-            .api
-            .client()?
-            .call(Method::POST, "/apps", Some(json!({ "name": name })))?;
+        let api = self.api.client()?;
+        let app = api.call(Method::POST, "/apps", Some(json!({ "name": name })))?;
         if self.api.json {
             println!("{app}");
         } else {
             println!("Creating {name}... done");
+        }
+        // As `heroku create` does: the repository can `git push wpaas main`.
+        if super::git::in_git_repository() {
+            match super::git::set_remote(&api, &name, "wpaas", false) {
+                Ok(url) => eprintln!("Git remote wpaas set to {url}"),
+                Err(err) => eprintln!("Not adding the git remote: {err:#}"),
+            }
         }
         Ok(())
     }

@@ -6,6 +6,7 @@ mod builds;
 mod config;
 mod deploy;
 mod domains;
+mod git;
 mod healthcheck;
 mod login;
 mod ps;
@@ -61,6 +62,12 @@ pub enum Command {
     DomainsAdd(domains::Add),
     #[command(name = "domains:remove")]
     DomainsRemove(domains::Remove),
+    #[command(name = "git:remote")]
+    GitRemote(git::Remote),
+    #[command(name = "git-credential", hide = true)]
+    GitCredential(git::Credential),
+    #[command(name = "git-hook", hide = true)]
+    GitHook(git::Hook),
 }
 
 impl Command {
@@ -93,6 +100,9 @@ impl Command {
             Command::Domains(cmd) => cmd.run(),
             Command::DomainsAdd(cmd) => cmd.run(),
             Command::DomainsRemove(cmd) => cmd.run(),
+            Command::GitRemote(cmd) => cmd.run(),
+            Command::GitCredential(cmd) => cmd.run(),
+            Command::GitHook(cmd) => cmd.run(),
         }
     }
 }

@@ -404,8 +404,13 @@ fn parse_version(text: &str) -> Result<u32, ApiError> {
 }
 
 /// Receives a source tarball, then streams the build and release.
+///
+/// `?commit=SHA` (sent by the `git push` hook) names the commit the tarball
+/// holds: the release is described `Deploy <short sha>`, and a commit that
+/// was built before is released from that build's slug instead of rebuilt.
 async fn deploy(platform: Arc<Platform>, app: String, req: hyper::Request<Incoming>) -> ApiResult {
     platform.store().app(&app)?;
+    let commit = commit_param(req.uri().query())?;
     let body = match Limited::new(req.into_body(), MAX_UPLOAD).collect().await {
         Ok(body) => body.to_bytes(),
         Err(err) if err.is::<http_body_util::LengthLimitError>() => {
@@ -423,7 +428,7 @@ async fn deploy(platform: Arc<Platform>, app: String, req: hyper::Request<Incomi
     };
     let (log, mut lines) = LogSink::channel();
     tokio::spawn(async move {
-        let result = deploy_steps(&platform, &app, body, &log).await;
+        let result = deploy_steps(&platform, &app, body, commit, &log).await;
         let last = match result {
             Ok((version, url)) => {
                 log.send(format!("-----> Released v{version}: {url}"));
@@ -450,15 +455,98 @@ async fn deploy(platform: Arc<Platform>, app: String, req: hyper::Request<Incomi
         .expect("static response"))
 }
 
+/// The `commit` query parameter: a full git object id (SHA-1 or SHA-256).
+fn commit_param(query: Option<&str>) -> Result<Option<String>, ApiError> {
+    let Some(commit) = query
+        .into_iter()
+        .flat_map(|q| q.split('&'))
+        .find_map(|pair| pair.strip_prefix("commit="))
+    else {
+        return Ok(None);
+    };
+    let hex = commit
+        .bytes()
+        .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+    if !hex || !matches!(commit.len(), 40 | 64) {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            format!("invalid commit {commit:?}: give the full lower-case hex object id"),
+        ));
+    }
+    Ok(Some(commit.to_string()))
+}
+
+/// Takes the app's lock; tells the client when another deploy or change
+/// holds it (a second `git push` waits for the first).
+async fn lock_app(
+    platform: &Platform,
+    app: &str,
+    log: &LogSink,
+) -> tokio::sync::OwnedMutexGuard<()> {
+    let lock = platform.lock(app);
+    tokio::pin!(lock);
+    match futures::poll!(&mut lock) {
+        std::task::Poll::Ready(guard) => guard,
+        std::task::Poll::Pending => {
+            log.send(format!(
+                "-----> Waiting for another deploy of {app} to finish..."
+            ));
+            lock.await
+        }
+    }
+}
+
+/// Releases the slug of `built` again, for a commit built before (pushing
+/// an older commit, or the same one to a re-created branch).
+async fn release_built(
+    platform: &Platform,
+    app: &str,
+    built: &super::store::Build,
+    log: &LogSink,
+) -> anyhow::Result<(u32, String)> {
+    let (Some(commit), Some(slug), Some(version)) = (&built.commit, &built.slug, built.release)
+    else {
+        anyhow::bail!("build {} has no slug to release", built.id);
+    };
+    let short = &commit[..7];
+    log.send(format!(
+        "-----> Commit {short} was built before (build {}); releasing its slug without rebuilding",
+        built.id
+    ));
+    let process_types = platform.store().release(app, version)?.process_types;
+    let release = platform
+        .release(
+            app,
+            log,
+            |mut draft| {
+                draft.slug = Some(slug.clone());
+                draft.process_types = process_types;
+                draft
+            },
+            &format!("Deploy {short}"),
+        )
+        .await?;
+    Ok((release.version, platform.app_url(app)))
+}
+
 async fn deploy_steps(
     platform: &Platform,
     app: &str,
     tarball: Bytes,
+    commit: Option<String>,
     log: &LogSink,
 ) -> anyhow::Result<(u32, String)> {
-    let _guard = platform.lock(app).await;
+    let _guard = lock_app(platform, app, log).await;
     let store = platform.store();
-    let build = store.create_build(app)?;
+    let source = super::store::BuildSource {
+        commit,
+        buildpack: store.app(app)?.buildpack,
+    };
+    if let Some(built) = store.build_of(app, &source)? {
+        return release_built(platform, app, &built, log).await;
+    }
+    let commit = source.commit.clone();
+    let build = store.start_build(app, source)?;
     if let Err(err) = log.record_to(&store.build_log_path(&build.id)?) {
         tracing::warn!(app, build = %build.id, "could not write the build log: {err}");
     }
@@ -496,7 +584,8 @@ async fn deploy_steps(
             .iter()
             .map(|t| (t.name.clone(), t.command.clone()))
             .collect();
-        let description = format!("Deploy {}", &digest[..7]);
+        // A pushed commit names the release; an upload, its slug.
+        let description = format!("Deploy {}", &commit.as_deref().unwrap_or(&digest)[..7]);
         let release = platform
             .release(
                 app,

@@ -1,5 +1,6 @@
-//! `wpaas server`: the router for every app plus the JSON API, over the
-//! durable store in WPAAS_HOME.
+//! `wpaas server`: the router for every app plus the JSON API (and `git
+//! push` under `/git/` on the API's port), over the durable store in
+//! WPAAS_HOME.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -11,6 +12,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use tokio::net::TcpListener;
 
+use super::git::GitHttp;
 use super::platform::Platform;
 use super::store::Store;
 use crate::router::{self, RouteTable, Router, ServeOptions};
@@ -75,9 +77,11 @@ pub async fn run(
         shutdown.await;
         let _ = stop_tx.send(true);
     });
+    let git = Arc::new(GitHttp::new(api_addr)?);
     let api = tokio::spawn(serve_api(
         api_listener,
         platform.clone(),
+        git,
         token,
         stop_rx.clone(),
     ));
@@ -96,9 +100,11 @@ pub async fn run(
     Ok(())
 }
 
+/// Serves the JSON API and, under `/git/`, git's smart HTTP protocol.
 async fn serve_api(
     listener: TcpListener,
     platform: Arc<Platform>,
+    git: Arc<GitHttp>,
     token: Arc<str>,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
@@ -115,12 +121,19 @@ async fn serve_api(
             _ = stop.wait_for(|stop| *stop) => return,
         };
         let platform = platform.clone();
+        let git = git.clone();
         let token = token.clone();
-        let service = hyper::service::service_fn(move |req| {
+        let service = hyper::service::service_fn(move |req: hyper::Request<_>| {
             let platform = platform.clone();
+            let git = git.clone();
             let token = token.clone();
             async move {
-                Ok::<_, std::convert::Infallible>(super::api::handle(platform, token, req).await)
+                let response = if GitHttp::handles(req.uri().path()) {
+                    git.handle(&platform, &token, req).await
+                } else {
+                    super::api::handle(platform, token, req).await
+                };
+                Ok::<_, std::convert::Infallible>(response)
             }
         });
         let conn = builder

@@ -5,6 +5,7 @@
 //! slugs/<sha256>.tar.gz    content-addressed slugs (shared between apps and releases)
 //! builds/<id>.log          build output
 //! cache/build/<app>/       per-app build cache (cargo target dir, custom buildpack cache)
+//! git/<app>.git/           bare repository per app, pushed to with `git push`
 //! ```
 //!
 //! Records are JSON values in sled trees, keyed so that a prefix scan lists them in
@@ -236,6 +237,21 @@ pub struct Build {
     pub release: Option<u32>,
     /// The slug digest the build produced.
     pub slug: Option<String>,
+    /// The git commit built, when the source came from `git push`.
+    #[serde(default)]
+    pub commit: Option<String>,
+    /// The app's custom buildpack when the build started (`None`: detected).
+    #[serde(default)]
+    pub buildpack: Option<String>,
+}
+
+/// Where a build's source came from (see [`Store::start_build`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BuildSource {
+    /// The git commit, for `git push`.
+    pub commit: Option<String>,
+    /// The app's custom buildpack, if one is set.
+    pub buildpack: Option<String>,
 }
 
 /// What a successful build produced (see [`Store::finish_build`]).
@@ -543,6 +559,9 @@ impl Store {
             let _ = fs::remove_file(self.home.join("builds").join(format!("{id}.log")));
         }
         let _ = fs::remove_dir_all(self.home.join("cache/build").join(name));
+        // A re-created app starts with an empty repository, so pushing the
+        // same commits again deploys them.
+        let _ = fs::remove_dir_all(self.home.join("git").join(format!("{name}.git")));
         Ok(())
     }
 
@@ -766,6 +785,11 @@ impl Store {
 
     /// Records a new running build. Its log goes to [`Store::build_log_path`].
     pub fn create_build(&self, app: &str) -> Result<Build, StoreError> {
+        self.start_build(app, BuildSource::default())
+    }
+
+    /// Records a new running build of `source`.
+    pub fn start_build(&self, app: &str, source: BuildSource) -> Result<Build, StoreError> {
         let id = format!("b{}", self.db.generate_id()?);
         let started_at = now_rfc3339();
         let build = (&self.apps, &self.builds, &self.counters).transaction(
@@ -782,6 +806,8 @@ impl Store {
                     finished_at: None,
                     release: None,
                     slug: None,
+                    commit: source.commit.clone(),
+                    buildpack: source.buildpack.clone(),
                 };
                 tx_put(builds, &build_key(app, ctr.builds), &build)?;
                 tx_put(counters, app.as_bytes(), &ctr)?;
@@ -857,6 +883,24 @@ impl Store {
             .collect()
     }
 
+    /// The newest succeeded build of exactly `source` (same commit, same
+    /// buildpack) whose slug is still stored: `git push` releases it again
+    /// instead of rebuilding. `None` for a source without a commit.
+    pub fn build_of(&self, app: &str, source: &BuildSource) -> Result<Option<Build>, StoreError> {
+        if source.commit.is_none() {
+            return Ok(None);
+        }
+        Ok(self.builds(app)?.into_iter().find(|b| {
+            b.status == BuildStatus::Succeeded
+                && b.commit == source.commit
+                && b.buildpack == source.buildpack
+                && b.release.is_some()
+                && b.slug
+                    .as_deref()
+                    .is_some_and(|s| self.slug_path(s).is_some())
+        }))
+    }
+
     /// `home/builds/<id>.log`; `NoSuchBuild` for a malformed id (so user input can
     /// never name another path).
     pub fn build_log_path(&self, id: &str) -> Result<PathBuf, StoreError> {
@@ -870,6 +914,12 @@ impl Store {
     pub fn build_cache_dir(&self, app: &str) -> Result<PathBuf, StoreError> {
         validate_app_name(app)?;
         Ok(self.home.join("cache/build").join(app))
+    }
+
+    /// `home/git/<app>.git`, the app's bare repository (not created).
+    pub fn git_dir(&self, app: &str) -> Result<PathBuf, StoreError> {
+        validate_app_name(app)?;
+        Ok(self.home.join("git").join(format!("{app}.git")))
     }
 
     /// Marks releases left `Pending` and builds left `Running` by a previous server
@@ -1254,6 +1304,8 @@ mod tests {
         fs::write(&log, "-----> hi\n").unwrap();
         let cache = s.build_cache_dir("app").unwrap();
         fs::create_dir_all(&cache).unwrap();
+        let repo = s.git_dir("app").unwrap();
+        fs::create_dir_all(&repo).unwrap();
 
         s.destroy_app("app").unwrap();
         assert!(matches!(s.app("app"), Err(StoreError::NoSuchApp(_))));
@@ -1264,6 +1316,7 @@ mod tests {
         assert_eq!(s.domain_owner("example.com").unwrap(), None);
         assert!(!log.exists());
         assert!(!cache.exists());
+        assert!(!repo.exists());
         assert!(s.slug_path(&digest).is_some());
         assert_eq!(s.releases("keep").unwrap().len(), 1);
         assert_eq!(s.apps().unwrap().len(), 1);
@@ -1364,6 +1417,44 @@ mod tests {
             s.home().join("builds").join(format!("{}.log", b1.id))
         );
         assert!(s.build_cache_dir("../x").is_err());
+    }
+
+    #[test]
+    fn a_commit_built_before_is_found_with_its_buildpack() {
+        let (_d, s) = store();
+        s.create_app("app").unwrap();
+        let digest = s.put_slug(b"slug").unwrap();
+        let source = |commit: &str, buildpack: Option<&str>| BuildSource {
+            commit: Some(commit.into()),
+            buildpack: buildpack.map(Into::into),
+        };
+        let done = |b: &Build, slug: &str| {
+            s.finish_build(
+                "app",
+                &b.id,
+                Ok(BuildOutput {
+                    slug: Some(slug.into()),
+                    release: Some(1),
+                }),
+            )
+            .unwrap()
+        };
+        let b1 = s.start_build("app", source("c1", None)).unwrap();
+        assert_eq!(b1.commit.as_deref(), Some("c1"));
+        // Running builds and failed ones are not reused.
+        assert_eq!(s.build_of("app", &source("c1", None)).unwrap(), None);
+        let failed = s.start_build("app", source("c2", None)).unwrap();
+        s.finish_build("app", &failed.id, Err("no".into())).unwrap();
+        assert_eq!(s.build_of("app", &source("c2", None)).unwrap(), None);
+
+        let b1 = done(&b1, &digest);
+        assert_eq!(s.build_of("app", &source("c1", None)).unwrap(), Some(b1));
+        assert_eq!(s.build_of("app", &source("c1", Some("/bp"))).unwrap(), None);
+        assert_eq!(s.build_of("app", &BuildSource::default()).unwrap(), None);
+        // A slug that is gone cannot be released again.
+        let b3 = s.start_build("app", source("c3", None)).unwrap();
+        done(&b3, &"0".repeat(64));
+        assert_eq!(s.build_of("app", &source("c3", None)).unwrap(), None);
     }
 
     #[test]

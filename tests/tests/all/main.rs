@@ -3,6 +3,7 @@
 
 mod components;
 mod control;
+mod git;
 mod lifecycle;
 mod sandbox;
 mod source;

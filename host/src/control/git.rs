@@ -1,0 +1,520 @@
+//! `git push` deploys: git's smart HTTP protocol at `/git/APP.git/…` on the
+//! API port, served by running `git http-backend` as a CGI program over a
+//! bare repository per app (`WPAAS_HOME/git/APP.git`).
+//!
+//! Every repository has a `pre-receive` hook that runs this very binary
+//! (`wpaas git-hook pre-receive`). Git runs it after it received the pushed
+//! objects and before it moves any branch: the hook archives the pushed
+//! commit and deploys it through the API's deploy endpoint, streaming the
+//! build to the pusher (git shows the lines as `remote: …`). If the build or
+//! the release fails the hook fails, git rejects the push and the branch
+//! keeps pointing at the commit that is serving.
+//!
+//! The hook learns the API address, the token and the app from http-backend's
+//! environment, which git passes on to hooks: nothing secret is written into
+//! the repository.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::Arc;
+
+use anyhow::{bail, Context, Result};
+use bytes::{Bytes, BytesMut};
+use http::{HeaderValue, StatusCode};
+use http_body_util::{BodyExt, Full, StreamBody};
+use hyper::body::{Frame, Incoming};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::process::{ChildStdin, ChildStdout, Command};
+
+use super::platform::Platform;
+use super::store::validate_app_name;
+use super::token::constant_time_eq;
+use crate::runtime::BoxBody;
+
+/// Requests under this path are git's, not the JSON API's.
+pub const PATH_PREFIX: &str = "/git/";
+
+/// The most header bytes accepted from http-backend.
+const MAX_CGI_HEADER: usize = 64 << 10;
+
+/// Variables passed from the server's environment to http-backend (and so to
+/// the hook). Everything else is left out, as for any CGI program.
+const INHERITED_ENV: &[&str] = &["PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "GIT_EXEC_PATH"];
+
+/// Serves `/git/APP.git/…` for one `wpaas server`.
+pub struct GitHttp {
+    /// The API's own address, as the hook reaches it.
+    api_url: String,
+    /// The `wpaas` binary the hook runs.
+    exe: PathBuf,
+    /// Serialises creating repositories and (re)writing their hook.
+    setup: tokio::sync::Mutex<()>,
+    /// One lock per app, held by a push from its start until git has
+    /// updated (or refused to update) the branch. Without it a second push
+    /// could deploy between the first one's deploy and its branch update,
+    /// and then find its own update refused, with its commit serving.
+    pushes: std::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+impl GitHttp {
+    /// `api` is the API's bound address (an unspecified one, such as
+    /// 0.0.0.0, is reached on loopback). The hook runs the current
+    /// executable: `wpaas server` is the `wpaas` binary.
+    pub fn new(api: SocketAddr) -> Result<Self> {
+        let exe = std::env::current_exe().context("could not find the wpaas executable")?;
+        let ip = match api.ip() {
+            IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+            IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
+            ip => ip,
+        };
+        Ok(Self {
+            api_url: format!("http://{}", SocketAddr::new(ip, api.port())),
+            exe,
+            setup: tokio::sync::Mutex::new(()),
+            pushes: std::sync::Mutex::default(),
+        })
+    }
+
+    /// Whether `path` belongs to git rather than to the JSON API.
+    pub fn handles(path: &str) -> bool {
+        path.starts_with(PATH_PREFIX)
+    }
+
+    /// Serves one git request: checks the token (HTTP Basic, any user name),
+    /// the app, and hands the request to `git http-backend`.
+    pub async fn handle(
+        &self,
+        platform: &Platform,
+        token: &str,
+        req: hyper::Request<Incoming>,
+    ) -> hyper::Response<BoxBody> {
+        let target = split_path(req.uri().path());
+        let Some(user) = authorized_user(req.headers(), token) else {
+            let app = target.as_ref().map_or("APP", |(app, _)| app.as_str());
+            let mut response = text(
+                StatusCode::UNAUTHORIZED,
+                &format!("wpaas: missing or invalid API token; run `wpaas git:remote -a {app}` in your repository to set up credentials"),
+            );
+            response.headers_mut().insert(
+                http::header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Basic realm=\"wpaas\""),
+            );
+            return response;
+        };
+        let Some((app, rest)) = target else {
+            return text(
+                StatusCode::NOT_FOUND,
+                "wpaas: git repositories are at /git/APP.git",
+            );
+        };
+        if platform.store().app(&app).is_err() {
+            return text(
+                StatusCode::NOT_FOUND,
+                &format!("wpaas: no such app {app:?}; create it with `wpaas apps:create {app}`"),
+            );
+        }
+        let result = async {
+            let repo = platform.store().git_dir(&app)?;
+            self.ensure_repo(&repo).await?;
+            // A second push waits here, before git looks at the branch.
+            let push = match rest.as_str() {
+                "/git-receive-pack" => Some(self.push_lock(&app).await),
+                _ => None,
+            };
+            self.run_backend(&repo, &app, &rest, &user, token, push, req)
+                .await
+        }
+        .await;
+        result.unwrap_or_else(|err| {
+            tracing::error!(app, "git request failed: {err:#}");
+            text(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                &format!("wpaas: {err:#}"),
+            )
+        })
+    }
+
+    /// Creates the app's bare repository on first use and (re)writes its
+    /// hook, which names this server's binary.
+    async fn ensure_repo(&self, repo: &Path) -> Result<()> {
+        let _guard = self.setup.lock().await;
+        if !repo.join("HEAD").is_file() {
+            // Made aside and renamed into place, so a half-made repository
+            // is never served.
+            let parent = repo.parent().context("repository path has no parent")?;
+            std::fs::create_dir_all(parent)?;
+            let tmp = parent.join(format!(
+                ".tmp-{}",
+                super::token::random_hex(8).context("random name")?
+            ));
+            let output = Command::new("git")
+                .args(["init", "--quiet", "--bare", "--initial-branch=main"])
+                .arg(&tmp)
+                .stdin(Stdio::null())
+                .output()
+                .await
+                .context("could not run git; is git installed on the server?")?;
+            if !output.status.success() {
+                let _ = std::fs::remove_dir_all(&tmp);
+                bail!(
+                    "git init failed: {}",
+                    String::from_utf8_lossy(&output.stderr).trim()
+                );
+            }
+            std::fs::rename(&tmp, repo)
+                .with_context(|| format!("could not create {}", repo.display()))?;
+        }
+        let hook = repo.join("hooks/pre-receive");
+        let script = hook_script(&self.exe);
+        if std::fs::read_to_string(&hook).ok().as_deref() != Some(script.as_str()) {
+            use std::os::unix::fs::PermissionsExt;
+            let tmp = hook.with_extension("tmp");
+            std::fs::create_dir_all(repo.join("hooks"))?;
+            std::fs::write(&tmp, &script)?;
+            std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o755))?;
+            std::fs::rename(&tmp, &hook)?;
+        }
+        Ok(())
+    }
+
+    /// Waits for other pushes to `app` to finish.
+    async fn push_lock(&self, app: &str) -> tokio::sync::OwnedMutexGuard<()> {
+        let lock = self
+            .pushes
+            .lock()
+            .expect("push lock table")
+            .entry(app.to_string())
+            .or_default()
+            .clone();
+        lock.lock_owned().await
+    }
+
+    /// Runs `git http-backend` for one request, streaming the request body
+    /// in and the response out (pushes can be large, and the build output
+    /// must reach the pusher while it happens). `push` is released when
+    /// http-backend exits.
+    #[allow(clippy::too_many_arguments)]
+    async fn run_backend(
+        &self,
+        repo: &Path,
+        app: &str,
+        rest: &str,
+        user: &str,
+        token: &str,
+        push: Option<tokio::sync::OwnedMutexGuard<()>>,
+        req: hyper::Request<Incoming>,
+    ) -> Result<hyper::Response<BoxBody>> {
+        let (parts, body) = req.into_parts();
+        let root = repo.parent().context("repository path has no parent")?;
+        let mut cmd = Command::new("git");
+        cmd.arg("http-backend").env_clear();
+        for name in INHERITED_ENV {
+            if let Some(value) = std::env::var_os(name) {
+                cmd.env(name, value);
+            }
+        }
+        let header = |name: http::header::HeaderName| {
+            parts
+                .headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+        };
+        cmd.env("GATEWAY_INTERFACE", "CGI/1.1")
+            .env("SERVER_PROTOCOL", "HTTP/1.1")
+            .env("REQUEST_METHOD", parts.method.as_str())
+            .env("GIT_PROJECT_ROOT", root)
+            .env("GIT_HTTP_EXPORT_ALL", "1")
+            .env("PATH_INFO", format!("/{app}.git{rest}"))
+            .env("QUERY_STRING", parts.uri.query().unwrap_or(""))
+            // http-backend allows pushes from an authenticated user only.
+            .env("REMOTE_USER", user)
+            .env("WPAAS_API", &self.api_url)
+            .env("WPAAS_TOKEN", token)
+            .env("WPAAS_APP", app);
+        if let Some(value) = header(http::header::CONTENT_TYPE) {
+            cmd.env("CONTENT_TYPE", value);
+        }
+        if let Some(value) = header(http::header::CONTENT_LENGTH) {
+            cmd.env("CONTENT_LENGTH", value);
+        }
+        // git gzips large request bodies; http-backend inflates them itself.
+        if let Some(value) = header(http::header::CONTENT_ENCODING) {
+            cmd.env("HTTP_CONTENT_ENCODING", value);
+        }
+        if let Some(value) = header(http::header::HeaderName::from_static("git-protocol")) {
+            cmd.env("HTTP_GIT_PROTOCOL", &value)
+                .env("GIT_PROTOCOL", value);
+        }
+        let mut child = cmd
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .context("could not run git http-backend; is git installed on the server?")?;
+        let stdin = child.stdin.take().context("stdin is piped")?;
+        let mut stdout = child.stdout.take().context("stdout is piped")?;
+        let stderr = child.stderr.take().context("stderr is piped")?;
+
+        tokio::spawn(copy_body(body, stdin));
+        let log_app = app.to_string();
+        tokio::spawn(async move {
+            let mut lines = BufReader::new(stderr).lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                tracing::warn!(app = log_app, "git http-backend: {line}");
+            }
+            match child.wait().await {
+                Ok(status) if !status.success() => {
+                    tracing::warn!(app = log_app, "git http-backend exited with {status}")
+                }
+                Ok(_) => {}
+                Err(err) => tracing::warn!(app = log_app, "git http-backend: {err}"),
+            }
+            drop(push);
+        });
+
+        let (head, rest) = read_cgi_head(&mut stdout).await?;
+        let mut response = hyper::Response::builder();
+        for line in head.lines() {
+            let Some((name, value)) = line.split_once(':') else {
+                bail!("git http-backend wrote a bad header line {line:?}");
+            };
+            let value = value.trim();
+            if name.eq_ignore_ascii_case("status") {
+                let code = value.split_whitespace().next().unwrap_or_default();
+                response = response.status(
+                    code.parse::<StatusCode>()
+                        .with_context(|| format!("bad CGI status {value:?}"))?,
+                );
+            } else {
+                response = response.header(name.trim(), value);
+            }
+        }
+        Ok(response.body(stream_rest(rest, stdout))?)
+    }
+}
+
+/// The `pre-receive` hook: runs `EXE git-hook pre-receive`.
+fn hook_script(exe: &Path) -> String {
+    let exe = exe.display().to_string().replace('\'', r"'\''");
+    format!(
+        "#!/bin/sh\n\
+         # Installed by wpaas server: a push to main or master is built and\n\
+         # released before the branch moves; a failed build rejects the push.\n\
+         exec '{exe}' git-hook pre-receive\n"
+    )
+}
+
+/// `/git/APP.git/REST` (or `/git/APP/REST`) → (APP, `/REST`), for a valid
+/// app name only, so that nothing else can name a path on disk.
+fn split_path(path: &str) -> Option<(String, String)> {
+    let path = path.strip_prefix(PATH_PREFIX)?;
+    let (repo, rest) = match path.find('/') {
+        Some(i) => path.split_at(i),
+        None => (path, ""),
+    };
+    let app = repo.strip_suffix(".git").unwrap_or(repo);
+    validate_app_name(app).ok()?;
+    Some((app.to_string(), rest.to_string()))
+}
+
+/// The user name of a request carrying the token: HTTP Basic with any user
+/// name and the token as the password (what git sends), or a bearer token.
+fn authorized_user(headers: &http::HeaderMap, token: &str) -> Option<String> {
+    let value = headers.get(http::header::AUTHORIZATION)?.to_str().ok()?;
+    if let Some(given) = value.strip_prefix("Bearer ") {
+        return constant_time_eq(given.trim(), token).then(|| "wpaas".to_string());
+    }
+    let encoded = value
+        .strip_prefix("Basic ")
+        .or_else(|| value.strip_prefix("basic "))?;
+    let decoded = String::from_utf8(base64_decode(encoded.trim())?).ok()?;
+    let (user, password) = decoded.split_once(':')?;
+    if !constant_time_eq(password, token) {
+        return None;
+    }
+    let user = if user.is_empty() { "wpaas" } else { user };
+    Some(user.to_string())
+}
+
+/// Standard base64 with padding (RFC 4648), as in HTTP Basic credentials.
+fn base64_decode(text: &str) -> Option<Vec<u8>> {
+    fn value(c: u8) -> Option<u32> {
+        Some(match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' => 62,
+            b'/' => 63,
+            _ => return None,
+        } as u32)
+    }
+    let bytes = text.as_bytes();
+    if !bytes.len().is_multiple_of(4) {
+        return None;
+    }
+    let mut out = Vec::with_capacity(bytes.len() / 4 * 3);
+    for (i, quad) in bytes.chunks(4).enumerate() {
+        let last = i == bytes.len() / 4 - 1;
+        let pad = quad.iter().rev().take_while(|&&c| c == b'=').count();
+        if pad > 2 || (pad > 0 && !last) {
+            return None;
+        }
+        let mut n = 0u32;
+        for &c in &quad[..4 - pad] {
+            n = n << 6 | value(c)?;
+        }
+        n <<= 6 * pad as u32;
+        out.extend_from_slice(&n.to_be_bytes()[1..4 - pad]);
+    }
+    Some(out)
+}
+
+/// Copies the request body into http-backend's stdin, then closes it.
+async fn copy_body(mut body: Incoming, mut stdin: ChildStdin) {
+    while let Some(frame) = body.frame().await {
+        let data = match frame {
+            Ok(frame) => match frame.into_data() {
+                Ok(data) => data,
+                Err(_) => continue,
+            },
+            Err(err) => {
+                tracing::warn!("git push body broke off: {err}");
+                return;
+            }
+        };
+        if stdin.write_all(&data).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Reads CGI header lines up to the blank line; returns them and the body
+/// bytes read past it.
+async fn read_cgi_head(stdout: &mut ChildStdout) -> Result<(String, Bytes)> {
+    let mut buf = BytesMut::with_capacity(1024);
+    loop {
+        let end = [&b"\r\n\r\n"[..], b"\n\n"]
+            .iter()
+            .filter_map(|sep| {
+                buf.windows(sep.len())
+                    .position(|w| w == *sep)
+                    .map(|i| (i, sep.len()))
+            })
+            .min();
+        if let Some((i, len)) = end {
+            let head = String::from_utf8_lossy(&buf[..i]).replace('\r', "");
+            let rest = buf.split_off(i + len).freeze();
+            return Ok((head, rest));
+        }
+        if buf.len() > MAX_CGI_HEADER {
+            bail!("git http-backend wrote no end of headers");
+        }
+        if stdout.read_buf(&mut buf).await? == 0 {
+            bail!("git http-backend ended without a response");
+        }
+    }
+}
+
+/// The response body: `first`, then the rest of stdout as it comes.
+fn stream_rest(first: Bytes, stdout: ChildStdout) -> BoxBody {
+    let head = futures::stream::iter((!first.is_empty()).then_some(first));
+    let tail = futures::stream::unfold(stdout, |mut stdout| async move {
+        let mut buf = BytesMut::with_capacity(64 << 10);
+        match stdout.read_buf(&mut buf).await {
+            Ok(0) | Err(_) => None,
+            Ok(_) => Some((buf.freeze(), stdout)),
+        }
+    });
+    let frames = futures::StreamExt::map(futures::StreamExt::chain(head, tail), |bytes| {
+        Ok::<_, Infallible>(Frame::data(bytes))
+    });
+    StreamBody::new(frames)
+        .map_err(|never| match never {})
+        .boxed_unsync()
+}
+
+/// A plain-text answer; git shows its lines to the user as `remote: …`.
+fn text(status: StatusCode, message: &str) -> hyper::Response<BoxBody> {
+    hyper::Response::builder()
+        .status(status)
+        .header(http::header::CONTENT_TYPE, "text/plain; charset=utf-8")
+        .body(
+            Full::new(Bytes::from(format!("{message}\n")))
+                .map_err(|never| match never {})
+                .boxed_unsync(),
+        )
+        .expect("static response")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_name_a_valid_app() {
+        let split = |p| split_path(p);
+        assert_eq!(
+            split("/git/hello.git/info/refs"),
+            Some(("hello".into(), "/info/refs".into()))
+        );
+        assert_eq!(
+            split("/git/hello/git-receive-pack"),
+            Some(("hello".into(), "/git-receive-pack".into()))
+        );
+        assert_eq!(split("/git/hello.git"), Some(("hello".into(), "".into())));
+        assert_eq!(split("/git/../db/info/refs"), None);
+        assert_eq!(split("/git/Hello.git/info/refs"), None);
+        assert_eq!(split("/apps"), None);
+    }
+
+    #[test]
+    fn basic_auth_takes_any_user_and_the_token() {
+        let headers = |value: &str| {
+            let mut h = http::HeaderMap::new();
+            h.insert(http::header::AUTHORIZATION, value.parse().unwrap());
+            h
+        };
+        // "wpaas:secret", ":secret", "wpaas:wrong"
+        assert_eq!(
+            authorized_user(&headers("Basic d3BhYXM6c2VjcmV0"), "secret").as_deref(),
+            Some("wpaas")
+        );
+        assert_eq!(
+            authorized_user(&headers("Basic OnNlY3JldA=="), "secret").as_deref(),
+            Some("wpaas")
+        );
+        assert_eq!(
+            authorized_user(&headers("Basic d3BhYXM6d3Jvbmc="), "secret"),
+            None
+        );
+        assert_eq!(
+            authorized_user(&headers("Bearer secret"), "secret").as_deref(),
+            Some("wpaas")
+        );
+        assert_eq!(authorized_user(&headers("Basic !!!!"), "secret"), None);
+        assert_eq!(authorized_user(&http::HeaderMap::new(), "secret"), None);
+    }
+
+    #[test]
+    fn base64_decodes_with_padding() {
+        assert_eq!(base64_decode("").unwrap(), b"");
+        assert_eq!(base64_decode("Zg==").unwrap(), b"f");
+        assert_eq!(base64_decode("Zm8=").unwrap(), b"fo");
+        assert_eq!(base64_decode("Zm9v").unwrap(), b"foo");
+        assert_eq!(base64_decode("Zm9vYmFy").unwrap(), b"foobar");
+        assert_eq!(base64_decode("Zm9=v"), None);
+        assert_eq!(base64_decode("Zg=").as_deref(), None);
+        assert_eq!(base64_decode("Z==="), None);
+    }
+
+    #[test]
+    fn the_hook_quotes_the_binary_path() {
+        let script = hook_script(Path::new("/opt/it's here/wpaas"));
+        assert!(script.starts_with("#!/bin/sh\n"));
+        assert!(script.ends_with("exec '/opt/it'\\''s here/wpaas' git-hook pre-receive\n"));
+    }
+}

@@ -1,0 +1,454 @@
+//! `git push` deploys, with the real `git` client against a real server:
+//! the git remote and credentials set up by `apps:create`/`git:remote`,
+//! deploys that serve, failed builds and other branches that are refused,
+//! pushes without the token or to unknown apps, commits built before
+//! released without rebuilding, and concurrent pushes.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use serde_json::Value;
+use wpaas_tests::{client, workspace_root, Server};
+
+fn text(output: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+/// A WAGI module in WAT answering `TEXT` (the data line is the one a test
+/// edits). It first counts to `spin`, to make its health check slow.
+fn wat(text: &str, spin: u32) -> String {
+    let response = format!("Content-Type: text/plain\\n\\n{text}\\n");
+    let len = format!("Content-Type: text/plain\n\n{text}\n").len();
+    format!(
+        r#"(module
+  (import "wasi_snapshot_preview1" "fd_write"
+    (func $fd_write (param i32 i32 i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 64) "{response}")
+  (func (export "_start")
+    (local $i i32)
+    (block $done
+      (loop $spin
+        (br_if $done (i32.ge_u (local.get $i) (i32.const {spin})))
+        (local.set $i (i32.add (local.get $i) (i32.const 1)))
+        (br $spin)))
+    (i32.store (i32.const 0) (i32.const 64))
+    (i32.store (i32.const 4) (i32.const {len}))
+    (drop (call $fd_write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8)))))
+"#
+    )
+}
+
+/// A git work tree with its own HOME (no user or system git config), whose
+/// `git` and `wpaas` commands talk to `server`.
+struct Repo<'a> {
+    server: &'a Server,
+    dir: tempfile::TempDir,
+    home: tempfile::TempDir,
+}
+
+impl<'a> Repo<'a> {
+    fn init(server: &'a Server) -> Self {
+        let repo = Self {
+            server,
+            dir: tempfile::tempdir().unwrap(),
+            home: tempfile::tempdir().unwrap(),
+        };
+        repo.ok(&["init", "-q", "--initial-branch=main"]);
+        repo
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn command(&self, program: &Path, args: &[&str]) -> Command {
+        let mut cmd = Command::new(program);
+        cmd.args(args)
+            .current_dir(self.path())
+            .env("HOME", self.home.path())
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env("GIT_TERMINAL_PROMPT", "0")
+            .env("GIT_AUTHOR_NAME", "Test")
+            .env("GIT_AUTHOR_EMAIL", "test@example.com")
+            .env("GIT_COMMITTER_NAME", "Test")
+            .env("GIT_COMMITTER_EMAIL", "test@example.com")
+            // How `wpaas git-credential` (run by git) finds the token.
+            .env("WPAAS_HOME", &self.server.home)
+            .env("WPAAS_API", format!("http://{}", self.server.api))
+            .env_remove("WPAAS_TOKEN")
+            .stdin(Stdio::null());
+        cmd
+    }
+
+    fn git(&self, args: &[&str]) -> Output {
+        self.command(Path::new("git"), args).output().unwrap()
+    }
+
+    /// `git ARGS` that must succeed; its stdout.
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.git(args);
+        assert!(out.status.success(), "git {args:?}: {}", text(&out));
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    fn wpaas(&self, args: &[&str]) -> Output {
+        self.server.cli(self.path(), args)
+    }
+
+    fn write(&self, file: &str, contents: &str) {
+        let path = self.path().join(file);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, contents).unwrap();
+    }
+
+    /// Commits everything; the new commit's id.
+    fn commit(&self, message: &str) -> String {
+        self.ok(&["add", "-A"]);
+        self.ok(&["commit", "-q", "--allow-empty", "-m", message]);
+        self.ok(&["rev-parse", "HEAD"])
+    }
+
+    fn push(&self, args: &[&str]) -> Output {
+        let mut all = vec!["push"];
+        all.extend_from_slice(args);
+        self.git(&all)
+    }
+}
+
+fn body(server: &Server, app: &str) -> String {
+    server.get(app, "/").text().unwrap()
+}
+
+fn api_get(server: &Server, path: &str) -> Value {
+    let token = std::fs::read_to_string(server.home.join("token")).unwrap();
+    client()
+        .get(format!("http://{}{path}", server.api))
+        .bearer_auth(token.trim())
+        .send()
+        .unwrap()
+        .json()
+        .unwrap()
+}
+
+fn release_descriptions(server: &Server, app: &str) -> Vec<String> {
+    api_get(server, &format!("/apps/{app}/releases"))
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| format!("v{} {}", r["version"], r["description"].as_str().unwrap()))
+        .collect()
+}
+
+fn build_count(server: &Server, app: &str) -> usize {
+    api_get(server, &format!("/apps/{app}/builds"))
+        .as_array()
+        .unwrap()
+        .len()
+}
+
+#[test]
+fn git_push_deploys_refuses_and_releases_old_commits_without_rebuilding() {
+    let home = tempfile::tempdir().unwrap();
+    let server = Server::start(home.path()).unwrap();
+    let token = std::fs::read_to_string(home.path().join("token")).unwrap();
+    let repo = Repo::init(&server);
+    repo.write("app.wat", &wat("hello v1", 0));
+    let v1 = repo.commit("v1");
+
+    // apps:create in a work tree adds the remote and its credential helper.
+    let out = repo.wpaas(&["apps:create", "hello"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let url = format!("http://{}/git/hello.git", server.api);
+    assert!(
+        text(&out).contains(&format!("Git remote wpaas set to {url}")),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(repo.ok(&["remote", "get-url", "wpaas"]), url);
+
+    // First push: built live, released, serving.
+    let out = repo.push(&["wpaas", "main"]);
+    let log = text(&out);
+    assert!(out.status.success(), "{log}");
+    assert!(
+        log.contains("remote: -----> WebAssembly app detected"),
+        "{log}"
+    );
+    assert!(
+        log.contains("remote: -----> Released v1: http://hello.localhost:"),
+        "{log}"
+    );
+    assert!(!log.contains(token.trim()), "the token was printed: {log}");
+    assert_eq!(body(&server, "hello"), "hello v1\n");
+
+    // A one-line change.
+    let source = std::fs::read_to_string(repo.path().join("app.wat")).unwrap();
+    repo.write("app.wat", &source.replace("hello v1", "hello v2"));
+    let v2 = repo.commit("v2");
+    let out = repo.push(&["wpaas", "main"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(body(&server, "hello"), "hello v2\n");
+
+    // A failing build rejects the push: the branch and the app stay on v2.
+    repo.write("app.wat", "(module (func $broken");
+    repo.commit("broken");
+    let out = repo.push(&["wpaas", "main"]);
+    let log = text(&out);
+    assert!(!out.status.success(), "{log}");
+    assert!(log.contains("pre-receive hook declined"), "{log}");
+    assert!(log.contains("remote:  !     app.wat"), "{log}");
+    assert!(log.contains("keeps serving its current release"), "{log}");
+    assert_eq!(body(&server, "hello"), "hello v2\n");
+    let remote_main = repo.ok(&["ls-remote", "wpaas", "refs/heads/main"]);
+    assert!(remote_main.starts_with(&v2), "{remote_main}");
+    repo.ok(&["reset", "-q", "--hard", &v2]);
+
+    // Only main and master deploy.
+    let out = repo.push(&["wpaas", "main:feature"]);
+    let log = text(&out);
+    assert!(!out.status.success(), "{log}");
+    assert!(
+        log.contains("Refusing refs/heads/feature: only main or master deploy to hello"),
+        "{log}"
+    );
+    assert!(repo
+        .ok(&["ls-remote", "wpaas", "refs/heads/feature"])
+        .is_empty());
+
+    // Force-pushing an older commit deploys it (a rollback through git), and
+    // as it was built before, its slug is released without a rebuild.
+    let builds = build_count(&server, "hello");
+    let out = repo.push(&["--force", "wpaas", &format!("{v1}:main")]);
+    let log = text(&out);
+    assert!(out.status.success(), "{log}");
+    assert!(
+        log.contains(&format!("Commit {} was built before (build b", &v1[..7])),
+        "{log}"
+    );
+    assert!(
+        log.contains("releasing its slug without rebuilding"),
+        "{log}"
+    );
+    assert!(!log.contains("WebAssembly app detected"), "{log}");
+    assert_eq!(body(&server, "hello"), "hello v1\n");
+    // Pushing the same commit to master (a branch that did not exist) again
+    // reuses it too.
+    let out = repo.push(&["wpaas", &format!("{v2}:refs/heads/master")]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("without rebuilding"), "{}", text(&out));
+    assert_eq!(body(&server, "hello"), "hello v2\n");
+    assert_eq!(build_count(&server, "hello"), builds, "nothing was rebuilt");
+
+    // Releases are described by the commit, and the failed build made none.
+    assert_eq!(
+        release_descriptions(&server, "hello"),
+        [
+            format!("v4 Deploy {}", &v2[..7]),
+            format!("v3 Deploy {}", &v1[..7]),
+            format!("v2 Deploy {}", &v2[..7]),
+            format!("v1 Deploy {}", &v1[..7]),
+        ]
+    );
+}
+
+#[test]
+fn git_push_without_the_token_or_to_an_unknown_app_is_refused() {
+    let home = tempfile::tempdir().unwrap();
+    let server = Server::start(home.path()).unwrap();
+    let repo = Repo::init(&server);
+    repo.write("app.wat", &wat("hello", 0));
+    repo.commit("v1");
+    let out = repo.wpaas(&["apps:create", "guarded"]);
+    assert!(out.status.success(), "{}", text(&out));
+
+    // No credentials at all: 401 with a Basic challenge, so git asks for them.
+    let info_refs = format!(
+        "http://{}/git/guarded.git/info/refs?service=git-receive-pack",
+        server.api
+    );
+    let response = client().get(&info_refs).send().unwrap();
+    assert_eq!(response.status(), 401);
+    assert_eq!(
+        response.headers()["www-authenticate"],
+        "Basic realm=\"wpaas\""
+    );
+    let url = format!("http://{}/git/guarded.git", server.api);
+    let stranger = Repo::init(&server);
+    stranger.commit("empty");
+    let out = stranger.push(&[&url, "main"]);
+    let log = text(&out);
+    assert!(!out.status.success(), "{log}");
+    assert!(log.contains("terminal prompts disabled"), "{log}");
+
+    // A wrong token (what the credential helper finds in WPAAS_TOKEN).
+    let out = repo
+        .command(Path::new("git"), &["push", "wpaas", "main"])
+        .env("WPAAS_TOKEN", "not-the-token")
+        .output()
+        .unwrap();
+    let log = text(&out);
+    assert!(!out.status.success(), "{log}");
+    assert!(log.contains("Authentication failed"), "{log}");
+    assert!(log.contains("missing or invalid API token"), "{log}");
+    assert!(api_get(&server, "/apps/guarded")["release"].is_null());
+
+    // An app that does not exist.
+    let nope = format!("http://{}/git/nope.git", server.api);
+    let out = repo.push(&[&nope, "main"]);
+    let log = text(&out);
+    assert!(!out.status.success(), "{log}");
+    assert!(
+        log.contains("no such app \"nope\"; create it with `wpaas apps:create nope`"),
+        "{log}"
+    );
+
+    // git:remote sets up another remote the same way, and it deploys.
+    let out = repo.wpaas(&["git:remote", "-a", "guarded", "-r", "prod"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let out = repo.push(&["prod", "main"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(body(&server, "guarded"), "hello\n");
+}
+
+#[test]
+fn concurrent_pushes_deploy_one_at_a_time() {
+    let home = tempfile::tempdir().unwrap();
+    let server = Server::start(home.path()).unwrap();
+    let first = Repo::init(&server);
+    first.write("app.wat", &wat("base", 0));
+    first.commit("base");
+    assert!(first.wpaas(&["apps:create", "busy"]).status.success());
+    assert!(first.push(&["wpaas", "main"]).status.success());
+    let second = Repo::init(&server);
+    assert!(second.wpaas(&["git:remote", "-a", "busy"]).status.success());
+    second.ok(&["pull", "-q", "wpaas", "main"]);
+
+    // The first push's release answers its health check slowly; the second
+    // push starts while it is being deployed, from the same base.
+    first.write("app.wat", &wat("first", 400_000_000));
+    let winner = first.commit("first");
+    second.write("app.wat", &wat("second", 0));
+    second.commit("second");
+    let mut pushing = first
+        .command(Path::new("git"), &["push", "wpaas", "main"])
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut first_log = String::new();
+    let mut lines = BufReader::new(pushing.stderr.take().unwrap()).lines();
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        first_log.push_str(&line);
+        first_log.push('\n');
+        if line.contains("-----> Loading web") {
+            break;
+        }
+    }
+    let out = second.push(&["wpaas", "main"]);
+    for line in lines {
+        first_log.push_str(&line.unwrap());
+        first_log.push('\n');
+    }
+    assert!(pushing.wait().unwrap().success(), "{first_log}");
+
+    // The second push waited, then found main moved: refused, not deployed.
+    let log = text(&out);
+    assert!(!out.status.success(), "{log}");
+    assert!(
+        log.contains("refs/heads/main moved while you pushed"),
+        "{log}"
+    );
+    assert_eq!(body(&server, "busy"), "first\n");
+    let remote_main = first.ok(&["ls-remote", "wpaas", "refs/heads/main"]);
+    assert!(remote_main.starts_with(&winner), "{remote_main}");
+    assert_eq!(release_descriptions(&server, "busy").len(), 2);
+
+    // A `wpaas deploy` during a push waits for it, and says so.
+    first.write("app.wat", &wat("first again", 400_000_000));
+    first.commit("again");
+    let mut pushing = first
+        .command(Path::new("git"), &["push", "wpaas", "main"])
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(pushing.stderr.take().unwrap()).lines();
+    for line in lines.by_ref() {
+        if line.unwrap().contains("-----> Loading web") {
+            break;
+        }
+    }
+    let upload = tempfile::tempdir().unwrap();
+    std::fs::write(upload.path().join("app.wat"), wat("uploaded", 0)).unwrap();
+    let out = server.cli(upload.path(), &["deploy", "-a", "busy"]);
+    lines.for_each(drop);
+    assert!(pushing.wait().unwrap().success());
+    let log = text(&out);
+    assert!(out.status.success(), "{log}");
+    assert!(
+        log.contains("-----> Waiting for another deploy of busy to finish..."),
+        "{log}"
+    );
+    assert_eq!(body(&server, "busy"), "uploaded\n");
+}
+
+/// examples/hello as a standalone repository: its `wpaas-sdk` dependency
+/// points at the repository's sdk/ by absolute path (only the repository is
+/// pushed).
+fn hello_crate(repo: &Repo) {
+    let from = workspace_root().join("examples/hello");
+    let sdk: PathBuf = workspace_root().join("sdk");
+    let manifest = std::fs::read_to_string(from.join("Cargo.toml"))
+        .unwrap()
+        .replace(
+            r#"path = "../../sdk""#,
+            &format!("path = {:?}", sdk.display().to_string()),
+        );
+    repo.write("Cargo.toml", &manifest);
+    repo.write(
+        "Cargo.lock",
+        &std::fs::read_to_string(from.join("Cargo.lock")).unwrap(),
+    );
+    repo.write(
+        "src/main.rs",
+        &std::fs::read_to_string(from.join("src/main.rs")).unwrap(),
+    );
+    repo.write(".gitignore", "/target\n");
+}
+
+#[test]
+fn git_push_of_a_rust_app_reuses_the_build_cache() {
+    let home = tempfile::tempdir().unwrap();
+    let server = Server::start(home.path()).unwrap();
+    let repo = Repo::init(&server);
+    hello_crate(&repo);
+    repo.commit("hello");
+    assert!(repo.wpaas(&["apps:create", "rusty"]).status.success());
+
+    let out = repo.push(&["wpaas", "main"]);
+    let cold = text(&out);
+    assert!(out.status.success(), "{cold}");
+    assert!(cold.contains("Compiling wpaas-sdk"), "{cold}");
+    assert!(body(&server, "rusty").contains("Hello from wpaas!"));
+
+    let main = std::fs::read_to_string(repo.path().join("src/main.rs")).unwrap();
+    repo.write(
+        "src/main.rs",
+        &main.replace("Hello from wpaas!", "Hello from git!"),
+    );
+    repo.commit("greeting");
+    let out = repo.push(&["wpaas", "main"]);
+    let warm = text(&out);
+    assert!(out.status.success(), "{warm}");
+    // Only the app itself is compiled again; its dependencies are cached.
+    assert!(warm.contains("Compiling hello"), "{warm}");
+    assert!(!warm.contains("Compiling wpaas-sdk"), "{warm}");
+    assert!(body(&server, "rusty").contains("Hello from git!"));
+}
