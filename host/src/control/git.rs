@@ -309,7 +309,8 @@ fn hook_script(exe: &Path) -> String {
 }
 
 /// `/git/APP.git/REST` (or `/git/APP/REST`) → (APP, `/REST`), for a valid
-/// app name only, so that nothing else can name a path on disk.
+/// app name and a REST without `.` or `..` segments only, so that a request
+/// names nothing on disk but a file in APP's repository.
 fn split_path(path: &str) -> Option<(String, String)> {
     let path = path.strip_prefix(PATH_PREFIX)?;
     let (repo, rest) = match path.find('/') {
@@ -318,6 +319,9 @@ fn split_path(path: &str) -> Option<(String, String)> {
     };
     let app = repo.strip_suffix(".git").unwrap_or(repo);
     validate_app_name(app).ok()?;
+    if rest.split('/').any(|s| matches!(s, "." | "..")) {
+        return None;
+    }
     Some((app.to_string(), rest.to_string()))
 }
 
@@ -467,6 +471,8 @@ mod tests {
         );
         assert_eq!(split("/git/hello.git"), Some(("hello".into(), "".into())));
         assert_eq!(split("/git/../db/info/refs"), None);
+        assert_eq!(split("/git/hello.git/../other.git/info/refs"), None);
+        assert_eq!(split("/git/hello.git/./info/refs"), None);
         assert_eq!(split("/git/Hello.git/info/refs"), None);
         assert_eq!(split("/apps"), None);
     }
