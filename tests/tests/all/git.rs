@@ -22,8 +22,13 @@ fn text(output: &Output) -> String {
 /// A WAGI module in WAT answering `TEXT` (the data line is the one a test
 /// edits). It first counts to `spin`, to make its health check slow.
 fn wat(text: &str, spin: u32) -> String {
-    let response = format!("Content-Type: text/plain\\n\\n{text}\\n");
-    let len = format!("Content-Type: text/plain\n\n{text}\n").len();
+    wagi(&format!("Content-Type: text/plain\n\n{text}\n"), spin)
+}
+
+/// A WAGI module in WAT writing the CGI `response`, after counting to `spin`.
+fn wagi(response: &str, spin: u32) -> String {
+    let len = response.len();
+    let response = response.replace('\n', "\\n");
     format!(
         r#"(module
   (import "wasi_snapshot_preview1" "fd_write"
@@ -141,7 +146,14 @@ fn release_descriptions(server: &Server, app: &str) -> Vec<String> {
         .as_array()
         .unwrap()
         .iter()
-        .map(|r| format!("v{} {}", r["version"], r["description"].as_str().unwrap()))
+        .map(|r| {
+            format!(
+                "v{} {} {}",
+                r["version"],
+                r["description"].as_str().unwrap(),
+                r["status"]["state"].as_str().unwrap()
+            )
+        })
         .collect()
 }
 
@@ -205,6 +217,22 @@ fn git_push_deploys_refuses_and_releases_old_commits_without_rebuilding() {
     assert!(log.contains("remote:  !     app.wat"), "{log}");
     assert!(log.contains("keeps serving its current release"), "{log}");
     assert_eq!(body(&server, "hello"), "hello v2\n");
+
+    // So does a release that fails its health check.
+    repo.write(
+        "app.wat",
+        &wagi("Status: 500 Internal Server Error\n\nunhealthy\n", 0),
+    );
+    let unhealthy = repo.commit("unhealthy");
+    let out = repo.push(&["wpaas", "main"]);
+    let log = text(&out);
+    assert!(!out.status.success(), "{log}");
+    assert!(
+        log.contains("health check failed: GET / answered 500"),
+        "{log}"
+    );
+    assert!(log.contains("pre-receive hook declined"), "{log}");
+    assert_eq!(body(&server, "hello"), "hello v2\n");
     let remote_main = repo.ok(&["ls-remote", "wpaas", "refs/heads/main"]);
     assert!(remote_main.starts_with(&v2), "{remote_main}");
     repo.ok(&["reset", "-q", "--hard", &v2]);
@@ -245,14 +273,16 @@ fn git_push_deploys_refuses_and_releases_old_commits_without_rebuilding() {
     assert_eq!(body(&server, "hello"), "hello v2\n");
     assert_eq!(build_count(&server, "hello"), builds, "nothing was rebuilt");
 
-    // Releases are described by the commit, and the failed build made none.
+    // Releases are described by the commit; the failed build made none, the
+    // unhealthy release is recorded as failed.
     assert_eq!(
         release_descriptions(&server, "hello"),
         [
-            format!("v4 Deploy {}", &v2[..7]),
-            format!("v3 Deploy {}", &v1[..7]),
-            format!("v2 Deploy {}", &v2[..7]),
-            format!("v1 Deploy {}", &v1[..7]),
+            format!("v5 Deploy {} succeeded", &v2[..7]),
+            format!("v4 Deploy {} succeeded", &v1[..7]),
+            format!("v3 Deploy {} failed", &unhealthy[..7]),
+            format!("v2 Deploy {} succeeded", &v2[..7]),
+            format!("v1 Deploy {} succeeded", &v1[..7]),
         ]
     );
 }
