@@ -3,8 +3,10 @@
 #
 #   examples/build.sh            # into $CARGO_TARGET_DIR, default <repo>/target/examples
 #
-# wagi-hello is a plain wasm32-wasip1 module (WAGI/CGI); the others are
-# wasm32-wasip2 components exporting wasi:http/incoming-handler. All share one
+# wagi-hello is a plain wasm32-wasip1 module (WAGI/CGI); worker is a
+# wasm32-wasip1 command (`_start`; preview 1 keeps exit codes, which WASI
+# 0.2's wasi:cli/exit reduces to ok/err); the others are wasm32-wasip2 components exporting
+# wasi:http/incoming-handler. All share one
 # target directory so their common dependencies compile once.
 set -euo pipefail
 
@@ -32,3 +34,4 @@ build echo wasm32-wasip2
 build hostile wasm32-wasip2
 build raw-echo wasm32-wasip2
 build wagi-hello wasm32-wasip1
+build worker wasm32-wasip1

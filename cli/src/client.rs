@@ -99,12 +99,25 @@ impl Api {
 
     /// Uploads `bytes` and returns the streaming response.
     pub fn upload(&self, path: &str, bytes: Vec<u8>) -> Result<reqwest::blocking::Response> {
-        let response = self
-            .http
-            .post(self.url(path))
+        self.stream(
+            self.http
+                .post(self.url(path))
+                .header("content-type", "application/gzip")
+                .body(bytes),
+        )
+    }
+
+    /// POSTs `body` as JSON and returns the streaming response.
+    pub fn post_streaming(&self, path: &str, body: Value) -> Result<reqwest::blocking::Response> {
+        self.stream(self.http.post(self.url(path)).json(&body))
+    }
+
+    fn stream(
+        &self,
+        request: reqwest::blocking::RequestBuilder,
+    ) -> Result<reqwest::blocking::Response> {
+        let response = request
             .bearer_auth(&self.token)
-            .header("content-type", "application/gzip")
-            .body(bytes)
             .send()
             .map_err(|e| self.unreachable(e))?;
         if !response.status().is_success() {

@@ -44,7 +44,7 @@ pub fn examples_target_dir() -> PathBuf {
 }
 
 /// The `.wasm` of example `name` (hello, echo, hostile, raw-echo,
-/// wagi-hello), all built once per process by `examples/build.sh`.
+/// wagi-hello, worker), all built once per process by `examples/build.sh`.
 pub fn example(name: &str) -> PathBuf {
     static BUILT: OnceLock<()> = OnceLock::new();
     BUILT.get_or_init(|| {
@@ -61,7 +61,7 @@ pub fn example(name: &str) -> PathBuf {
             String::from_utf8_lossy(&out.stderr)
         );
     });
-    let target = if name == "wagi-hello" {
+    let target = if name == "wagi-hello" || name == "worker" {
         "wasm32-wasip1"
     } else {
         "wasm32-wasip2"
@@ -233,15 +233,20 @@ pub struct Server {
 }
 
 impl Server {
-    /// Starts `wpaas server` on port 0 (router and API) with `home`.
+    /// Starts `wpaas server` on port 0 (router and API) with `home`. Its
+    /// stderr is appended to `home/server-stderr.log` ([`Server::stderr`]).
     pub fn start(home: &Path) -> Result<Self> {
+        let stderr = std::fs::File::options()
+            .create(true)
+            .append(true)
+            .open(home.join("server-stderr.log"))?;
         let mut child = Command::new(wpaas_bin())
             .args(["server", "--listen", "127.0.0.1:0", "--api", "127.0.0.1:0"])
             .env("WPAAS_HOME", home)
             .env("CARGO_TARGET_DIR", examples_target_dir())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(stderr)
             .spawn()
             .context("could not start wpaas server")?;
         let mut stdout = BufReader::new(child.stdout.take().expect("piped"));
@@ -290,6 +295,11 @@ impl Server {
             .header("host", format!("{app}.localhost"))
             .send()
             .expect("router answers")
+    }
+
+    /// What the server has written to stderr so far (over restarts).
+    pub fn stderr(&self) -> String {
+        std::fs::read_to_string(self.home.join("server-stderr.log")).unwrap_or_default()
     }
 
     /// Kills the server without warning (as a crash or `kill -9` would).

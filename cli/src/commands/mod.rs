@@ -11,6 +11,7 @@ mod healthcheck;
 mod login;
 mod ps;
 mod releases;
+mod run;
 mod server;
 mod target;
 mod up;
@@ -52,6 +53,7 @@ pub enum Command {
     Rollback(releases::Rollback),
     #[command(name = "healthcheck:set")]
     HealthcheckSet(healthcheck::Set),
+    Run(run::Run),
     Ps(ps::Ps),
     #[command(name = "ps:scale")]
     PsScale(ps::Scale),
@@ -94,6 +96,7 @@ impl Command {
             Command::ReleasesInfo(cmd) => cmd.run(),
             Command::Rollback(cmd) => cmd.run(),
             Command::HealthcheckSet(cmd) => cmd.run(),
+            Command::Run(cmd) => cmd.run(),
             Command::Ps(cmd) => cmd.run(),
             Command::PsScale(cmd) => cmd.run(),
             Command::PsRestart(cmd) => cmd.run(),

@@ -114,24 +114,39 @@ fn print_processes(app: &str, ps: &Value) {
     }
     for process in processes(ps) {
         let kind = process["type"].as_str().unwrap_or("");
+        let quantity = match kind {
+            "release" => "once per release".to_string(),
+            _ => process["quantity"].to_string(),
+        };
         println!(
-            "=== {kind} ({}): {}",
-            process["quantity"],
+            "=== {kind} ({quantity}): {}",
             process["command"].as_str().unwrap_or("")
         );
         let replicas = process["replicas"].as_array().cloned().unwrap_or_default();
         for replica in &replicas {
-            println!(
-                "{}: {} since {}  in-flight {}  served {}",
+            let mut line = format!(
+                "{}: {} since {}",
                 replica["name"].as_str().unwrap_or(""),
                 replica["state"].as_str().unwrap_or(""),
                 replica["since"].as_str().unwrap_or(""),
-                replica["in_flight"],
-                replica["served"],
             );
-        }
-        if replicas.is_empty() && process["quantity"].as_u64().unwrap_or(0) > 0 {
-            println!("(not running: wpaas runs only `web` processes so far)");
+            if kind == "web" {
+                line += &format!(
+                    "  in-flight {}  served {}",
+                    replica["in_flight"], replica["served"]
+                );
+            }
+            if let Some(command) = replica["command"].as_str() {
+                line += &format!("  {command}");
+            }
+            if replica["restarts"].as_u64().unwrap_or(0) > 0 {
+                line += &format!(
+                    "  restarts {} (last: {})",
+                    replica["restarts"],
+                    replica["last_exit"].as_str().unwrap_or("")
+                );
+            }
+            println!("{line}");
         }
         println!();
     }

@@ -254,6 +254,21 @@ async fn route(platform: Arc<Platform>, req: hyper::Request<Incoming>) -> ApiRes
             platform.domain_removed(&super::store::normalize_domain(domain)?);
             json_ok(&record.domains)
         }
+        (Method::POST, ["apps", app, "run"]) => {
+            #[derive(serde::Deserialize)]
+            struct RunRequest {
+                command: Vec<String>,
+                #[serde(default)]
+                env: BTreeMap<String, String>,
+            }
+            let body: RunRequest = read_json(req).await?;
+            store.app(app)?;
+            for key in body.env.keys() {
+                super::store::validate_config_key(key)?;
+            }
+            let (command, env) = platform.one_off(app, &body.command, &body.env).await?;
+            Ok(run_stream(platform.clone(), app.to_string(), command, env))
+        }
         (Method::GET, ["apps", app, "ps"]) => json_ok(&processes(&platform, app)?),
         (Method::PATCH, ["apps", app, "formation"]) => {
             let changes: BTreeMap<String, u32> = read_json(req).await?;
@@ -322,6 +337,74 @@ async fn route(platform: Arc<Platform>, req: hyper::Request<Incoming>) -> ApiRes
     }
 }
 
+/// Runs a one-off process and streams its output: each line is `1 TEXT`
+/// (stdout) or `2 TEXT` (stderr); the last is `##wpaas-result
+/// {"exit": CODE, "process": "run.N", "status": "…"}`. A client that hangs
+/// up stops the process.
+fn run_stream(
+    platform: Arc<Platform>,
+    app: String,
+    command: Arc<crate::runtime::WasiCommand>,
+    env: crate::runtime::ProcessEnv,
+) -> hyper::Response<BoxBody> {
+    let (tx, lines) = tokio::sync::mpsc::unbounded_channel::<String>();
+    // Held by the sinks: once only we hold it, every output line is out.
+    let in_use = Arc::new(());
+    let sink = |fd: u8| -> crate::runtime::output::LineSink {
+        let (tx, in_use) = (tx.clone(), in_use.clone());
+        Arc::new(move |line: &str| {
+            let _in_use = &in_use;
+            let _ = tx.send(format!("{fd} {line}"));
+        })
+    };
+    let stdio = crate::runtime::Stdio {
+        stdout: sink(1),
+        stderr: sink(2),
+    };
+    tokio::spawn(async move {
+        let gone = tx.clone();
+        let (process, exit) = platform
+            .supervisor()
+            .run_once(
+                &app,
+                &command,
+                &env,
+                stdio,
+                async move { gone.closed().await },
+            )
+            .await;
+        // The output streams' tasks end when the instance is dropped and
+        // hand over a last unterminated line as they go; wait for that.
+        for _ in 0..200 {
+            if Arc::strong_count(&in_use) == 1 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+        }
+        let result = json!({ "exit": exit.code(), "process": process, "status": exit.to_string() });
+        let _ = tx.send(format!("{RESULT_PREFIX}{result}"));
+    });
+    line_stream(lines)
+}
+
+/// A streaming text response of `lines`, one per line.
+fn line_stream(
+    mut lines: tokio::sync::mpsc::UnboundedReceiver<String>,
+) -> hyper::Response<BoxBody> {
+    let stream = futures::stream::poll_fn(move |cx| {
+        lines
+            .poll_recv(cx)
+            .map(|line| line.map(|l| Ok::<_, Infallible>(Frame::data(Bytes::from(l + "\n")))))
+    });
+    let body = StreamBody::new(stream)
+        .map_err(|never| match never {})
+        .boxed_unsync();
+    hyper::Response::builder()
+        .header(http::header::CONTENT_TYPE, "text/plain; charset=utf-8")
+        .body(body)
+        .expect("static response")
+}
+
 /// Checks a custom buildpack directory on this machine before it is set.
 fn check_buildpack(path: &str) -> Result<String, ApiError> {
     if !std::path::Path::new(path).is_absolute() {
@@ -349,7 +432,7 @@ fn processes(platform: &Platform, app: &str) -> Result<Vec<Value>, ApiError> {
         return Ok(Vec::new());
     };
     let web = platform.web_status(app).unwrap_or_default();
-    Ok(release
+    let mut types: Vec<Value> = release
         .process_types
         .iter()
         .map(|(kind, command)| {
@@ -366,16 +449,31 @@ fn processes(platform: &Platform, app: &str) -> Result<Vec<Value>, ApiError> {
                     })
                     .collect()
             } else {
-                Vec::new()
+                platform
+                    .supervisor()
+                    .status(app, kind)
+                    .iter()
+                    .map(|p| json!(p))
+                    .collect()
             };
             json!({
                 "type": kind,
                 "command": command,
-                "quantity": replicas(&record, kind),
+                "quantity": if kind == "release" { 0 } else { replicas(&record, kind) },
                 "replicas": running,
             })
         })
-        .collect())
+        .collect();
+    let runs = platform.supervisor().runs(app);
+    if !runs.is_empty() {
+        types.push(json!({
+            "type": "run",
+            "command": "one-off processes",
+            "quantity": runs.len(),
+            "replicas": runs,
+        }));
+    }
+    Ok(types)
 }
 
 /// The newest succeeded release older than `current`.
@@ -426,7 +524,7 @@ async fn deploy(platform: Arc<Platform>, app: String, req: hyper::Request<Incomi
             ))
         }
     };
-    let (log, mut lines) = LogSink::channel();
+    let (log, lines) = LogSink::channel();
     tokio::spawn(async move {
         let result = deploy_steps(&platform, &app, body, commit, &log).await;
         let last = match result {
@@ -441,18 +539,7 @@ async fn deploy(platform: Arc<Platform>, app: String, req: hyper::Request<Incomi
         };
         log.send(format!("{RESULT_PREFIX}{last}"));
     });
-    let stream = futures::stream::poll_fn(move |cx| {
-        lines
-            .poll_recv(cx)
-            .map(|line| line.map(|l| Ok::<_, Infallible>(Frame::data(Bytes::from(l + "\n")))))
-    });
-    let body = StreamBody::new(stream)
-        .map_err(|never| match never {})
-        .boxed_unsync();
-    Ok(hyper::Response::builder()
-        .header(http::header::CONTENT_TYPE, "text/plain; charset=utf-8")
-        .body(body)
-        .expect("static response"))
+    Ok(line_stream(lines))
 }
 
 /// The `commit` query parameter: a full git object id (SHA-1 or SHA-256).

@@ -7,4 +7,5 @@ mod log_sink;
 pub mod platform;
 pub mod server;
 pub mod store;
+pub mod supervisor;
 pub mod token;

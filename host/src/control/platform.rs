@@ -15,8 +15,12 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};
 
 use super::store::{App, Release, ReleaseDraft, Store};
+use super::supervisor::Supervisor;
 use crate::router::{AppRoute, RouteTable};
-use crate::runtime::{CgiContext, Limits, ProcessEnv, ReplicaStatus, Runtime, WebProcess};
+use crate::runtime::output::LineSink;
+use crate::runtime::{
+    CgiContext, Limits, ProcessEnv, ReplicaStatus, Runtime, Stdio, WasiCommand, WebProcess,
+};
 
 pub use super::log_sink::LogSink;
 
@@ -27,6 +31,8 @@ pub struct Platform {
     table: Arc<RouteTable>,
     /// The router's address, for the URLs we print.
     router_port: u16,
+    /// Workers and one-off runs.
+    supervisor: Supervisor,
     /// Changes to one app run one at a time.
     app_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
@@ -44,6 +50,9 @@ impl Platform {
             runtime,
             table,
             router_port,
+            supervisor: Supervisor::new(Arc::new(|app: &str, process: &str, line: &str| {
+                eprintln!("{app} app[{process}]: {line}");
+            })),
             app_locks: Mutex::default(),
         }
     }
@@ -110,9 +119,10 @@ impl Platform {
         self.table.remove_domain(domain);
     }
 
-    /// Removes an app from the router.
+    /// Removes an app from the router and stops its processes.
     pub fn app_destroyed(&self, app: &str) {
         self.table.remove_app(app);
+        self.supervisor.stop_app(app);
     }
 
     /// Creates a release from the current one changed by `change`, activates
@@ -146,50 +156,52 @@ impl Platform {
         Ok(release)
     }
 
-    /// Loads `release`'s web process, health-checks it (when `log` is given,
-    /// i.e. for a new release) and swaps it into the routing table.
+    /// Makes `release` what `app` runs. For a new release (`log` given):
+    /// load its code, run its release phase, health-check its web process,
+    /// then swap the routing entry and replace the long-running processes
+    /// (new replicas start before old ones stop). On restore (`log` None)
+    /// the release phase and health check, already passed, are skipped.
     async fn activate(&self, app: &App, release: &Release, log: Option<&LogSink>) -> Result<()> {
         let say = |line: String| {
             if let Some(log) = log {
                 log.send(line);
             }
         };
-        let web_replicas = replicas(app, "web");
-        let (Some(slug), Some(command)) = (&release.slug, release.command("web")) else {
-            // Nothing to serve yet (config before the first deploy, or an
-            // app without a web type).
-            self.table.set_app(AppRoute {
-                name: app.name.clone(),
-                web: None,
-            });
-            return Ok(());
-        };
-        if web_replicas == 0 {
-            self.table.set_app(AppRoute {
-                name: app.name.clone(),
-                web: None,
-            });
-            return Ok(());
-        }
-        let slug_dir = self.unpacked_slug(slug)?;
-        let (wasm, args) = parse_command(command, &release.config)?;
-        let env = ProcessEnv {
-            vars: release.config.clone().into_iter().collect(),
-            args,
-        };
-        let runtime = self.runtime.clone();
-        let path = slug_dir.join(&wasm);
-        say(format!("-----> Loading web: {command}"));
-        let (web, _) =
-            tokio::task::spawn_blocking(move || runtime.load_web(&path, env, Limits::default()))
+        let web = match (release.command("web"), replicas(app, "web")) {
+            (Some(command), n) if n > 0 => {
+                say(format!("-----> Loading web: {command}"));
+                let (wasm, path, env) = self.process(release, command)?;
+                let runtime = self.runtime.clone();
+                let (web, _) = tokio::task::spawn_blocking(move || {
+                    runtime.load_web(&path, env, Limits::default())
+                })
                 .await
                 .map_err(|e| anyhow!("loading panicked: {e}"))?
                 .with_context(|| format!("could not load {wasm}"))?;
-        let web = Arc::new(web.scaled(web_replicas as usize));
-        if log.is_some() {
+                Some(Arc::new(web.scaled(n as usize)))
+            }
+            // Nothing to serve: `web` scaled to 0, absent, or not deployed yet.
+            _ => None,
+        };
+        let mut workers = Vec::new();
+        for (kind, command) in release
+            .process_types
+            .iter()
+            .filter(|(k, _)| is_long_running(k))
+        {
+            let n = replicas(app, kind);
+            if n > 0 {
+                say(format!("-----> Loading {kind}: {command}"));
+                workers.push((kind.clone(), self.command(release, command).await?, n));
+            }
+        }
+        if let (Some(log), Some(command)) = (log, release.command("release")) {
+            self.release_phase(&app.name, release, command, log).await?;
+        }
+        if let (Some(web), Some(_)) = (&web, log) {
             say(format!("-----> Health check: GET {}", app.healthcheck.path));
             health_check(
-                &web,
+                web,
                 &app.name,
                 &app.healthcheck.path,
                 Duration::from_millis(app.healthcheck.timeout_ms),
@@ -199,9 +211,133 @@ impl Platform {
         }
         self.table.set_app(AppRoute {
             name: app.name.clone(),
-            web: Some(web),
+            web,
         });
+        let running: Vec<&str> = workers.iter().map(|(kind, ..)| kind.as_str()).collect();
+        self.supervisor.retain(&app.name, &running);
+        for (kind, (command, env), n) in workers {
+            self.supervisor
+                .set(&app.name, &kind, release.version, command, env, n as usize);
+        }
         Ok(())
+    }
+
+    /// Runs the release's `release` process once; anything but exit 0
+    /// fails the release. Its output goes to `log`.
+    async fn release_phase(
+        &self,
+        app: &str,
+        release: &Release,
+        command: &str,
+        log: &LogSink,
+    ) -> Result<()> {
+        log.send(format!("-----> Running release command: {command}"));
+        let (wasm, env) = self.command(release, command).await?;
+        let out: LineSink = {
+            let log = log.clone();
+            Arc::new(move |line: &str| log.send(format!("       {line}")))
+        };
+        let stdio = Stdio {
+            stdout: out.clone(),
+            stderr: out,
+        };
+        let exit = wasm
+            .run(
+                &env,
+                &stdio,
+                Some(RELEASE_PHASE_TIMEOUT),
+                std::future::pending(),
+            )
+            .await;
+        if !exit.success() {
+            bail!("release command failed ({exit}); {app} keeps its previous release");
+        }
+        log.send("       done");
+        Ok(())
+    }
+
+    /// The slug path of a Procfile command's module, and its environment.
+    fn process(&self, release: &Release, command: &str) -> Result<(String, PathBuf, ProcessEnv)> {
+        let slug = release
+            .slug
+            .as_deref()
+            .ok_or_else(|| anyhow!("release v{} has no slug", release.version))?;
+        let slug_dir = self.unpacked_slug(slug)?;
+        let (wasm, args) = parse_command(command, &release.config)?;
+        let env = ProcessEnv {
+            vars: release.config.clone().into_iter().collect(),
+            args,
+        };
+        let path = slug_dir.join(&wasm);
+        Ok((wasm, path, env))
+    }
+
+    /// A Procfile command loaded as a WASI command, with its environment.
+    pub async fn command(
+        &self,
+        release: &Release,
+        command: &str,
+    ) -> Result<(Arc<WasiCommand>, ProcessEnv)> {
+        let (wasm, path, env) = self.process(release, command)?;
+        let runtime = self.runtime.clone();
+        let loaded =
+            tokio::task::spawn_blocking(move || runtime.load_command(&path, Limits::default()))
+                .await
+                .map_err(|e| anyhow!("loading panicked: {e}"))?
+                .with_context(|| format!("could not load {wasm}"))?;
+        Ok((Arc::new(loaded), env))
+    }
+
+    /// A one-off command (`wpaas run -- MODULE.wasm ARGS…`) from `app`'s
+    /// current release, with its config plus `extra_env`.
+    pub async fn one_off(
+        &self,
+        app: &str,
+        argv: &[String],
+        extra_env: &BTreeMap<String, String>,
+    ) -> Result<(Arc<WasiCommand>, ProcessEnv)> {
+        let Some(module) = argv.first() else {
+            bail!("no command given; e.g. `wpaas run -- app.wasm ARGS…`");
+        };
+        let relative = Path::new(module);
+        if relative.is_absolute()
+            || relative
+                .components()
+                .any(|c| !matches!(c, std::path::Component::Normal(_)))
+        {
+            bail!("{module:?} is not a path inside the slug; name a .wasm from `wpaas ps`");
+        }
+        let release = self
+            .store
+            .current_release(app)?
+            .filter(|r| r.slug.is_some())
+            .ok_or_else(|| anyhow!("{app} has not been deployed yet; nothing to run"))?;
+        let slug_dir = self.unpacked_slug(release.slug.as_deref().expect("filtered"))?;
+        let path = slug_dir.join(relative);
+        if !path.is_file() {
+            bail!(
+                "{module} is not in {app}'s current release (v{})",
+                release.version
+            );
+        }
+        let mut config = release.config.clone();
+        config.extend(extra_env.clone());
+        let env = ProcessEnv {
+            vars: config.into_iter().collect(),
+            args: argv.to_vec(),
+        };
+        let runtime = self.runtime.clone();
+        let loaded =
+            tokio::task::spawn_blocking(move || runtime.load_command(&path, Limits::default()))
+                .await
+                .map_err(|e| anyhow!("loading panicked: {e}"))?
+                .with_context(|| format!("could not load {module}"))?;
+        Ok((Arc::new(loaded), env))
+    }
+
+    /// The supervisor of long-running and one-off processes.
+    pub fn supervisor(&self) -> &Supervisor {
+        &self.supervisor
     }
 
     /// Sets the number of replicas of some process types (`ps:scale`) and
@@ -224,6 +360,9 @@ impl Platform {
                     types.join(", ")
                 );
             }
+            if kind == "release" {
+                bail!("the release process runs once per release; it cannot be scaled");
+            }
             if count > MAX_REPLICAS {
                 bail!("{kind}={count} is too many; at most {MAX_REPLICAS} replicas per type");
             }
@@ -233,15 +372,32 @@ impl Platform {
                 record.formation.insert(kind.clone(), count);
             }
         })?;
-        if let (Some(release), true) = (&release, changes.contains_key("web")) {
+        let Some(release) = release else {
+            return Ok(record);
+        };
+        if changes.contains_key("web") {
             let running = self.table.app(app).and_then(|route| route.web.clone());
             match (running, replicas(&record, "web")) {
                 (Some(web), n) if n > 0 => self.table.set_app(AppRoute {
                     name: app.to_string(),
                     web: Some(Arc::new(web.scaled(n as usize))),
                 }),
-                _ => self.activate(&record, release, None).await?,
+                _ => self.activate(&record, &release, None).await?,
             }
+        }
+        for kind in changes.keys().filter(|k| is_long_running(k)) {
+            let n = replicas(&record, kind) as usize;
+            let command = release.command(kind).expect("checked above");
+            if n == 0 {
+                self.supervisor.stop(app, kind);
+                continue;
+            }
+            let (command, env) = match self.supervisor.command(app, kind, release.version) {
+                Some(running) => (running, self.process(&release, command)?.2),
+                None => self.command(&release, command).await?,
+            };
+            self.supervisor
+                .set(app, kind, release.version, command, env, n);
         }
         Ok(record)
     }
@@ -260,8 +416,24 @@ impl Platform {
                 bail!("no process type {kind:?} in {app}'s current release");
             }
         }
-        if kind.is_none_or(|k| k == "web") {
-            self.activate(&record, &release, None).await?;
+        match kind {
+            None | Some("web") => {
+                if kind.is_none() {
+                    // Fresh replicas everywhere: drop the running ones first.
+                    self.supervisor.retain(app, &[]);
+                }
+                self.activate(&record, &release, None).await?;
+            }
+            Some(kind) => {
+                self.supervisor.stop(app, kind);
+                let n = replicas(&record, kind) as usize;
+                if n > 0 {
+                    let command = release.command(kind).expect("checked above");
+                    let (command, env) = self.command(&release, command).await?;
+                    self.supervisor
+                        .set(app, kind, release.version, command, env, n);
+                }
+            }
         }
         Ok(())
     }
@@ -287,6 +459,15 @@ impl Platform {
             .with_context(|| format!("could not unpack slug {digest}"))?;
         Ok(dir)
     }
+}
+
+/// How long a release command may run.
+pub const RELEASE_PHASE_TIMEOUT: Duration = Duration::from_secs(10 * 60);
+
+/// Types the supervisor keeps running: all but `web` (served per request)
+/// and `release` (run once per release).
+pub fn is_long_running(kind: &str) -> bool {
+    kind != "web" && kind != "release"
 }
 
 /// Most replicas one process type may have (each web replica has its own

@@ -8,11 +8,13 @@
 
 mod admission;
 mod cache;
+mod command;
 mod component;
 mod engine;
 mod error;
 pub mod limits;
 mod outbound;
+pub mod output;
 mod sandbox;
 mod wagi;
 mod web;
@@ -24,6 +26,7 @@ use bytes::Bytes;
 
 pub use admission::{Admission, Rejected};
 pub use cache::{CacheOutcome, CodeCache, Compiled};
+pub use command::{Exit, Stdio, WasiCommand};
 pub use component::HttpComponent;
 pub use engine::{EngineConfig, WasmEngine, EPOCH_TICK};
 pub use error::WebError;
@@ -96,6 +99,18 @@ impl Runtime {
             Compiled::Module(m) => WebCode::Wagi(WagiModule::new(engine, &m, limits.clone())?),
         };
         Ok((WebProcess::new(code, env, limits, 1), outcome))
+    }
+}
+
+impl Runtime {
+    /// Loads `path` as a WASI command (a worker, the release phase, a
+    /// one-off run), compiled (or loaded from cache) and linked.
+    pub fn load_command(&self, path: &Path, limits: Limits) -> Result<WasiCommand> {
+        let engine = self.engine.engine();
+        match self.cache.load(engine, path)?.0 {
+            Compiled::Component(c) => WasiCommand::from_component(engine, &c, limits),
+            Compiled::Module(m) => WasiCommand::from_module(engine, &m, limits),
+        }
     }
 }
 

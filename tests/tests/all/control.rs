@@ -198,7 +198,10 @@ fn custom_heroku_contract_buildpack_deploys() {
 
     // The same buildpack chosen with buildpacks:set instead of .buildpacks.
     std::fs::remove_file(src.path().join(".buildpacks")).unwrap();
-    let out = server.cli(src.path(), &["buildpacks:set", "/no/such/pack", "-a", "shelly"]);
+    let out = server.cli(
+        src.path(),
+        &["buildpacks:set", "/no/such/pack", "-a", "shelly"],
+    );
     assert!(!out.status.success());
     assert!(text(&out).contains("no such directory"), "{}", text(&out));
     let pack_path = pack.path().display().to_string();

@@ -1,0 +1,67 @@
+//! `wpaas run -- MODULE.wasm ARGS…`: a one-off process from the current
+//! release, its output streamed here, its exit code ours.
+
+use std::io::{BufRead, BufReader, Write};
+
+use anyhow::{bail, Context, Result};
+use serde_json::{json, Map, Value};
+use wpaas_host::control::api::RESULT_PREFIX;
+
+use super::target::AppArgs;
+
+/// Run a one-off command (a .wasm in the current release) with the app's
+/// config; exits with its exit code.
+#[derive(clap::Args)]
+pub struct Run {
+    /// Extra environment for this run only, K=V (repeatable).
+    #[arg(short = 'e', long = "env", value_name = "K=V")]
+    env: Vec<String>,
+    /// The module (a path in the slug, e.g. worker.wasm) and its arguments.
+    #[arg(required = true, last = true, value_name = "MODULE.wasm ARGS")]
+    command: Vec<String>,
+    #[command(flatten)]
+    target: AppArgs,
+}
+
+impl Run {
+    pub fn run(self) -> Result<()> {
+        let app = self.target.app()?;
+        let mut env = Map::new();
+        for pair in &self.env {
+            let Some((key, value)) = pair.split_once('=') else {
+                bail!("--env {pair:?} is not K=V");
+            };
+            env.insert(key.to_string(), value.into());
+        }
+        let response = self.target.api.client()?.post_streaming(
+            &format!("/apps/{app}/run"),
+            json!({ "command": self.command, "env": env }),
+        )?;
+        let mut result = None;
+        let (mut stdout, mut stderr) = (std::io::stdout(), std::io::stderr());
+        for line in BufReader::new(response).lines() {
+            let line = line.context("the process's output stream broke off")?;
+            if let Some(json) = line.strip_prefix(RESULT_PREFIX) {
+                result = serde_json::from_str::<Value>(json).ok();
+            } else if let Some(text) = line.strip_prefix("2 ") {
+                let _ = writeln!(stderr, "{text}");
+            } else {
+                let text = line.strip_prefix("1 ").unwrap_or(&line);
+                let _ = writeln!(stdout, "{text}");
+                let _ = stdout.flush();
+            }
+        }
+        let Some(result) = result else {
+            bail!("the server ended the run without an exit status");
+        };
+        let code = result["exit"].as_i64().unwrap_or(1) as i32;
+        if code != 0 {
+            eprintln!(
+                "{} {}",
+                result["process"].as_str().unwrap_or("run"),
+                result["status"].as_str().unwrap_or("failed")
+            );
+        }
+        std::process::exit(code);
+    }
+}

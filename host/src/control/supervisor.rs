@@ -1,0 +1,328 @@
+//! Long-running process types (`worker: jobs.wasm --queue q`) and one-off
+//! runs: each replica is one running WASI command instance, restarted with
+//! exponential backoff when it exits or traps, like a crashed dyno.
+//!
+//! The supervisor knows nothing of releases or the store: the platform
+//! hands it linked commands and replica counts; it keeps them running and
+//! reports their state for `ps`.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use tokio::sync::watch;
+
+use crate::runtime::output::LineSink;
+use crate::runtime::{Exit, ProcessEnv, Stdio, WasiCommand};
+
+/// Receives every line a process prints: `(app, process, line)`, process
+/// being `worker.1`, `run.2`…
+pub type ProcessLog = Arc<dyn Fn(&str, &str, &str) + Send + Sync>;
+
+/// First restart delay; doubles with each crash in a row, up to [`MAX_BACKOFF`].
+pub const FIRST_BACKOFF: Duration = Duration::from_millis(500);
+/// Longest restart delay.
+pub const MAX_BACKOFF: Duration = Duration::from_secs(300);
+/// A replica that ran this long before exiting starts its backoff afresh.
+const HEALTHY_RUN: Duration = Duration::from_secs(60);
+
+/// What `ps` shows of one process.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ProcessStatus {
+    /// `worker.1`, `run.3`.
+    pub name: String,
+    /// `starting`, `up` or `crashed`.
+    pub state: &'static str,
+    /// Since when it is in that state (RFC 3339).
+    pub since: String,
+    /// Restarts after exits or traps.
+    pub restarts: u32,
+    /// How it last ended, if it did.
+    pub last_exit: Option<String>,
+    /// The command line (one-off runs).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub command: Option<String>,
+}
+
+struct Shared {
+    state: &'static str,
+    since: SystemTime,
+    restarts: u32,
+    last_exit: Option<String>,
+}
+
+struct Replica {
+    name: String,
+    shared: Arc<Mutex<Shared>>,
+    stop: watch::Sender<bool>,
+}
+
+impl Replica {
+    fn status(&self) -> ProcessStatus {
+        let shared = self.shared.lock().expect("replica state");
+        ProcessStatus {
+            name: self.name.clone(),
+            state: shared.state,
+            since: humantime::format_rfc3339_seconds(shared.since).to_string(),
+            restarts: shared.restarts,
+            last_exit: shared.last_exit.clone(),
+            command: None,
+        }
+    }
+}
+
+impl Drop for Replica {
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
+    }
+}
+
+/// One process type's running replicas, all of one release.
+struct Group {
+    release: u32,
+    command: Arc<WasiCommand>,
+    env: ProcessEnv,
+    replicas: Vec<Replica>,
+}
+
+#[derive(Default)]
+struct AppProcesses {
+    groups: BTreeMap<String, Group>,
+    runs: BTreeMap<u32, ProcessStatus>,
+}
+
+/// Keeps every app's long-running processes running.
+pub struct Supervisor {
+    apps: Mutex<HashMap<String, AppProcesses>>,
+    log: ProcessLog,
+    run_counter: AtomicU32,
+}
+
+impl Supervisor {
+    /// A supervisor whose processes print through `log`.
+    pub fn new(log: ProcessLog) -> Self {
+        Self {
+            apps: Mutex::default(),
+            log,
+            run_counter: AtomicU32::new(0),
+        }
+    }
+
+    /// Runs `count` replicas of `kind` from `release`. Replicas of another
+    /// release (or another command) are replaced: the new ones start first,
+    /// then the old ones stop. Of the same release, extra ones stop and
+    /// missing ones start.
+    pub fn set(
+        &self,
+        app: &str,
+        kind: &str,
+        release: u32,
+        command: Arc<WasiCommand>,
+        env: ProcessEnv,
+        count: usize,
+    ) {
+        let mut apps = self.apps.lock().expect("supervisor");
+        let processes = apps.entry(app.to_string()).or_default();
+        let same = processes
+            .groups
+            .get(kind)
+            .is_some_and(|g| g.release == release && Arc::ptr_eq(&g.command, &command));
+        if !same {
+            let mut group = Group {
+                release,
+                command,
+                env,
+                replicas: Vec::new(),
+            };
+            self.grow(app, kind, &mut group, count);
+            // Dropping the old group stops its replicas, after the new ones
+            // are running.
+            processes.groups.insert(kind.to_string(), group);
+            return;
+        }
+        let group = processes.groups.get_mut(kind).expect("checked");
+        group.replicas.truncate(count);
+        self.grow(app, kind, group, count);
+    }
+
+    /// The running command of `kind`, if it runs (to rescale without
+    /// loading it again).
+    pub fn command(&self, app: &str, kind: &str, release: u32) -> Option<Arc<WasiCommand>> {
+        let apps = self.apps.lock().expect("supervisor");
+        let group = apps.get(app)?.groups.get(kind)?;
+        (group.release == release).then(|| group.command.clone())
+    }
+
+    /// Stops every replica of `kind`.
+    pub fn stop(&self, app: &str, kind: &str) {
+        if let Some(processes) = self.apps.lock().expect("supervisor").get_mut(app) {
+            processes.groups.remove(kind);
+        }
+    }
+
+    /// Stops every replica of every type not in `keep`.
+    pub fn retain(&self, app: &str, keep: &[&str]) {
+        if let Some(processes) = self.apps.lock().expect("supervisor").get_mut(app) {
+            processes
+                .groups
+                .retain(|kind, _| keep.contains(&kind.as_str()));
+        }
+    }
+
+    /// Stops all of an app's processes.
+    pub fn stop_app(&self, app: &str) {
+        self.apps.lock().expect("supervisor").remove(app);
+    }
+
+    /// The replicas of `kind` (empty when it does not run).
+    pub fn status(&self, app: &str, kind: &str) -> Vec<ProcessStatus> {
+        let apps = self.apps.lock().expect("supervisor");
+        apps.get(app)
+            .and_then(|p| p.groups.get(kind))
+            .map(|g| g.replicas.iter().map(Replica::status).collect())
+            .unwrap_or_default()
+    }
+
+    /// One-off runs in progress.
+    pub fn runs(&self, app: &str) -> Vec<ProcessStatus> {
+        let apps = self.apps.lock().expect("supervisor");
+        apps.get(app)
+            .map(|p| p.runs.values().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// Runs `command` once as `run.N`, listed in `ps` while it runs; its
+    /// output goes to `stdio` and to the app's log. Stops when `stop`
+    /// resolves (the client went away).
+    pub async fn run_once(
+        &self,
+        app: &str,
+        command: &WasiCommand,
+        env: &ProcessEnv,
+        stdio: Stdio,
+        stop: impl std::future::Future<Output = ()>,
+    ) -> (String, Exit) {
+        let n = self.run_counter.fetch_add(1, Ordering::Relaxed) + 1;
+        let name = format!("run.{n}");
+        let status = ProcessStatus {
+            name: name.clone(),
+            state: "up",
+            since: humantime::format_rfc3339_seconds(SystemTime::now()).to_string(),
+            restarts: 0,
+            last_exit: None,
+            command: Some(env.args.join(" ")),
+        };
+        self.apps
+            .lock()
+            .expect("supervisor")
+            .entry(app.to_string())
+            .or_default()
+            .runs
+            .insert(n, status);
+        let stdio = Stdio {
+            stdout: tee(&stdio.stdout, self.sink(app, &name)),
+            stderr: tee(&stdio.stderr, self.sink(app, &name)),
+        };
+        let exit = command.run(env, &stdio, None, stop).await;
+        if let Some(processes) = self.apps.lock().expect("supervisor").get_mut(app) {
+            processes.runs.remove(&n);
+        }
+        (name, exit)
+    }
+
+    fn sink(&self, app: &str, process: &str) -> LineSink {
+        let (log, app, process) = (self.log.clone(), app.to_string(), process.to_string());
+        Arc::new(move |line: &str| log(&app, &process, line))
+    }
+
+    fn grow(&self, app: &str, kind: &str, group: &mut Group, count: usize) {
+        while group.replicas.len() < count {
+            let name = format!("{kind}.{}", group.replicas.len() + 1);
+            group.replicas.push(self.start(app, &name, group));
+        }
+    }
+
+    fn start(&self, app: &str, name: &str, group: &Group) -> Replica {
+        let shared = Arc::new(Mutex::new(Shared {
+            state: "starting",
+            since: SystemTime::now(),
+            restarts: 0,
+            last_exit: None,
+        }));
+        let (stop, stopped) = watch::channel(false);
+        let mut env = group.env.clone();
+        env.vars.retain(|(k, _)| k != "DYNO");
+        env.vars.push(("DYNO".into(), name.to_string()));
+        let out = self.sink(app, name);
+        let stdio = Stdio {
+            stdout: out.clone(),
+            stderr: out.clone(),
+        };
+        tokio::spawn(keep_running(
+            group.command.clone(),
+            env,
+            stdio,
+            shared.clone(),
+            stopped,
+        ));
+        Replica {
+            name: name.to_string(),
+            shared,
+            stop,
+        }
+    }
+}
+
+fn tee(a: &LineSink, b: LineSink) -> LineSink {
+    let a = a.clone();
+    Arc::new(move |line: &str| {
+        a(line);
+        b(line);
+    })
+}
+
+/// Resolves once `stop` says so (or its sender is gone).
+async fn stopped(mut stop: watch::Receiver<bool>) {
+    let _ = stop.wait_for(|stop| *stop).await;
+}
+
+/// The life of one replica: run, and after each exit wait (doubling the
+/// delay while it keeps crashing) and run again, until told to stop.
+async fn keep_running(
+    command: Arc<WasiCommand>,
+    env: ProcessEnv,
+    stdio: Stdio,
+    shared: Arc<Mutex<Shared>>,
+    stop: watch::Receiver<bool>,
+) {
+    let set = |state: &'static str, exit: Option<&Exit>| {
+        let mut shared = shared.lock().expect("replica state");
+        shared.state = state;
+        shared.since = SystemTime::now();
+        if let Some(exit) = exit {
+            shared.restarts += 1;
+            shared.last_exit = Some(exit.to_string());
+        }
+    };
+    let mut backoff = FIRST_BACKOFF;
+    loop {
+        set("up", None);
+        let started = Instant::now();
+        let exit = command.run(&env, &stdio, None, stopped(stop.clone())).await;
+        if exit == Exit::Stopped || *stop.borrow() {
+            return;
+        }
+        (stdio.stderr)(&format!("Process {exit}"));
+        if started.elapsed() >= HEALTHY_RUN {
+            backoff = FIRST_BACKOFF;
+        }
+        set("crashed", Some(&exit));
+        tokio::select! {
+            () = tokio::time::sleep(backoff) => {}
+            () = stopped(stop.clone()) => return,
+        }
+        backoff = (backoff * 2).min(MAX_BACKOFF);
+        set("starting", None);
+    }
+}

@@ -1,0 +1,131 @@
+//! Guest stdout/stderr as lines: what a long-running or one-off process
+//! prints is cut into lines and handed to a sink (the app's log, a `run`
+//! client). Writing never blocks the guest on a slow reader: sinks must not
+//! block (they queue or drop).
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use tokio::io::AsyncWrite;
+use wasmtime_wasi::cli::AsyncStdoutStream;
+
+/// Receives each complete line (without its newline).
+pub type LineSink = Arc<dyn Fn(&str) + Send + Sync>;
+
+/// Longer lines are split into pieces of this many bytes.
+pub const MAX_LINE: usize = 16 * 1024;
+
+/// A WASI stdout/stderr stream that feeds `sink` line by line.
+pub fn line_stream(sink: LineSink) -> AsyncStdoutStream {
+    AsyncStdoutStream::new(
+        64 * 1024,
+        LineWriter {
+            sink,
+            pending: Vec::new(),
+        },
+    )
+}
+
+struct LineWriter {
+    sink: LineSink,
+    pending: Vec<u8>,
+}
+
+impl LineWriter {
+    fn emit(&self, bytes: &[u8]) {
+        let bytes = bytes.strip_suffix(b"\r").unwrap_or(bytes);
+        (self.sink)(&String::from_utf8_lossy(bytes));
+    }
+
+    fn push(&mut self, mut data: &[u8]) {
+        while let Some(newline) = data.iter().position(|&b| b == b'\n') {
+            if self.pending.is_empty() {
+                self.emit(&data[..newline]);
+            } else {
+                self.pending.extend_from_slice(&data[..newline]);
+                let line = std::mem::take(&mut self.pending);
+                self.emit(&line);
+            }
+            data = &data[newline + 1..];
+        }
+        self.pending.extend_from_slice(data);
+        while self.pending.len() >= MAX_LINE {
+            let rest = self.pending.split_off(MAX_LINE);
+            let line = std::mem::replace(&mut self.pending, rest);
+            self.emit(&line);
+        }
+    }
+}
+
+impl AsyncWrite for LineWriter {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        self.push(buf);
+        Poll::Ready(Ok(buf.len()))
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl Drop for LineWriter {
+    /// A last line without a newline is still a line.
+    fn drop(&mut self) {
+        if !self.pending.is_empty() {
+            let line = std::mem::take(&mut self.pending);
+            self.emit(&line);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use super::*;
+
+    fn collect(chunks: &[&[u8]]) -> Vec<String> {
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let sink: LineSink = {
+            let lines = lines.clone();
+            Arc::new(move |l: &str| lines.lock().unwrap().push(l.to_string()))
+        };
+        let mut writer = LineWriter {
+            sink,
+            pending: Vec::new(),
+        };
+        for chunk in chunks {
+            writer.push(chunk);
+        }
+        drop(writer);
+        let lines = lines.lock().unwrap().clone();
+        lines
+    }
+
+    #[test]
+    fn splits_lines_across_writes() {
+        assert_eq!(
+            collect(&[b"a\nb", b"c\r\n\n", b"tail"]),
+            ["a", "bc", "", "tail"]
+        );
+    }
+
+    #[test]
+    fn long_lines_are_cut_and_bad_utf8_made_safe() {
+        let long = vec![b'x'; MAX_LINE * 2 + 5];
+        let lines = collect(&[&long, b"\n", b"\xff\xfe ok\n"]);
+        assert_eq!(lines.len(), 4);
+        assert_eq!(lines[0].len(), MAX_LINE);
+        assert_eq!(lines[2].len(), 5);
+        assert_eq!(lines[3], "\u{fffd}\u{fffd} ok");
+    }
+}

@@ -1,0 +1,264 @@
+//! Process types beyond `web`: workers, the release phase, one-off runs.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use wpaas_tests::{example, wpaas_bin, Server};
+
+fn text(output: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+/// hello.wasm as `web`, worker.wasm for the rest, with `procfile`.
+fn app_source(dir: &Path, procfile: &str) {
+    std::fs::copy(example("hello"), dir.join("hello.wasm")).unwrap();
+    std::fs::copy(example("worker"), dir.join("worker.wasm")).unwrap();
+    std::fs::write(dir.join("Procfile"), procfile).unwrap();
+}
+
+fn ps(server: &Server, dir: &Path, app: &str) -> Value {
+    let out = server.cli(dir, &["ps", "-a", app, "--json"]);
+    assert!(out.status.success(), "{}", text(&out));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn replicas(ps: &Value, kind: &str) -> Vec<Value> {
+    ps.as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["type"] == kind)
+        .map(|p| p["replicas"].as_array().unwrap().clone())
+        .unwrap_or_default()
+}
+
+/// Waits up to 10 s for `check` to hold.
+fn eventually(what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !check() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn workers_run_at_scale_restart_with_backoff_and_stop() {
+    let home = tempfile::tempdir().unwrap();
+    let src = tempfile::tempdir().unwrap();
+    app_source(src.path(), "web: hello.wasm\nworker: worker.wasm\n");
+    let server = Server::start(home.path()).unwrap();
+    let out = server.cli(src.path(), &["deploy", "-a", "jobs"]);
+    assert!(out.status.success(), "{}", text(&out));
+    // Like Heroku, only web runs by default.
+    assert!(replicas(&ps(&server, src.path(), "jobs"), "worker").is_empty());
+
+    let out = server.cli(src.path(), &["ps:scale", "worker=2", "-a", "jobs"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let beats = |name: &str| {
+        server
+            .stderr()
+            .lines()
+            .filter(|l| l.starts_with(&format!("jobs app[{name}]: heartbeat")))
+            .count()
+    };
+    eventually("heartbeats of both workers", || {
+        beats("worker.1") >= 5 && beats("worker.2") >= 5
+    });
+    assert!(server
+        .stderr()
+        .contains("jobs app[worker.2]: heartbeat 1 from worker.2 GREETING=unset"));
+    let names: Vec<Value> = replicas(&ps(&server, src.path(), "jobs"), "worker")
+        .iter()
+        .map(|r| r["name"].clone())
+        .collect();
+    assert_eq!(names, ["worker.1", "worker.2"]);
+    let human = text(&server.cli(src.path(), &["ps", "-a", "jobs"]));
+    assert!(human.contains("=== worker (2): worker.wasm"), "{human}");
+    assert!(human.contains("worker.1: up since"), "{human}");
+
+    // A new release replaces the workers; these exit after 3 heartbeats
+    // and come back after a growing delay.
+    let out = server.cli(src.path(), &["config:set", "EXIT_AFTER=3", "-a", "jobs"]);
+    assert!(out.status.success(), "{}", text(&out));
+    eventually("a crash and a restart", || {
+        replicas(&ps(&server, src.path(), "jobs"), "worker")
+            .iter()
+            .all(|r| r["restarts"].as_u64().unwrap() >= 2)
+    });
+    let worker = &replicas(&ps(&server, src.path(), "jobs"), "worker")[0];
+    assert_eq!(worker["last_exit"], "exited with status 3", "{worker}");
+    assert!(server
+        .stderr()
+        .contains("jobs app[worker.1]: Process exited with status 3"));
+    // Backoff: 0.5 s, 1 s, 2 s… so two seconds in there are few restarts,
+    // not one every 300 ms.
+    std::thread::sleep(Duration::from_secs(2));
+    let restarts = replicas(&ps(&server, src.path(), "jobs"), "worker")[0]["restarts"]
+        .as_u64()
+        .unwrap();
+    assert!((2..=5).contains(&restarts), "{restarts} restarts");
+    let human = text(&server.cli(src.path(), &["ps", "-a", "jobs"]));
+    assert!(human.contains("(last: exited with status 3)"), "{human}");
+
+    // Scaled to zero, they stop.
+    let out = server.cli(src.path(), &["config:unset", "EXIT_AFTER", "-a", "jobs"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let out = server.cli(src.path(), &["ps:scale", "worker=0", "-a", "jobs"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(replicas(&ps(&server, src.path(), "jobs"), "worker").is_empty());
+    std::thread::sleep(Duration::from_millis(300));
+    let before = beats("worker.1");
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(beats("worker.1"), before, "worker.1 still prints");
+
+    // The formation survives a crash of the server.
+    let out = server.cli(src.path(), &["ps:scale", "worker=1", "-a", "jobs"]);
+    assert!(out.status.success(), "{}", text(&out));
+    server.kill();
+    let server = Server::start(home.path()).unwrap();
+    let after_restart = server.stderr().matches("heartbeat 1 from worker.1").count();
+    eventually("the worker back after a restart", || {
+        server.stderr().matches("heartbeat 1 from worker.1").count() > after_restart
+            || replicas(&ps(&server, src.path(), "jobs"), "worker").len() == 1
+    });
+}
+
+#[test]
+fn a_failing_release_phase_blocks_its_release() {
+    let home = tempfile::tempdir().unwrap();
+    let src = tempfile::tempdir().unwrap();
+    app_source(src.path(), "web: hello.wasm\nrelease: worker.wasm once 0\n");
+    let server = Server::start(home.path()).unwrap();
+    let out = server.cli(src.path(), &["deploy", "-a", "phased"]);
+    let log = text(&out);
+    assert!(out.status.success(), "{log}");
+    assert!(
+        log.contains("-----> Running release command: worker.wasm once 0"),
+        "{log}"
+    );
+    assert!(log.contains(r#"once: args=["once", "0"]"#), "{log}");
+
+    std::fs::write(
+        src.path().join("Procfile"),
+        "web: hello.wasm\nrelease: worker.wasm once 4\n",
+    )
+    .unwrap();
+    let out = server.cli(src.path(), &["deploy", "-a", "phased"]);
+    let log = text(&out);
+    assert!(!out.status.success(), "{log}");
+    assert!(log.contains("once: exiting with status 4"), "{log}");
+    assert!(
+        log.contains("release command failed (exited with status 4)"),
+        "{log}"
+    );
+    assert_eq!(server.get("phased", "/").status(), 200);
+    let out = server.cli(src.path(), &["releases", "-a", "phased", "--json"]);
+    let releases: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(releases[0]["status"]["state"], "failed", "{releases}");
+
+    // The release phase runs for config changes too, with the new config.
+    std::fs::write(
+        src.path().join("Procfile"),
+        "web: hello.wasm\nrelease: worker.wasm once $RELEASE_EXIT\n",
+    )
+    .unwrap();
+    let out = server.cli(src.path(), &["deploy", "-a", "phased"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let out = server.cli(
+        src.path(),
+        &["config:set", "RELEASE_EXIT=9", "-a", "phased"],
+    );
+    assert!(!out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("exited with status 9"),
+        "{}",
+        text(&out)
+    );
+}
+
+#[test]
+fn run_streams_output_and_returns_the_exit_code() {
+    let home = tempfile::tempdir().unwrap();
+    let src = tempfile::tempdir().unwrap();
+    app_source(src.path(), "web: hello.wasm\n");
+    let server = Server::start(home.path()).unwrap();
+    assert!(server
+        .cli(src.path(), &["deploy", "-a", "oneoff"])
+        .status
+        .success());
+    assert!(server
+        .cli(src.path(), &["config:set", "GREETING=hola", "-a", "oneoff"])
+        .status
+        .success());
+
+    let out = server.cli(
+        src.path(),
+        &["run", "-a", "oneoff", "--", "worker.wasm", "once", "7"],
+    );
+    assert_eq!(out.status.code(), Some(7), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        stdout.trim(),
+        r#"once: args=["once", "7"] GREETING=hola"#,
+        "{stdout}"
+    );
+    assert!(stderr.contains("once: exiting with status 7"), "{stderr}");
+
+    let out = server.cli(
+        src.path(),
+        &[
+            "run",
+            "-a",
+            "oneoff",
+            "-e",
+            "GREETING=hey",
+            "--",
+            "worker.wasm",
+            "once",
+            "0",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("GREETING=hey"));
+
+    for bad in [&["nope.wasm"][..], &["../../etc/passwd"], &["/etc/passwd"]] {
+        let args = [&["run", "-a", "oneoff", "--"][..], bad].concat();
+        let out = server.cli(src.path(), &args);
+        assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+        assert!(text(&out).starts_with("error: "), "{}", text(&out));
+    }
+
+    // A long-running one-off is listed as run.N, and stops when its
+    // client goes away.
+    let mut child = Command::new(wpaas_bin())
+        .args(["run", "-a", "oneoff", "--", "worker.wasm"])
+        .current_dir(src.path())
+        .env("WPAAS_HOME", &server.home)
+        .env("WPAAS_API", format!("http://{}", server.api))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+        &mut first,
+    )
+    .unwrap();
+    assert!(first.starts_with("heartbeat 1 from ?"), "{first}");
+    let runs = replicas(&ps(&server, src.path(), "oneoff"), "run");
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    assert!(runs[0]["name"].as_str().unwrap().starts_with("run."));
+    assert_eq!(runs[0]["command"], "worker.wasm");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    eventually("the one-off to stop", || {
+        replicas(&ps(&server, src.path(), "oneoff"), "run").is_empty()
+    });
+}
