@@ -33,7 +33,7 @@ pub use error::WebError;
 pub use limits::Limits;
 pub use wagi::{CgiContext, WagiModule};
 use web::WebCode;
-pub use web::{ReplicaStatus, WebProcess};
+pub use web::{ReplicaStatus, ServedBy, WebProcess};
 
 /// Error type of response bodies leaving the host.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;

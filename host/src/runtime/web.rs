@@ -29,6 +29,11 @@ struct Replica {
     since: SystemTime,
 }
 
+/// Response extension naming the replica that answered (`web.2`), for the
+/// router's access log.
+#[derive(Debug, Clone)]
+pub struct ServedBy(pub String);
+
 /// What `ps` shows of one replica.
 #[derive(Debug, Clone)]
 pub struct ReplicaStatus {
@@ -165,9 +170,13 @@ impl WebProcess {
         let replica = self.pick();
         let permit = replica.admission.admit(self.limits.request_timeout).await?;
         replica.served.fetch_add(1, Ordering::Relaxed);
-        match &*self.code {
+        let mut response = match &*self.code {
             WebCode::Component(c) => c.serve(req, &replica.env, permit).await,
             WebCode::Wagi(w) => w.serve(req, cgi, &replica.env, permit).await,
-        }
+        }?;
+        response
+            .extensions_mut()
+            .insert(ServedBy(replica.name.clone()));
+        Ok(response)
     }
 }
