@@ -59,6 +59,12 @@ pub enum Command {
     PsScale(ps::Scale),
     #[command(name = "ps:restart")]
     PsRestart(ps::Restart),
+    #[command(name = "ps:autoscale")]
+    PsAutoscale(ps::Autoscale),
+    #[command(name = "ps:autoscale:disable")]
+    PsAutoscaleDisable(ps::AutoscaleDisable),
+    #[command(name = "ps:limits")]
+    PsLimits(ps::Limits),
     Domains(domains::Domains),
     #[command(name = "domains:add")]
     DomainsAdd(domains::Add),
@@ -100,6 +106,9 @@ impl Command {
             Command::Ps(cmd) => cmd.run(),
             Command::PsScale(cmd) => cmd.run(),
             Command::PsRestart(cmd) => cmd.run(),
+            Command::PsAutoscale(cmd) => cmd.run(),
+            Command::PsAutoscaleDisable(cmd) => cmd.run(),
+            Command::PsLimits(cmd) => cmd.run(),
             Command::Domains(cmd) => cmd.run(),
             Command::DomainsAdd(cmd) => cmd.run(),
             Command::DomainsRemove(cmd) => cmd.run(),

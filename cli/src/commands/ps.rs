@@ -89,6 +89,126 @@ impl Restart {
     }
 }
 
+/// Autoscale a process type (web) on requests in flight per replica.
+#[derive(clap::Args)]
+pub struct Autoscale {
+    /// The process type (only web).
+    #[arg(value_name = "TYPE")]
+    kind: String,
+    /// Fewest replicas; 0 lets an idle app sleep until its next request.
+    #[arg(long, default_value_t = 0)]
+    min: u32,
+    /// Most replicas.
+    #[arg(long)]
+    max: u32,
+    /// Requests in flight per replica to aim at.
+    #[arg(long)]
+    target: u32,
+    /// How long load must stay low before replicas are removed.
+    #[arg(long, default_value = "30s", value_parser = duration_ms)]
+    cooldown: u64,
+    /// With --min 0: no request for this long drops to zero.
+    #[arg(long, default_value = "5m", value_parser = duration_ms)]
+    idle: u64,
+    #[command(flatten)]
+    target_app: AppArgs,
+}
+
+fn duration_ms(text: &str) -> Result<u64, String> {
+    wpaas_host::runtime::limits::parse_duration(text).map(|d| d.as_millis() as u64)
+}
+
+impl Autoscale {
+    pub fn run(self) -> Result<()> {
+        let app = self.target_app.app()?;
+        self.target_app.api.client()?.call(
+            Method::PUT,
+            &format!("/apps/{app}/autoscale/{}", self.kind),
+            Some(serde_json::json!({
+                "min": self.min,
+                "max": self.max,
+                "target": self.target,
+                "cooldown_ms": self.cooldown,
+                "idle_ms": self.idle,
+            })),
+        )?;
+        println!(
+            "Autoscaling {} on {app}: {}..{} replicas, target {} requests in flight each",
+            self.kind, self.min, self.max, self.target
+        );
+        Ok(())
+    }
+}
+
+/// Stop autoscaling; the replicas running now stay as the formation.
+#[derive(clap::Args)]
+pub struct AutoscaleDisable {
+    /// The process type (only web).
+    #[arg(value_name = "TYPE")]
+    kind: String,
+    #[command(flatten)]
+    target: AppArgs,
+}
+
+impl AutoscaleDisable {
+    pub fn run(self) -> Result<()> {
+        let app = self.target.app()?;
+        let ps = self.target.api.client()?.call(
+            Method::DELETE,
+            &format!("/apps/{app}/autoscale/{}", self.kind),
+            None,
+        )?;
+        let now = processes(&ps)
+            .find(|p| p["type"] == self.kind.as_str())
+            .map_or(0, |p| p["quantity"].as_u64().unwrap_or(0));
+        println!(
+            "Autoscaling of {} on {app} disabled; it stays at {now}",
+            self.kind
+        );
+        Ok(())
+    }
+}
+
+/// Set a process type's limits; they apply when it next starts (a new
+/// release or ps:restart).
+#[derive(clap::Args)]
+pub struct Limits {
+    /// The process type, e.g. web.
+    #[arg(value_name = "TYPE")]
+    kind: String,
+    /// Linear memory per instance, e.g. 256M.
+    #[arg(long)]
+    memory: Option<String>,
+    /// Request time limit (web), e.g. 10s.
+    #[arg(long)]
+    timeout: Option<String>,
+    /// Concurrent requests per replica (web).
+    #[arg(long)]
+    concurrency: Option<u32>,
+    #[command(flatten)]
+    target: AppArgs,
+}
+
+impl Limits {
+    pub fn run(self) -> Result<()> {
+        let app = self.target.app()?;
+        let limits = self.target.api.client()?.call(
+            Method::PUT,
+            &format!("/apps/{app}/limits/{}", self.kind),
+            Some(serde_json::json!({
+                "memory": self.memory,
+                "timeout": self.timeout,
+                "concurrency": self.concurrency,
+            })),
+        )?;
+        println!(
+            "Limits of {} on {app} set to {}; they apply from the next release or `wpaas ps:restart {}`",
+            self.kind, limits[&self.kind], self.kind
+        );
+        Ok(())
+    }
+}
+
 /// `web=4` → ("web", 4), with the mistake named when it is not that.
 fn parse_scale(change: &str) -> Result<(String, u32)> {
     let Some((kind, count)) = change.split_once('=') else {
@@ -114,8 +234,12 @@ fn print_processes(app: &str, ps: &Value) {
     }
     for process in processes(ps) {
         let kind = process["type"].as_str().unwrap_or("");
-        let quantity = match kind {
-            "release" => "once per release".to_string(),
+        let quantity = match (kind, process.get("autoscale")) {
+            ("release", _) => "once per release".to_string(),
+            (_, Some(spec)) => format!(
+                "{}, autoscaled {}..{} at {} in flight each",
+                process["quantity"], spec["min"], spec["max"], spec["target"]
+            ),
             _ => process["quantity"].to_string(),
         };
         println!(

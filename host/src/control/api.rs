@@ -269,6 +269,31 @@ async fn route(platform: Arc<Platform>, req: hyper::Request<Incoming>) -> ApiRes
             let (command, env) = platform.one_off(app, &body.command, &body.env).await?;
             Ok(run_stream(platform.clone(), app.to_string(), command, env))
         }
+        (Method::PUT, ["apps", app, "autoscale", kind]) => {
+            let body: Value = read_json(req).await?;
+            let spec = autoscale_spec(kind, &body)?;
+            store.app(app)?;
+            platform.autoscale(app, Some(spec)).await?;
+            json_ok(&processes(&platform, app)?)
+        }
+        (Method::DELETE, ["apps", app, "autoscale", kind]) => {
+            if *kind != "web" {
+                return Err(ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "only web is autoscaled",
+                ));
+            }
+            store.app(app)?;
+            platform.autoscale(app, None).await?;
+            json_ok(&processes(&platform, app)?)
+        }
+        (Method::PUT, ["apps", app, "limits", kind]) => {
+            let body: Value = read_json(req).await?;
+            let limits = process_limits(&body)?;
+            store.app(app)?;
+            let record = platform.set_limits(app, kind, limits)?;
+            json_ok(&record.limits)
+        }
         (Method::GET, ["apps", app, "ps"]) => json_ok(&processes(&platform, app)?),
         (Method::PATCH, ["apps", app, "formation"]) => {
             let changes: BTreeMap<String, u32> = read_json(req).await?;
@@ -405,6 +430,88 @@ fn line_stream(
         .expect("static response")
 }
 
+/// `{"min", "max", "target", "cooldown_ms"?, "idle_ms"?}` for `web`.
+fn autoscale_spec(kind: &str, body: &Value) -> Result<super::store::Autoscale, ApiError> {
+    let bad = |msg: String| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, msg);
+    if kind != "web" {
+        return Err(bad(format!(
+            "only web can be autoscaled (it scales on requests in flight); scale {kind} with ps:scale"
+        )));
+    }
+    let field = |name: &str, default: Option<u64>| {
+        body[name]
+            .as_u64()
+            .or(default)
+            .ok_or_else(|| bad(format!("autoscale needs \"{name}\" (a whole number)")))
+    };
+    let spec = super::store::Autoscale {
+        min: field("min", Some(0))? as u32,
+        max: field("max", None)? as u32,
+        target: field("target", None)? as u32,
+        cooldown_ms: field("cooldown_ms", Some(30_000))?,
+        idle_ms: field("idle_ms", Some(300_000))?,
+    };
+    if spec.max == 0 || spec.min > spec.max || spec.max > super::platform::MAX_REPLICAS {
+        return Err(bad(format!(
+            "need 0 ≤ min ≤ max, 1 ≤ max ≤ {}; got min {} max {}",
+            super::platform::MAX_REPLICAS,
+            spec.min,
+            spec.max
+        )));
+    }
+    if spec.target == 0 {
+        return Err(bad(
+            "target must be at least 1 request in flight per replica".into(),
+        ));
+    }
+    Ok(spec)
+}
+
+/// `{"memory": "256M", "timeout": "10s", "concurrency": 32}`, each optional.
+fn process_limits(body: &Value) -> Result<super::store::ProcessLimits, ApiError> {
+    use crate::runtime::limits::{parse_duration, parse_size};
+    let bad = |msg: String| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, msg);
+    let text = |name: &str| match &body[name] {
+        Value::Null => Ok(None),
+        Value::String(s) => Ok(Some(s.clone())),
+        Value::Number(n) => Ok(Some(n.to_string())),
+        _ => Err(bad(format!("\"{name}\" must be a string like 256M or 10s"))),
+    };
+    let memory = text("memory")?
+        .map(|m| parse_size(&m))
+        .transpose()
+        .map_err(bad)?;
+    let timeout = text("timeout")?
+        .map(|t| parse_duration(&t))
+        .transpose()
+        .map_err(bad)?;
+    let concurrency = text("concurrency")?
+        .map(|c| {
+            c.parse::<u32>()
+                .map_err(|_| bad(format!("concurrency {c:?} is not a number")))
+        })
+        .transpose()?;
+    if memory.is_some_and(|m| !((1 << 20)..=(4 << 30)).contains(&m)) {
+        return Err(bad("memory must be between 1M and 4G".into()));
+    }
+    if concurrency == Some(0) {
+        return Err(bad("concurrency must be at least 1".into()));
+    }
+    if timeout.is_some_and(|t| t.is_zero()) {
+        return Err(bad("timeout must be more than 0".into()));
+    }
+    if memory.is_none() && timeout.is_none() && concurrency.is_none() {
+        return Err(bad(
+            "give at least one of memory, timeout, concurrency".into()
+        ));
+    }
+    Ok(super::store::ProcessLimits {
+        memory_bytes: memory.map(|m| m as u64),
+        timeout_ms: timeout.map(|t| t.as_millis() as u64),
+        concurrency,
+    })
+}
+
 /// Checks a custom buildpack directory on this machine before it is set.
 fn check_buildpack(path: &str) -> Result<String, ApiError> {
     if !std::path::Path::new(path).is_absolute() {
@@ -456,12 +563,20 @@ fn processes(platform: &Platform, app: &str) -> Result<Vec<Value>, ApiError> {
                     .map(|p| json!(p))
                     .collect()
             };
-            json!({
+            let mut process = json!({
                 "type": kind,
                 "command": command,
                 "quantity": if kind == "release" { 0 } else { replicas(&record, kind) },
                 "replicas": running,
-            })
+            });
+            if let (Some(spec), "web") = (&record.autoscale, kind.as_str()) {
+                process["autoscale"] = json!(spec);
+                process["quantity"] = json!(web.len());
+            }
+            if let Some(limits) = record.limits.get(kind) {
+                process["limits"] = json!(limits);
+            }
+            process
         })
         .collect();
     let runs = platform.supervisor().runs(app);

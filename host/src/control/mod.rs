@@ -5,6 +5,7 @@ pub mod api;
 pub mod git;
 mod log_sink;
 pub mod platform;
+pub mod scaler;
 pub mod server;
 pub mod store;
 pub mod supervisor;

@@ -14,7 +14,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};
 
-use super::store::{App, Release, ReleaseDraft, Store};
+use super::store::{App, Autoscale, ProcessLimits, Release, ReleaseDraft, Store};
 use super::supervisor::Supervisor;
 use crate::router::{AppRoute, RouteTable};
 use crate::runtime::output::LineSink;
@@ -33,6 +33,9 @@ pub struct Platform {
     router_port: u16,
     /// Workers and one-off runs.
     supervisor: Supervisor,
+    /// In-memory copy of each autoscaled app's bounds, for the scaler's
+    /// ticks (the store is the truth).
+    autoscale_specs: Mutex<HashMap<String, Autoscale>>,
     /// Changes to one app run one at a time.
     app_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
@@ -53,6 +56,7 @@ impl Platform {
             supervisor: Supervisor::new(Arc::new(|app: &str, process: &str, line: &str| {
                 eprintln!("{app} app[{process}]: {line}");
             })),
+            autoscale_specs: Mutex::default(),
             app_locks: Mutex::default(),
         }
     }
@@ -82,6 +86,7 @@ impl Platform {
     /// Brings every app back to its current release (server start).
     pub async fn restore(&self) -> Result<()> {
         for app in self.store.apps()? {
+            self.note_autoscale(&app);
             self.table.set_app(AppRoute {
                 name: app.name.clone(),
                 web: None,
@@ -123,6 +128,10 @@ impl Platform {
     pub fn app_destroyed(&self, app: &str) {
         self.table.remove_app(app);
         self.supervisor.stop_app(app);
+        self.autoscale_specs
+            .lock()
+            .expect("autoscale specs")
+            .remove(app);
     }
 
     /// Creates a release from the current one changed by `change`, activates
@@ -167,18 +176,20 @@ impl Platform {
                 log.send(line);
             }
         };
-        let web = match (release.command("web"), replicas(app, "web")) {
-            (Some(command), n) if n > 0 => {
+        let web = match (release.command("web"), web_plan(app)) {
+            (Some(command), Some((n, wake))) => {
                 say(format!("-----> Loading web: {command}"));
                 let (wasm, path, env) = self.process(release, command)?;
                 let runtime = self.runtime.clone();
-                let (web, _) = tokio::task::spawn_blocking(move || {
-                    runtime.load_web(&path, env, Limits::default())
-                })
-                .await
-                .map_err(|e| anyhow!("loading panicked: {e}"))?
-                .with_context(|| format!("could not load {wasm}"))?;
-                Some(Arc::new(web.scaled(n as usize)))
+                let limits = limits_for(app, "web");
+                let (web, _) =
+                    tokio::task::spawn_blocking(move || runtime.load_web(&path, env, limits))
+                        .await
+                        .map_err(|e| anyhow!("loading panicked: {e}"))?
+                        .with_context(|| format!("could not load {wasm}"))?;
+                web.set_replicas(n);
+                web.set_wake_from_zero(wake);
+                Some(Arc::new(web))
             }
             // Nothing to serve: `web` scaled to 0, absent, or not deployed yet.
             _ => None,
@@ -192,11 +203,18 @@ impl Platform {
             let n = replicas(app, kind);
             if n > 0 {
                 say(format!("-----> Loading {kind}: {command}"));
-                workers.push((kind.clone(), self.command(release, command).await?, n));
+                let limits = limits_for(app, kind);
+                workers.push((
+                    kind.clone(),
+                    self.command(release, command, limits).await?,
+                    n,
+                ));
             }
         }
         if let (Some(log), Some(command)) = (log, release.command("release")) {
-            self.release_phase(&app.name, release, command, log).await?;
+            let limits = limits_for(app, "release");
+            self.release_phase(&app.name, release, command, limits, log)
+                .await?;
         }
         if let (Some(web), Some(_)) = (&web, log) {
             say(format!("-----> Health check: GET {}", app.healthcheck.path));
@@ -229,10 +247,11 @@ impl Platform {
         app: &str,
         release: &Release,
         command: &str,
+        limits: Limits,
         log: &LogSink,
     ) -> Result<()> {
         log.send(format!("-----> Running release command: {command}"));
-        let (wasm, env) = self.command(release, command).await?;
+        let (wasm, env) = self.command(release, command, limits).await?;
         let out: LineSink = {
             let log = log.clone();
             Arc::new(move |line: &str| log.send(format!("       {line}")))
@@ -277,14 +296,14 @@ impl Platform {
         &self,
         release: &Release,
         command: &str,
+        limits: Limits,
     ) -> Result<(Arc<WasiCommand>, ProcessEnv)> {
         let (wasm, path, env) = self.process(release, command)?;
         let runtime = self.runtime.clone();
-        let loaded =
-            tokio::task::spawn_blocking(move || runtime.load_command(&path, Limits::default()))
-                .await
-                .map_err(|e| anyhow!("loading panicked: {e}"))?
-                .with_context(|| format!("could not load {wasm}"))?;
+        let loaded = tokio::task::spawn_blocking(move || runtime.load_command(&path, limits))
+            .await
+            .map_err(|e| anyhow!("loading panicked: {e}"))?
+            .with_context(|| format!("could not load {wasm}"))?;
         Ok((Arc::new(loaded), env))
     }
 
@@ -327,12 +346,24 @@ impl Platform {
             args: argv.to_vec(),
         };
         let runtime = self.runtime.clone();
-        let loaded =
-            tokio::task::spawn_blocking(move || runtime.load_command(&path, Limits::default()))
-                .await
-                .map_err(|e| anyhow!("loading panicked: {e}"))?
-                .with_context(|| format!("could not load {module}"))?;
+        let limits = limits_for(&self.store.app(app)?, "run");
+        let loaded = tokio::task::spawn_blocking(move || runtime.load_command(&path, limits))
+            .await
+            .map_err(|e| anyhow!("loading panicked: {e}"))?
+            .with_context(|| format!("could not load {module}"))?;
         Ok((Arc::new(loaded), env))
+    }
+
+    /// Apps whose `web` is autoscaled and running: name, bounds, process.
+    pub fn autoscaled(&self) -> Vec<(String, Autoscale, Arc<WebProcess>)> {
+        let specs = self.autoscale_specs.lock().expect("autoscale specs");
+        specs
+            .iter()
+            .filter_map(|(app, spec)| {
+                let web = self.table.app(app)?.web.clone()?;
+                Some((app.clone(), spec.clone(), web))
+            })
+            .collect()
     }
 
     /// The supervisor of long-running and one-off processes.
@@ -363,6 +394,9 @@ impl Platform {
             if kind == "release" {
                 bail!("the release process runs once per release; it cannot be scaled");
             }
+            if kind == "web" && self.store.app(app)?.autoscale.is_some() {
+                bail!("web is autoscaled; run `wpaas ps:autoscale:disable web` first");
+            }
             if count > MAX_REPLICAS {
                 bail!("{kind}={count} is too many; at most {MAX_REPLICAS} replicas per type");
             }
@@ -376,14 +410,7 @@ impl Platform {
             return Ok(record);
         };
         if changes.contains_key("web") {
-            let running = self.table.app(app).and_then(|route| route.web.clone());
-            match (running, replicas(&record, "web")) {
-                (Some(web), n) if n > 0 => self.table.set_app(AppRoute {
-                    name: app.to_string(),
-                    web: Some(Arc::new(web.scaled(n as usize))),
-                }),
-                _ => self.activate(&record, &release, None).await?,
-            }
+            self.apply_web_scale(&record, &release).await?;
         }
         for kind in changes.keys().filter(|k| is_long_running(k)) {
             let n = replicas(&record, kind) as usize;
@@ -394,12 +421,67 @@ impl Platform {
             }
             let (command, env) = match self.supervisor.command(app, kind, release.version) {
                 Some(running) => (running, self.process(&release, command)?.2),
-                None => self.command(&release, command).await?,
+                None => {
+                    self.command(&release, command, limits_for(&record, kind))
+                        .await?
+                }
             };
             self.supervisor
                 .set(app, kind, release.version, command, env, n);
         }
         Ok(record)
+    }
+
+    /// Resizes the running web process to the formation (or autoscale
+    /// bounds), loading it when it was not running.
+    async fn apply_web_scale(&self, record: &App, release: &Release) -> Result<()> {
+        let running = self.table.app(&record.name).and_then(|r| r.web.clone());
+        match (running, web_plan(record)) {
+            (Some(web), Some((n, wake))) => {
+                web.set_wake_from_zero(wake);
+                if record.autoscale.is_none() || web.replica_count() < n {
+                    web.set_replicas(n);
+                }
+                Ok(())
+            }
+            _ => self.activate(record, release, None).await,
+        }
+    }
+
+    /// Turns autoscaling of `web` on (or changes it), or off with `None`.
+    /// Off, the formation keeps the replicas running now.
+    pub async fn autoscale(&self, app: &str, spec: Option<Autoscale>) -> Result<App> {
+        let _guard = self.lock(app).await;
+        let running = self.table.app(app).and_then(|r| r.web.clone());
+        let now = running.as_ref().map_or(0, |web| web.replica_count()) as u32;
+        let record = self.store.update_app(app, |record| {
+            if spec.is_none() && record.autoscale.is_some() {
+                record.formation.insert("web".into(), now.max(1));
+            }
+            record.autoscale = spec.clone();
+        })?;
+        self.note_autoscale(&record);
+        if let Some(release) = self.store.current_release(app)? {
+            if release.command("web").is_some() {
+                self.apply_web_scale(&record, &release).await?;
+            }
+        }
+        Ok(record)
+    }
+
+    fn note_autoscale(&self, app: &App) {
+        let mut specs = self.autoscale_specs.lock().expect("autoscale specs");
+        match &app.autoscale {
+            Some(spec) => specs.insert(app.name.clone(), spec.clone()),
+            None => specs.remove(&app.name),
+        };
+    }
+
+    /// Sets limits for a process type; they apply from its next start.
+    pub fn set_limits(&self, app: &str, kind: &str, limits: ProcessLimits) -> Result<App> {
+        Ok(self.store.update_app(app, |record| {
+            record.limits.insert(kind.to_string(), limits.clone());
+        })?)
     }
 
     /// Restarts an app's processes (`ps:restart [TYPE]`): the current
@@ -429,7 +511,9 @@ impl Platform {
                 let n = replicas(&record, kind) as usize;
                 if n > 0 {
                     let command = release.command(kind).expect("checked above");
-                    let (command, env) = self.command(&release, command).await?;
+                    let (command, env) = self
+                        .command(&release, command, limits_for(&record, kind))
+                        .await?;
                     self.supervisor
                         .set(app, kind, release.version, command, env, n);
                 }
@@ -473,6 +557,34 @@ pub fn is_long_running(kind: &str) -> bool {
 /// Most replicas one process type may have (each web replica has its own
 /// concurrency slots; the engine's instance pool is shared).
 pub const MAX_REPLICAS: u32 = 100;
+
+/// How to run `web`: how many replicas to start with and whether a request
+/// may wake it from zero; `None` when it is scaled to zero by hand.
+fn web_plan(app: &App) -> Option<(usize, bool)> {
+    match &app.autoscale {
+        Some(spec) => Some((spec.min as usize, spec.min == 0)),
+        None => Some(replicas(app, "web") as usize)
+            .filter(|&n| n > 0)
+            .map(|n| (n, false)),
+    }
+}
+
+/// The limits `kind` runs under: the defaults, changed by `ps:limits`.
+pub fn limits_for(app: &App, kind: &str) -> Limits {
+    let mut limits = Limits::default();
+    if let Some(set) = app.limits.get(kind) {
+        if let Some(memory) = set.memory_bytes {
+            limits.memory_bytes = memory as usize;
+        }
+        if let Some(timeout) = set.timeout_ms {
+            limits.request_timeout = Duration::from_millis(timeout);
+        }
+        if let Some(concurrency) = set.concurrency {
+            limits.max_concurrency = concurrency as usize;
+        }
+    }
+    limits
+}
 
 /// Replicas `kind` should run: the formation's number, else Heroku's
 /// default of one `web` and none of anything else.

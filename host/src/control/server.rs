@@ -70,6 +70,7 @@ pub async fn run(
         router_addr.port(),
     ));
     platform.restore().await?;
+    let scaler = tokio::spawn(super::scaler::run(platform.clone()));
     on_bound(router_addr, api_addr);
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -96,6 +97,7 @@ pub async fn run(
     )
     .await?;
     let _ = api.await;
+    scaler.abort();
     platform.store().flush()?;
     Ok(())
 }

@@ -86,6 +86,30 @@ fn abort<T>(e: StoreError) -> TxResult<T> {
 // ---------------------------------------------------------------------------
 // Records
 
+/// How the autoscaler sizes `web`: between `min` and `max` replicas, aiming
+/// at `target` requests in flight per replica.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Autoscale {
+    pub min: u32,
+    pub max: u32,
+    pub target: u32,
+    /// Load must stay low this long before replicas are removed.
+    pub cooldown_ms: u64,
+    /// With `min` 0: no request for this long drops `web` to zero.
+    pub idle_ms: u64,
+}
+
+/// Per-process-type limits; `None` keeps the default.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProcessLimits {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_bytes: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_ms: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub concurrency: Option<u32>,
+}
+
 /// Health check used when a release is activated.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Healthcheck {
@@ -130,6 +154,12 @@ pub struct App {
     /// Process type → replicas.
     #[serde(default)]
     pub formation: BTreeMap<String, u32>,
+    /// Autoscaling of `web`, when on (`ps:autoscale`).
+    #[serde(default)]
+    pub autoscale: Option<Autoscale>,
+    /// Process type → limits that differ from the defaults (`ps:limits`).
+    #[serde(default)]
+    pub limits: BTreeMap<String, ProcessLimits>,
     /// Version of the release that is serving; set only by [`Store::finish_release`].
     #[serde(default)]
     pub current: Option<u32>,
@@ -465,6 +495,8 @@ impl Store {
             healthcheck: Healthcheck::default(),
             domains: Vec::new(),
             formation: BTreeMap::new(),
+            autoscale: None,
+            limits: BTreeMap::new(),
             current: None,
         };
         let bytes = encode(&app)?;

@@ -231,6 +231,11 @@ impl Supervisor {
         (name, exit)
     }
 
+    /// Writes one line to `app`'s log as `process` (e.g. the scaler).
+    pub fn log_line(&self, app: &str, process: &str, line: &str) {
+        (self.log)(app, process, line);
+    }
+
     fn sink(&self, app: &str, process: &str) -> LineSink {
         let (log, app, process) = (self.log.clone(), app.to_string(), process.to_string());
         Arc::new(move |line: &str| log(&app, &process, line))

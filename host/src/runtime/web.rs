@@ -6,9 +6,11 @@
 //! Every request still runs in a fresh instance; the router sends it to the
 //! replica with the fewest outstanding (running + queued) requests.
 
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::Arc;
-use std::time::SystemTime;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use arc_swap::ArcSwap;
 
 use super::{
     Admission, BoxBody, CgiContext, HttpComponent, Limits, ProcessEnv, RequestBody, WagiModule,
@@ -47,58 +49,109 @@ pub struct ReplicaStatus {
     pub since: SystemTime,
 }
 
-/// A loaded web process type: shared code, one or more replicas.
+/// A loaded web process type: shared code, zero or more replicas.
+///
+/// The replica set can change while requests run (`ps:scale`, the
+/// autoscaler): a request keeps the replica it was admitted to until it is
+/// done. With zero replicas the code stays loaded; when waking is allowed
+/// (autoscaling with a minimum of 0) the next request adds a replica, which
+/// costs no compilation and no instance beyond the one every request gets.
 pub struct WebProcess {
     code: Arc<WebCode>,
     env: ProcessEnv,
     limits: Limits,
-    replicas: Vec<Replica>,
+    replicas: ArcSwap<Vec<Arc<Replica>>>,
+    /// Serialises changes to the replica set.
+    resize: Mutex<()>,
     /// Where the next search for the least busy replica starts, so that
     /// idle replicas take turns instead of `web.1` taking everything.
     next: AtomicUsize,
+    /// A request finding no replica starts one.
+    wake_from_zero: AtomicBool,
+    /// Times a request woke the process from zero.
+    wakes: AtomicU64,
+    /// When the last request arrived (ms since `created`).
+    last_request_ms: AtomicU64,
+    created: Instant,
 }
 
 impl WebProcess {
     pub(super) fn new(code: WebCode, env: ProcessEnv, limits: Limits, replicas: usize) -> Self {
+        // One replica to start; the caller scales.
         Self::with_code(Arc::new(code), env, limits, replicas)
     }
 
     fn with_code(code: Arc<WebCode>, env: ProcessEnv, limits: Limits, replicas: usize) -> Self {
-        let since = SystemTime::now();
-        let replicas = (1..=replicas.max(1))
-            .map(|n| {
-                let name = format!("web.{n}");
-                let mut env = env.clone();
-                // DYNO is the platform's to set, as on Heroku.
-                env.vars.retain(|(k, _)| k != "DYNO");
-                env.vars.push(("DYNO".into(), name.clone()));
-                Replica {
-                    name,
-                    env,
-                    admission: Admission::new(limits.max_concurrency, limits.max_queue),
-                    served: AtomicU64::new(0),
-                    since,
-                }
-            })
-            .collect();
-        Self {
+        let process = Self {
             code,
             env,
             limits,
-            replicas,
+            replicas: ArcSwap::from_pointee(Vec::new()),
+            resize: Mutex::new(()),
             next: AtomicUsize::new(0),
+            wake_from_zero: AtomicBool::new(false),
+            wakes: AtomicU64::new(0),
+            last_request_ms: AtomicU64::new(0),
+            created: Instant::now(),
+        };
+        process.set_replicas(replicas);
+        process
+    }
+
+    fn replica(&self, n: usize) -> Replica {
+        let name = format!("web.{n}");
+        let mut env = self.env.clone();
+        // DYNO is the platform's to set, as on Heroku.
+        env.vars.retain(|(k, _)| k != "DYNO");
+        env.vars.push(("DYNO".into(), name.clone()));
+        Replica {
+            name,
+            env,
+            admission: Admission::new(self.limits.max_concurrency, self.limits.max_queue),
+            served: AtomicU64::new(0),
+            since: SystemTime::now(),
         }
     }
 
-    /// The same code with `replicas` fresh replicas (`ps:scale`). Requests
-    /// running on `self` finish there.
+    /// The same code with `replicas` fresh replicas (a new formation from
+    /// `ps:restart`). Requests running on `self` finish there.
     pub fn scaled(&self, replicas: usize) -> Self {
-        Self::with_code(
+        let process = Self::with_code(
             self.code.clone(),
             self.env.clone(),
             self.limits.clone(),
             replicas,
-        )
+        );
+        process.set_wake_from_zero(self.wake_from_zero.load(Ordering::Relaxed));
+        process
+    }
+
+    /// Grows or shrinks the replica set in place: the first `count`
+    /// replicas (and their counters) stay, new ones are added at the end.
+    pub fn set_replicas(&self, count: usize) {
+        let _resize = self.resize.lock().expect("resize lock");
+        let current = self.replicas.load_full();
+        let mut next: Vec<Arc<Replica>> = current.iter().take(count).cloned().collect();
+        for n in next.len() + 1..=count {
+            next.push(Arc::new(self.replica(n)));
+        }
+        self.replicas.store(Arc::new(next));
+    }
+
+    /// Whether a request that finds no replica starts one.
+    pub fn set_wake_from_zero(&self, wake: bool) {
+        self.wake_from_zero.store(wake, Ordering::Relaxed);
+    }
+
+    /// How many requests have woken this process from zero replicas.
+    pub fn wakes(&self) -> u64 {
+        self.wakes.load(Ordering::Relaxed)
+    }
+
+    /// Time since the last request arrived (or since loading, if none).
+    pub fn idle_for(&self) -> Duration {
+        let last = Duration::from_millis(self.last_request_ms.load(Ordering::Relaxed));
+        self.created.elapsed().saturating_sub(last)
     }
 
     /// `"wasi:http component"` or `"WAGI module"`, for display.
@@ -116,12 +169,13 @@ impl WebProcess {
 
     /// Number of replicas.
     pub fn replica_count(&self) -> usize {
-        self.replicas.len()
+        self.replicas.load().len()
     }
 
     /// Requests running or queued now, over all replicas.
     pub fn in_flight(&self) -> usize {
         self.replicas
+            .load()
             .iter()
             .map(|r| r.admission.outstanding())
             .sum()
@@ -130,6 +184,7 @@ impl WebProcess {
     /// Live numbers of each replica.
     pub fn status(&self) -> Vec<ReplicaStatus> {
         self.replicas
+            .load()
             .iter()
             .map(|r| ReplicaStatus {
                 name: r.name.clone(),
@@ -141,23 +196,39 @@ impl WebProcess {
     }
 
     /// The replica with the fewest outstanding requests; ties go to the
-    /// first one found from a rotating start.
-    fn pick(&self) -> &Replica {
-        let n = self.replicas.len();
+    /// first one found from a rotating start. With none, wakes one if
+    /// allowed.
+    fn pick(&self) -> Option<Arc<Replica>> {
+        let mut replicas = self.replicas.load_full();
+        if replicas.is_empty() {
+            if !self.wake_from_zero.load(Ordering::Relaxed) {
+                return None;
+            }
+            {
+                let _resize = self.resize.lock().expect("resize lock");
+                if self.replicas.load().is_empty() {
+                    self.replicas
+                        .store(Arc::new(vec![Arc::new(self.replica(1))]));
+                    self.wakes.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            replicas = self.replicas.load_full();
+        }
+        let n = replicas.len();
         let start = self.next.fetch_add(1, Ordering::Relaxed) % n;
-        let mut best = &self.replicas[start];
+        let mut best = &replicas[start];
         let mut best_load = best.admission.outstanding();
         for i in 1..n {
             if best_load == 0 {
                 break;
             }
-            let candidate = &self.replicas[(start + i) % n];
+            let candidate = &replicas[(start + i) % n];
             let load = candidate.admission.outstanding();
             if load < best_load {
                 (best, best_load) = (candidate, load);
             }
         }
-        best
+        Some(best.clone())
     }
 
     /// Serves one request on the least busy replica: waits for one of its
@@ -167,7 +238,11 @@ impl WebProcess {
         req: hyper::Request<B>,
         cgi: &CgiContext,
     ) -> Result<hyper::Response<BoxBody>, WebError> {
-        let replica = self.pick();
+        self.last_request_ms
+            .store(self.created.elapsed().as_millis() as u64, Ordering::Relaxed);
+        let replica = self
+            .pick()
+            .ok_or_else(|| WebError::Unavailable("no web processes running".into()))?;
         let permit = replica.admission.admit(self.limits.request_timeout).await?;
         replica.served.fetch_add(1, Ordering::Relaxed);
         let mut response = match &*self.code {

@@ -262,3 +262,141 @@ fn run_streams_output_and_returns_the_exit_code() {
         replicas(&ps(&server, src.path(), "oneoff"), "run").is_empty()
     });
 }
+
+#[test]
+fn autoscaler_grows_shrinks_and_sleeps_at_zero() {
+    let home = tempfile::tempdir().unwrap();
+    let src = tempfile::tempdir().unwrap();
+    std::fs::copy(example("hostile"), src.path().join("hostile.wasm")).unwrap();
+    let server = Server::start(home.path()).unwrap();
+    let cli = |args: &[&str]| {
+        let out = server.cli(src.path(), args);
+        assert!(out.status.success(), "{args:?}: {}", text(&out));
+        text(&out)
+    };
+    cli(&["deploy", "-a", "elastic"]);
+    let out = cli(&[
+        "ps:autoscale",
+        "web",
+        "--min",
+        "0",
+        "--max",
+        "4",
+        "--target",
+        "2",
+        "--cooldown",
+        "1s",
+        "--idle",
+        "1500ms",
+        "-a",
+        "elastic",
+    ]);
+    assert!(out.contains("Autoscaling web on elastic: 0..4"), "{out}");
+    let web_replicas = || replicas(&ps(&server, src.path(), "elastic"), "web").len();
+
+    // Idle: down to zero; the next request wakes it and is answered.
+    eventually("scale to zero", || web_replicas() == 0);
+    assert!(
+        cli(&["ps", "-a", "elastic"]).contains("=== web (0, autoscaled 0..4 at 2 in flight each)")
+    );
+    let response = server.get("elastic", "/sleep?ms=1");
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.text().unwrap(), "slept 1 ms on web.1");
+    assert_eq!(web_replicas(), 1);
+
+    // Load: 8 clients keep 8 slow requests in flight; with a target of 2
+    // per replica it grows to the max of 4, and spreads over them.
+    let router = server.router;
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let mut most = 0;
+    let seen: Vec<String> = std::thread::scope(|scope| {
+        let clients: Vec<_> = (0..8)
+            .map(|_| {
+                let stop = &stop;
+                scope.spawn(move || {
+                    let client = wpaas_tests::client();
+                    let mut seen = Vec::new();
+                    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        let body = client
+                            .get(format!("http://{router}/sleep?ms=100"))
+                            .header("host", "elastic.localhost")
+                            .send()
+                            .unwrap()
+                            .text()
+                            .unwrap();
+                        seen.push(body);
+                    }
+                    seen
+                })
+            })
+            .collect();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while most < 4 && Instant::now() < deadline {
+            most = most.max(web_replicas());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        std::thread::sleep(Duration::from_millis(500));
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        clients
+            .into_iter()
+            .flat_map(|c| c.join().unwrap())
+            .collect()
+    });
+    assert_eq!(most, 4, "the autoscaler did not reach max");
+    assert!(
+        seen.iter().any(|b| b.ends_with("on web.4")),
+        "no request reached web.4"
+    );
+    // After the cool-down it shrinks, and once idle it sleeps again.
+    eventually("shrinking back to zero", || web_replicas() == 0);
+
+    // Manual scaling is refused while autoscaling; disabling keeps serving.
+    let out = server.cli(src.path(), &["ps:scale", "web=2", "-a", "elastic"]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out).contains("ps:autoscale:disable"),
+        "{}",
+        text(&out)
+    );
+    cli(&["ps:autoscale:disable", "web", "-a", "elastic"]);
+    assert_eq!(server.get("elastic", "/sleep?ms=1").status(), 200);
+    assert_eq!(web_replicas(), 1);
+}
+
+#[test]
+fn ps_limits_apply_on_restart() {
+    let home = tempfile::tempdir().unwrap();
+    let src = tempfile::tempdir().unwrap();
+    std::fs::copy(example("hostile"), src.path().join("hostile.wasm")).unwrap();
+    let server = Server::start(home.path()).unwrap();
+    assert!(server
+        .cli(src.path(), &["deploy", "-a", "limited"])
+        .status
+        .success());
+    assert_eq!(server.get("limited", "/sleep?ms=1200").status(), 200);
+    let out = server.cli(
+        src.path(),
+        &[
+            "ps:limits",
+            "web",
+            "--timeout",
+            "500ms",
+            "--memory",
+            "64M",
+            "-a",
+            "limited",
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("ps:restart web"), "{}", text(&out));
+    let out = server.cli(src.path(), &["ps:restart", "web", "-a", "limited"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(server.get("limited", "/sleep?ms=1200").status(), 504);
+    assert_eq!(server.get("limited", "/sleep?ms=1").status(), 200);
+    let out = server.cli(
+        src.path(),
+        &["ps:limits", "web", "--memory", "lots", "-a", "limited"],
+    );
+    assert!(!out.status.success());
+    assert!(text(&out).contains("invalid size"), "{}", text(&out));
+}
