@@ -264,11 +264,10 @@ fn print_processes(app: &str, ps: &Value) {
                 line += &format!("  {command}");
             }
             if replica["restarts"].as_u64().unwrap_or(0) > 0 {
-                line += &format!(
-                    "  restarts {} (last: {})",
-                    replica["restarts"],
-                    replica["last_exit"].as_str().unwrap_or("")
-                );
+                line += &format!("  restarts {}", replica["restarts"]);
+                if let Some(last) = replica["last_exit"].as_str() {
+                    line += &format!(" (last: {last})");
+                }
             }
             println!("{line}");
         }

@@ -552,6 +552,7 @@ fn processes(platform: &Platform, app: &str) -> Result<Vec<Value>, ApiError> {
                             "since": humantime::format_rfc3339_seconds(r.since).to_string(),
                             "in_flight": r.in_flight,
                             "served": r.served,
+                            "restarts": r.restarts,
                         })
                     })
                     .collect()

@@ -189,6 +189,10 @@ impl Platform {
                         .with_context(|| format!("could not load {wasm}"))?;
                 web.set_replicas(n);
                 web.set_wake_from_zero(wake);
+                let (log, name) = (self.supervisor.process_log(), app.name.clone());
+                web.set_events(Arc::new(move |replica: &str, line: &str| {
+                    log(&name, replica, line)
+                }));
                 Some(Arc::new(web))
             }
             // Nothing to serve: `web` scaled to 0, absent, or not deployed yet.

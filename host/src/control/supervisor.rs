@@ -231,6 +231,11 @@ impl Supervisor {
         (name, exit)
     }
 
+    /// The callback every process line goes through.
+    pub fn process_log(&self) -> ProcessLog {
+        self.log.clone()
+    }
+
     /// Writes one line to `app`'s log as `process` (e.g. the scaler).
     pub fn log_line(&self, app: &str, process: &str, line: &str) {
         (self.log)(app, process, line);

@@ -6,8 +6,8 @@
 //! Every request still runs in a fresh instance; the router sends it to the
 //! replica with the fewest outstanding (running + queued) requests.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant, SystemTime};
 
 use arc_swap::ArcSwap;
@@ -29,7 +29,18 @@ struct Replica {
     admission: Admission,
     served: AtomicU64,
     since: SystemTime,
+    /// Requests in a row that ended in a trap.
+    crashes_in_a_row: AtomicU32,
+    /// Times this replica slot was replaced after crashing repeatedly.
+    restarts: u32,
 }
+
+/// A replica whose requests trap this many times in a row is taken out of
+/// rotation and replaced by a fresh one.
+pub const CRASHES_BEFORE_REPLACE: u32 = 5;
+
+/// Receives one line about the process's health, from the named replica.
+pub type EventSink = Arc<dyn Fn(&str, &str) + Send + Sync>;
 
 /// Response extension naming the replica that answered (`web.2`), for the
 /// router's access log.
@@ -47,6 +58,8 @@ pub struct ReplicaStatus {
     pub served: u64,
     /// When it started.
     pub since: SystemTime,
+    /// Times it was replaced after repeated crashes.
+    pub restarts: u32,
 }
 
 /// A loaded web process type: shared code, zero or more replicas.
@@ -73,6 +86,7 @@ pub struct WebProcess {
     /// When the last request arrived (ms since `created`).
     last_request_ms: AtomicU64,
     created: Instant,
+    events: OnceLock<EventSink>,
 }
 
 impl WebProcess {
@@ -93,12 +107,17 @@ impl WebProcess {
             wakes: AtomicU64::new(0),
             last_request_ms: AtomicU64::new(0),
             created: Instant::now(),
+            events: OnceLock::new(),
         };
         process.set_replicas(replicas);
         process
     }
 
     fn replica(&self, n: usize) -> Replica {
+        self.replica_with_restarts(n, 0)
+    }
+
+    fn replica_with_restarts(&self, n: usize, restarts: u32) -> Replica {
         let name = format!("web.{n}");
         let mut env = self.env.clone();
         // DYNO is the platform's to set, as on Heroku.
@@ -110,20 +129,35 @@ impl WebProcess {
             admission: Admission::new(self.limits.max_concurrency, self.limits.max_queue),
             served: AtomicU64::new(0),
             since: SystemTime::now(),
+            crashes_in_a_row: AtomicU32::new(0),
+            restarts,
         }
     }
 
-    /// The same code with `replicas` fresh replicas (a new formation from
-    /// `ps:restart`). Requests running on `self` finish there.
-    pub fn scaled(&self, replicas: usize) -> Self {
-        let process = Self::with_code(
-            self.code.clone(),
-            self.env.clone(),
-            self.limits.clone(),
-            replicas,
-        );
-        process.set_wake_from_zero(self.wake_from_zero.load(Ordering::Relaxed));
-        process
+    /// Where health events go (a replica replaced after crashing).
+    pub fn set_events(&self, events: EventSink) {
+        let _ = self.events.set(events);
+    }
+
+    /// Swaps `failing` for a fresh replica of the same name, if it is
+    /// still in the set.
+    fn replace(&self, failing: &Arc<Replica>, last: &WebError) {
+        let _resize = self.resize.lock().expect("resize lock");
+        let current = self.replicas.load_full();
+        let Some(index) = current.iter().position(|r| Arc::ptr_eq(r, failing)) else {
+            return;
+        };
+        let mut next = (*current).clone();
+        next[index] = Arc::new(self.replica_with_restarts(index + 1, failing.restarts + 1));
+        self.replicas.store(Arc::new(next));
+        if let Some(events) = self.events.get() {
+            events(
+                &failing.name,
+                &format!(
+                    "Replaced after {CRASHES_BEFORE_REPLACE} crashed requests in a row (last: {last})"
+                ),
+            );
+        }
     }
 
     /// Grows or shrinks the replica set in place: the first `count`
@@ -191,6 +225,7 @@ impl WebProcess {
                 in_flight: r.admission.outstanding(),
                 served: r.served.load(Ordering::Relaxed),
                 since: r.since,
+                restarts: r.restarts,
             })
             .collect()
     }
@@ -245,10 +280,23 @@ impl WebProcess {
             .ok_or_else(|| WebError::Unavailable("no web processes running".into()))?;
         let permit = replica.admission.admit(self.limits.request_timeout).await?;
         replica.served.fetch_add(1, Ordering::Relaxed);
-        let mut response = match &*self.code {
+        let served = match &*self.code {
             WebCode::Component(c) => c.serve(req, &replica.env, permit).await,
             WebCode::Wagi(w) => w.serve(req, cgi, &replica.env, permit).await,
-        }?;
+        };
+        // Every request has a fresh instance, so one trap cannot poison the
+        // next; a replica that keeps trapping is still replaced, visibly,
+        // like a crashing dyno.
+        match &served {
+            Err(err @ WebError::Crashed(_)) => {
+                let crashes = replica.crashes_in_a_row.fetch_add(1, Ordering::Relaxed) + 1;
+                if crashes == CRASHES_BEFORE_REPLACE {
+                    self.replace(&replica, err);
+                }
+            }
+            _ => replica.crashes_in_a_row.store(0, Ordering::Relaxed),
+        }
+        let mut response = served?;
         response
             .extensions_mut()
             .insert(ServedBy(replica.name.clone()));

@@ -400,3 +400,34 @@ fn ps_limits_apply_on_restart() {
     assert!(!out.status.success());
     assert!(text(&out).contains("invalid size"), "{}", text(&out));
 }
+
+#[test]
+fn a_web_replica_that_keeps_crashing_is_replaced() {
+    let home = tempfile::tempdir().unwrap();
+    let src = tempfile::tempdir().unwrap();
+    std::fs::copy(example("hostile"), src.path().join("hostile.wasm")).unwrap();
+    let server = Server::start(home.path()).unwrap();
+    assert!(server
+        .cli(src.path(), &["deploy", "-a", "crashy"])
+        .status
+        .success());
+    let restarts = || replicas(&ps(&server, src.path(), "crashy"), "web")[0]["restarts"].clone();
+    assert_eq!(restarts(), 0);
+    for _ in 0..4 {
+        assert_eq!(server.get("crashy", "/trap").status(), 500);
+    }
+    // A success in between resets the count.
+    assert_eq!(server.get("crashy", "/sleep?ms=1").status(), 200);
+    for _ in 0..4 {
+        assert_eq!(server.get("crashy", "/trap").status(), 500);
+    }
+    assert_eq!(restarts(), 0);
+    assert_eq!(server.get("crashy", "/trap").status(), 500);
+    assert_eq!(restarts(), 1);
+    assert!(server
+        .stderr()
+        .contains("crashy app[web.1]: Replaced after 5 crashed requests in a row"));
+    let human = text(&server.cli(src.path(), &["ps", "-a", "crashy"]));
+    assert!(human.contains("restarts 1"), "{human}");
+    assert_eq!(server.get("crashy", "/sleep?ms=1").status(), 200);
+}
