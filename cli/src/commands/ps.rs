@@ -54,6 +54,7 @@ impl Scale {
             Some(Value::Object(changes)),
         )?;
         let now: Vec<String> = processes(&ps)
+            .filter(|p| p["type"] != "release" && p["type"] != "run")
             .map(|p| format!("{} at {}", p["type"].as_str().unwrap_or(""), p["quantity"]))
             .collect();
         println!("Scaling processes... done, now running {}", now.join(", "));
