@@ -149,3 +149,21 @@ impl Api {
         bail!("{message} (HTTP {})", status.as_u16())
     }
 }
+
+/// Reads a streamed answer (deploy, run): hands each line to `on_line` and
+/// returns the JSON of the final `##wpaas-result` line, if it came.
+pub fn read_result_stream(
+    response: reqwest::blocking::Response,
+    mut on_line: impl FnMut(&str),
+) -> Result<Option<Value>> {
+    use std::io::BufRead;
+    let mut result = None;
+    for line in std::io::BufReader::new(response).lines() {
+        let line = line.context("the server's stream broke off")?;
+        match line.strip_prefix(wpaas_host::control::api::RESULT_PREFIX) {
+            Some(json) => result = serde_json::from_str::<Value>(json).ok(),
+            None => on_line(&line),
+        }
+    }
+    Ok(result)
+}

@@ -1,13 +1,11 @@
 //! `wpaas deploy [DIR]`: pack the source (with its path dependencies),
 //! upload it, stream the build.
 
-use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
 use reqwest::Method;
-use serde_json::{json, Value};
-use wpaas_host::control::api::RESULT_PREFIX;
+use serde_json::json;
 
 use super::target::AppArgs;
 
@@ -60,14 +58,7 @@ impl Deploy {
             .with_context(|| format!("could not pack {}", self.dir.display()))?;
         eprintln!("Uploading source ({} KiB)...", tarball.len() / 1024);
         let response = api.upload(&format!("/apps/{app}/deploy"), tarball)?;
-        let mut result = None;
-        for line in BufReader::new(response).lines() {
-            let line = line.context("the build stream broke off")?;
-            match line.strip_prefix(RESULT_PREFIX) {
-                Some(json) => result = serde_json::from_str::<Value>(json).ok(),
-                None => println!("{line}"),
-            }
-        }
+        let result = crate::client::read_result_stream(response, |line| println!("{line}"))?;
         match result {
             Some(r) if r.get("release").is_some() => Ok(()),
             Some(r) => bail!(

@@ -3,14 +3,12 @@
 //! git runs for that remote; `git-hook` is the server repositories'
 //! pre-receive hook, which deploys the pushed commit.
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, Read};
 use std::path::Path;
 use std::process::{Command, Stdio};
 
 use anyhow::{bail, Context, Result};
 use reqwest::Method;
-use serde_json::Value;
-use wpaas_host::control::api::RESULT_PREFIX;
 
 use super::target::AppArgs;
 use crate::client::Api;
@@ -200,14 +198,7 @@ impl Hook {
             &format!("/apps/{app}/deploy?commit={}", update.new),
             tarball,
         )?;
-        let mut result = None;
-        for line in BufReader::new(response).lines() {
-            let line = line.context("the build stream broke off")?;
-            match line.strip_prefix(RESULT_PREFIX) {
-                Some(json) => result = serde_json::from_str::<Value>(json).ok(),
-                None => eprintln!("{line}"),
-            }
-        }
+        let result = crate::client::read_result_stream(response, |line| eprintln!("{line}"))?;
         match result {
             Some(r) if r.get("release").is_some() => Ok(()),
             Some(_) => bail!("push rejected: the deploy failed; {app} keeps serving its current release"),

@@ -1,11 +1,10 @@
 //! `wpaas run -- MODULE.wasm ARGS…`: a one-off process from the current
 //! release, its output streamed here, its exit code ours.
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 
-use anyhow::{bail, Context, Result};
-use serde_json::{json, Map, Value};
-use wpaas_host::control::api::RESULT_PREFIX;
+use anyhow::{bail, Result};
+use serde_json::{json, Map};
 
 use super::target::AppArgs;
 
@@ -37,20 +36,16 @@ impl Run {
             &format!("/apps/{app}/run"),
             json!({ "command": self.command, "env": env }),
         )?;
-        let mut result = None;
         let (mut stdout, mut stderr) = (std::io::stdout(), std::io::stderr());
-        for line in BufReader::new(response).lines() {
-            let line = line.context("the process's output stream broke off")?;
-            if let Some(json) = line.strip_prefix(RESULT_PREFIX) {
-                result = serde_json::from_str::<Value>(json).ok();
-            } else if let Some(text) = line.strip_prefix("2 ") {
+        let result = crate::client::read_result_stream(response, |line| {
+            if let Some(text) = line.strip_prefix("2 ") {
                 let _ = writeln!(stderr, "{text}");
             } else {
-                let text = line.strip_prefix("1 ").unwrap_or(&line);
+                let text = line.strip_prefix("1 ").unwrap_or(line);
                 let _ = writeln!(stdout, "{text}");
                 let _ = stdout.flush();
             }
-        }
+        })?;
         let Some(result) = result else {
             bail!("the server ended the run without an exit status");
         };

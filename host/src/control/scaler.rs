@@ -231,10 +231,10 @@ mod tests {
             t0 + Duration::from_millis(1000),
         );
         assert_eq!(d.unwrap().to, 1);
-        // A burst in between restarts the cool-down.
+        // Load that needs all four replicas in between restarts the cool-down.
         let mut low = None;
         assert_eq!(decide(&spec(), 4, 3.0, 3, busy, &mut low, t0), None);
-        assert_eq!(decide(&spec(), 4, 20.0, 20, busy, &mut low, t0), None);
+        assert_eq!(decide(&spec(), 4, 30.0, 30, busy, &mut low, t0), None);
         assert_eq!(
             decide(
                 &spec(),
