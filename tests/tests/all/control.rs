@@ -344,6 +344,18 @@ fn ps_scale_balances_replicas_and_survives_restart() {
         assert!(ps.contains(&format!("web.{n}: up")), "{ps}");
     }
 
+    let served = |server: &Server| -> u64 {
+        let out = server.cli(src.path(), &["ps", "-a", "busy", "--json"]);
+        let ps: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        ps[0]["replicas"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["served"].as_u64().unwrap())
+            .sum()
+    };
+    let served_before = served(&server);
+
     // Eight slow requests at once spread over the four replicas (each
     // answers with its DYNO), instead of piling onto one.
     let router = server.router;
@@ -370,15 +382,7 @@ fn ps_scale_balances_replicas_and_survives_restart() {
     dynos.sort();
     dynos.dedup();
     assert_eq!(dynos, ["web.1", "web.2", "web.3", "web.4"], "{bodies:?}");
-    let out = server.cli(src.path(), &["ps", "-a", "busy", "--json"]);
-    let ps: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let served: u64 = ps[0]["replicas"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["served"].as_u64().unwrap())
-        .sum();
-    assert_eq!(served, 8, "{ps}");
+    assert_eq!(served(&server) - served_before, 8);
 
     // Bad input changes nothing.
     for bad in [&["ps:scale", "worker=2"][..], &["ps:scale", "web=lots"]] {
