@@ -4,7 +4,9 @@
 //!   and web processes (wasi:http components and WAGI modules).
 //! * [`router`] — the HTTP front door: Host-based routing, forwarding
 //!   headers, error pages and graceful shutdown.
+//! * [`logs`] — one bounded, persistent log stream per app.
 
 pub mod control;
+pub mod logs;
 pub mod router;
 pub mod runtime;

@@ -236,12 +236,18 @@ impl Server {
     /// Starts `wpaas server` on port 0 (router and API) with `home`. Its
     /// stderr is appended to `home/server-stderr.log` ([`Server::stderr`]).
     pub fn start(home: &Path) -> Result<Self> {
+        Self::start_with(home, &[])
+    }
+
+    /// Like [`Server::start`], with more `wpaas server` arguments.
+    pub fn start_with(home: &Path, args: &[&str]) -> Result<Self> {
         let stderr = std::fs::File::options()
             .create(true)
             .append(true)
             .open(home.join("server-stderr.log"))?;
         let mut child = Command::new(wpaas_bin())
             .args(["server", "--listen", "127.0.0.1:0", "--api", "127.0.0.1:0"])
+            .args(args)
             .env("WPAAS_HOME", home)
             .env("CARGO_TARGET_DIR", examples_target_dir())
             .stdin(Stdio::null())
@@ -277,15 +283,49 @@ impl Server {
 
     /// Runs `wpaas ARGS…` against this server in `dir`.
     pub fn cli(&self, dir: &Path, args: &[&str]) -> std::process::Output {
-        Command::new(wpaas_bin())
+        self.command(dir, args)
+            .output()
+            .expect("could not run wpaas")
+    }
+
+    /// `wpaas ARGS…` against this server in `dir`, to spawn.
+    pub fn command(&self, dir: &Path, args: &[&str]) -> Command {
+        let mut command = Command::new(wpaas_bin());
+        command
             .args(args)
             .current_dir(dir)
             .env("WPAAS_HOME", &self.home)
             .env("WPAAS_API", format!("http://{}", self.api))
             .env("CARGO_TARGET_DIR", examples_target_dir())
-            .stdin(Stdio::null())
-            .output()
-            .expect("could not run wpaas")
+            .stdin(Stdio::null());
+        command
+    }
+
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Every app's log lines so far as `APP app[PROCESS]: MESSAGE`, read
+    /// from the log files in WPAAS_HOME/logs (written moments after).
+    pub fn logs(&self) -> String {
+        let mut all = String::new();
+        let Ok(dir) = std::fs::read_dir(self.home.join("logs")) else {
+            return all;
+        };
+        for entry in dir.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let Some(app) = name.strip_suffix(".log") else {
+                continue;
+            };
+            let text = std::fs::read_to_string(entry.path()).unwrap_or_default();
+            for line in text.lines() {
+                if let Some((_, rest)) = line.split_once(' ') {
+                    all.push_str(&format!("{app} {rest}\n"));
+                }
+            }
+        }
+        all
     }
 
     /// GET `path` on `app` through the router.

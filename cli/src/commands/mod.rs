@@ -9,6 +9,7 @@ mod domains;
 mod git;
 mod healthcheck;
 mod login;
+mod logs;
 mod ps;
 mod releases;
 mod run;
@@ -54,6 +55,7 @@ pub enum Command {
     #[command(name = "healthcheck:set")]
     HealthcheckSet(healthcheck::Set),
     Run(run::Run),
+    Logs(logs::Logs),
     Ps(ps::Ps),
     #[command(name = "ps:scale")]
     PsScale(ps::Scale),
@@ -103,6 +105,7 @@ impl Command {
             Command::Rollback(cmd) => cmd.run(),
             Command::HealthcheckSet(cmd) => cmd.run(),
             Command::Run(cmd) => cmd.run(),
+            Command::Logs(cmd) => cmd.run(),
             Command::Ps(cmd) => cmd.run(),
             Command::PsScale(cmd) => cmd.run(),
             Command::PsRestart(cmd) => cmd.run(),

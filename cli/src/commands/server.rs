@@ -14,6 +14,12 @@ pub struct Server {
     /// API address (the CLI talks to it).
     #[arg(long, default_value = "127.0.0.1:7070")]
     api: SocketAddr,
+    /// Log lines kept per app (in memory and in WPAAS_HOME/logs).
+    #[arg(long, default_value_t = wpaas_host::logs::DEFAULT_LINES)]
+    log_lines: usize,
+    /// Do not write an app[router] line per request.
+    #[arg(long)]
+    no_access_log: bool,
 }
 
 impl Server {
@@ -27,6 +33,8 @@ impl Server {
             ServerConfig {
                 listen: self.listen,
                 api: self.api,
+                log_lines: self.log_lines,
+                access_log: !self.no_access_log,
             },
             |router, api| {
                 // Tests and scripts read these lines for the bound ports.

@@ -82,6 +82,7 @@ impl Up {
         let env = ProcessEnv {
             vars: self.env.clone(),
             args: vec![file_name.clone()],
+            output: None,
         };
         let started = Instant::now();
         let (web, outcome) = runtime

@@ -13,6 +13,8 @@
 //! | `/memory`      | allocates and touches 1 MiB blocks forever         |
 //! | `/sleep?ms=N`  | sleeps N ms, then `200 slept N ms on $DYNO`        |
 //! | `/error`       | handler returns an error (the SDK's 500)           |
+//! | `/print?text=T&n=N` | prints `T 1` … `T N` on stdout (default 1) and |
+//! |               | `T on stderr` on stderr: `200 printed N lines on $DYNO` |
 //! | `/fetch?url=U` | GETs U (`http://HOST:PORT/path`) with wasi:http:   |
 //! |                | `200 fetched STATUS`, `502 denied: CODE` if the    |
 //! |                | host refused the destination, else `502 failed:    |
@@ -62,6 +64,16 @@ fn handle(req: Request) -> anyhow::Result<Response> {
             Ok(Response::text(format!("slept {ms} ms on {dyno}")))
         }
         "/error" => Err(anyhow::anyhow!("deliberate failure")),
+        "/print" => {
+            let text = req.query_param("text").unwrap_or_else(|| "hello".into());
+            let n: u64 = req.query_param("n").map_or(Ok(1), |n| n.parse())?;
+            for i in 1..=n {
+                println!("{text} {i}");
+            }
+            eprintln!("{text} on stderr");
+            let dyno = std::env::var("DYNO").unwrap_or_default();
+            Ok(Response::text(format!("printed {n} lines on {dyno}")))
+        }
         "/fetch" => {
             let url = req
                 .query_param("url")

@@ -108,6 +108,7 @@ async fn route(platform: Arc<Platform>, req: hyper::Request<Incoming>) -> ApiRes
                 .ok_or_else(|| ApiError::new(StatusCode::BAD_REQUEST, "body needs a \"name\""))?;
             let app = store.create_app(name)?;
             platform.app_created(&app);
+            platform.logs().push(&app.name, "api", "App created");
             json_status(StatusCode::CREATED, &app)
         }
         (Method::GET, ["apps", app]) => {
@@ -247,6 +248,9 @@ async fn route(platform: Arc<Platform>, req: hyper::Request<Incoming>) -> ApiRes
             let record = store.add_domain(app, domain)?;
             let added = super::store::normalize_domain(domain)?;
             platform.domain_added(&added, app);
+            platform
+                .logs()
+                .push(app, "api", &format!("Added domain {added}"));
             json_status(StatusCode::CREATED, &record.domains)
         }
         (Method::DELETE, ["apps", app, "domains", domain]) => {
@@ -273,7 +277,12 @@ async fn route(platform: Arc<Platform>, req: hyper::Request<Incoming>) -> ApiRes
             let body: Value = read_json(req).await?;
             let spec = autoscale_spec(kind, &body)?;
             store.app(app)?;
+            let said = format!(
+                "Autoscaling web from {} to {} replicas (target {} requests in flight each)",
+                spec.min, spec.max, spec.target
+            );
             platform.autoscale(app, Some(spec)).await?;
+            platform.logs().push(app, "api", &said);
             json_ok(&processes(&platform, app)?)
         }
         (Method::DELETE, ["apps", app, "autoscale", kind]) => {
@@ -285,6 +294,9 @@ async fn route(platform: Arc<Platform>, req: hyper::Request<Incoming>) -> ApiRes
             }
             store.app(app)?;
             platform.autoscale(app, None).await?;
+            platform
+                .logs()
+                .push(app, "api", "Autoscaling of web disabled");
             json_ok(&processes(&platform, app)?)
         }
         (Method::PUT, ["apps", app, "limits", kind]) => {
@@ -305,12 +317,21 @@ async fn route(platform: Arc<Platform>, req: hyper::Request<Incoming>) -> ApiRes
             }
             store.app(app)?;
             platform.scale(app, &changes).await?;
+            let said: Vec<String> = changes.iter().map(|(k, n)| format!("{k} to {n}")).collect();
+            platform
+                .logs()
+                .push(app, "api", &format!("Scaled {}", said.join(", ")));
             json_ok(&processes(&platform, app)?)
         }
         (Method::POST, ["apps", app, "ps", "restart"]) => {
             let body: Value = read_json(req).await?;
             store.app(app)?;
             platform.restart(app, body["type"].as_str()).await?;
+            let said = match body["type"].as_str() {
+                Some(kind) => format!("Restarted {kind} processes"),
+                None => "Restarted all processes".to_string(),
+            };
+            platform.logs().push(app, "api", &said);
             json_ok(&processes(&platform, app)?)
         }
         (Method::GET, ["apps", app, "buildpack"]) => {
@@ -350,6 +371,10 @@ async fn route(platform: Arc<Platform>, req: hyper::Request<Incoming>) -> ApiRes
                 .map(|line| format!("{line}\n"))
                 .collect();
             json_ok(&json!({ "build": build, "output": output }))
+        }
+        (Method::GET, ["apps", app, "logs"]) => {
+            store.app(app)?;
+            logs(&platform, app, req.uri().query())
         }
         (Method::GET, ["apps", app, "builds"]) => {
             store.app(app)?;
@@ -428,6 +453,83 @@ fn line_stream(
         .header(http::header::CONTENT_TYPE, "text/plain; charset=utf-8")
         .body(body)
         .expect("static response")
+}
+
+/// `GET /apps/APP/logs?n=100&tail=1&ps=web.1&source=router&format=json`:
+/// the last `n` lines (default 100) passing the filters, one per line
+/// (text, or JSON objects with `format=json`); with `tail`, then every new
+/// line as it comes, until the client hangs up.
+fn logs(platform: &Platform, app: &str, query: Option<&str>) -> ApiResult {
+    let mut filter = crate::logs::Filter::default();
+    let (mut n, mut tail, mut json) = (100, false, false);
+    for (key, value) in query
+        .into_iter()
+        .flat_map(|q| q.split('&'))
+        .filter_map(|pair| pair.split_once('='))
+    {
+        match key {
+            "n" => {
+                n = value.parse().map_err(|_| {
+                    ApiError::new(
+                        StatusCode::BAD_REQUEST,
+                        format!("n={value} is not a number"),
+                    )
+                })?
+            }
+            "tail" => tail = matches!(value, "1" | "true"),
+            "format" => json = value == "json",
+            "ps" if !value.is_empty() => filter.process = Some(value.to_string()),
+            "source" if !value.is_empty() => filter.source = Some(value.to_string()),
+            _ => {}
+        }
+    }
+    let render = move |line: &crate::logs::LogLine| -> Bytes {
+        let mut text = if json {
+            line.to_json().to_string()
+        } else {
+            line.to_string()
+        };
+        text.push('\n');
+        Bytes::from(text)
+    };
+    let (kept, live) = platform.logs().read(app, n, &filter, tail);
+    let first: Vec<u8> = kept.iter().flat_map(|l| render(l).to_vec()).collect();
+    let first = futures::stream::iter([Bytes::from(first)]);
+    let follow = futures::stream::unfold(live, move |live| {
+        let filter = filter.clone();
+        async move {
+            let mut live = live?;
+            loop {
+                use tokio::sync::broadcast::error::RecvError;
+                match live.recv().await {
+                    Ok(line) if filter.matches(&line) => return Some((render(&line), Some(live))),
+                    Ok(_) => continue,
+                    Err(RecvError::Lagged(missed)) => {
+                        return Some((render(&crate::logs::lag_line(missed)), Some(live)))
+                    }
+                    Err(RecvError::Closed) => return None,
+                }
+            }
+        }
+    });
+    use futures::StreamExt;
+    let stream = first
+        .chain(follow)
+        .map(|bytes| Ok::<_, Infallible>(Frame::data(bytes)));
+    let body = StreamBody::new(stream)
+        .map_err(|never| match never {})
+        .boxed_unsync();
+    Ok(hyper::Response::builder()
+        .header(
+            http::header::CONTENT_TYPE,
+            if json {
+                "application/x-ndjson"
+            } else {
+                "text/plain; charset=utf-8"
+            },
+        )
+        .body(body)
+        .expect("static response"))
 }
 
 /// `{"min", "max", "target", "cooldown_ms"?, "idle_ms"?}` for `web`.
@@ -641,6 +743,12 @@ async fn deploy(platform: Arc<Platform>, app: String, req: hyper::Request<Incomi
         }
     };
     let (log, lines) = LogSink::channel();
+    let build_log = platform.logs().sink(&app, "build");
+    let log = log.with_app_log(Arc::new(move |line: &str| {
+        if !line.starts_with(RESULT_PREFIX) {
+            build_log(line);
+        }
+    }));
     tokio::spawn(async move {
         let result = deploy_steps(&platform, &app, body, commit, &log).await;
         let last = match result {

@@ -9,6 +9,8 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 
+use crate::runtime::output::LineSink;
+
 /// A cloneable line sink. Sending never blocks on the client and never
 /// fails: a client that went away does not stop a build.
 #[derive(Clone)]
@@ -17,6 +19,8 @@ pub struct LogSink {
     /// Shared by all clones, so lines sent after [`LogSink::record_to`]
     /// through any clone reach the file, in order.
     file: Arc<Mutex<Option<File>>>,
+    /// The app's log stream (`app[build]`), if the lines belong there.
+    app_log: Option<LineSink>,
 }
 
 impl LogSink {
@@ -26,6 +30,7 @@ impl LogSink {
         let sink = Self {
             client: Some(tx),
             file: Arc::default(),
+            app_log: None,
         };
         (sink, rx)
     }
@@ -35,12 +40,22 @@ impl LogSink {
         Self {
             client: None,
             file: Arc::default(),
+            app_log: None,
         }
+    }
+
+    /// Also sends every line to `app_log` (the app's log stream).
+    pub fn with_app_log(mut self, app_log: LineSink) -> Self {
+        self.app_log = Some(app_log);
+        self
     }
 
     /// Sends one line.
     pub fn send(&self, line: impl Into<String>) {
         let line = line.into();
+        if let Some(app_log) = &self.app_log {
+            app_log(&line);
+        }
         if let Some(file) = self.file.lock().expect("log file").as_mut() {
             // A full disk must not fail the build it is logging.
             let _ = writeln!(file, "{line}");

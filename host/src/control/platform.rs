@@ -16,10 +16,12 @@ use http_body_util::{BodyExt, Empty};
 
 use super::store::{App, Autoscale, ProcessLimits, Release, ReleaseDraft, Store};
 use super::supervisor::Supervisor;
+use crate::logs::LogHub;
 use crate::router::{AppRoute, RouteTable};
 use crate::runtime::output::LineSink;
 use crate::runtime::{
-    CgiContext, Limits, ProcessEnv, ReplicaStatus, Runtime, Stdio, WasiCommand, WebProcess,
+    CgiContext, Limits, ProcessEnv, ProcessOutput, ReplicaStatus, Runtime, Stdio, WasiCommand,
+    WebProcess,
 };
 
 pub use super::log_sink::LogSink;
@@ -33,6 +35,8 @@ pub struct Platform {
     router_port: u16,
     /// Workers and one-off runs.
     supervisor: Supervisor,
+    /// Every app's log stream.
+    logs: Arc<LogHub>,
     /// In-memory copy of each autoscaled app's bounds, for the scaler's
     /// ticks (the store is the truth).
     autoscale_specs: Mutex<HashMap<String, Autoscale>>,
@@ -47,15 +51,18 @@ impl Platform {
         runtime: Arc<Runtime>,
         table: Arc<RouteTable>,
         router_port: u16,
+        logs: Arc<LogHub>,
     ) -> Self {
+        let hub = logs.clone();
         Self {
             store,
             runtime,
             table,
             router_port,
-            supervisor: Supervisor::new(Arc::new(|app: &str, process: &str, line: &str| {
-                eprintln!("{app} app[{process}]: {line}");
+            supervisor: Supervisor::new(Arc::new(move |app: &str, process: &str, line: &str| {
+                hub.push(app, process, line);
             })),
+            logs,
             autoscale_specs: Mutex::default(),
             app_locks: Mutex::default(),
         }
@@ -64,6 +71,11 @@ impl Platform {
     /// The durable store.
     pub fn store(&self) -> &Store {
         &self.store
+    }
+
+    /// Every app's log stream.
+    pub fn logs(&self) -> &Arc<LogHub> {
+        &self.logs
     }
 
     /// `http://APP.localhost:PORT`.
@@ -128,6 +140,7 @@ impl Platform {
     pub fn app_destroyed(&self, app: &str) {
         self.table.remove_app(app);
         self.supervisor.stop_app(app);
+        self.logs.remove(app);
         self.autoscale_specs
             .lock()
             .expect("autoscale specs")
@@ -161,6 +174,14 @@ impl Platform {
             pending.version,
             outcome.as_ref().map(|_| ()).map_err(|e| format!("{e:#}")),
         )?;
+        let said = match &outcome {
+            Ok(()) => format!("Release v{} created: {description}", pending.version),
+            Err(err) => format!(
+                "Release v{} failed: {description}: {err:#}",
+                pending.version
+            ),
+        };
+        self.logs.push(app, "api", &said);
         outcome?;
         Ok(release)
     }
@@ -287,9 +308,14 @@ impl Platform {
             .ok_or_else(|| anyhow!("release v{} has no slug", release.version))?;
         let slug_dir = self.unpacked_slug(slug)?;
         let (wasm, args) = parse_command(command, &release.config)?;
+        // Guest prints go to the app's log as the replica (DYNO) printing.
+        let (hub, app) = (self.logs.clone(), release.app.clone());
         let env = ProcessEnv {
             vars: release.config.clone().into_iter().collect(),
             args,
+            output: Some(ProcessOutput(Arc::new(move |process, line| {
+                hub.push(&app, process, line)
+            }))),
         };
         let path = slug_dir.join(&wasm);
         Ok((wasm, path, env))
@@ -348,6 +374,7 @@ impl Platform {
         let env = ProcessEnv {
             vars: config.into_iter().collect(),
             args: argv.to_vec(),
+            output: None,
         };
         let runtime = self.runtime.clone();
         let limits = limits_for(&self.store.app(app)?, "run");

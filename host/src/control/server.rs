@@ -15,6 +15,7 @@ use tokio::net::TcpListener;
 use super::git::GitHttp;
 use super::platform::Platform;
 use super::store::Store;
+use crate::logs::LogHub;
 use crate::router::{self, RouteTable, Router, ServeOptions};
 use crate::runtime::{EngineConfig, Runtime};
 
@@ -24,6 +25,10 @@ pub struct ServerConfig {
     pub listen: SocketAddr,
     /// The API.
     pub api: SocketAddr,
+    /// Log lines kept per app.
+    pub log_lines: usize,
+    /// Whether the router writes an `app[router]` line per request.
+    pub access_log: bool,
 }
 
 /// Runs until `shutdown` resolves. `on_bound` gets the bound router and API
@@ -63,11 +68,16 @@ pub async fn run(
     let router_addr = router_listener.local_addr()?;
     let api_addr = api_listener.local_addr()?;
 
+    let logs = Arc::new(
+        LogHub::open(&home.join("logs"), config.log_lines)
+            .context("could not open the logs directory")?,
+    );
     let platform = Arc::new(Platform::new(
         store,
         runtime,
         table.clone(),
         router_addr.port(),
+        logs.clone(),
     ));
     platform.restore().await?;
     let scaler = tokio::spawn(super::scaler::run(platform.clone()));
@@ -87,9 +97,13 @@ pub async fn run(
         stop_rx.clone(),
     ));
     let mut router_stop = stop_rx;
+    let mut router = Router::new(table);
+    if config.access_log {
+        router = router.with_observer(logs);
+    }
     router::serve(
         router_listener,
-        Arc::new(Router::new(table)),
+        Arc::new(router),
         async move {
             let _ = router_stop.wait_for(|stop| *stop).await;
         },

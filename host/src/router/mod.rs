@@ -1,19 +1,22 @@
 //! The router: one HTTP front door for every app.
 
+mod access;
 mod forwarded;
 mod server;
 mod table;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::{HeaderValue, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 
-use crate::runtime::{BoxBody, CgiContext, WebError};
+use crate::runtime::{BoxBody, CgiContext, ServedBy, WebError};
 
+pub use access::{describe, Access, Observer};
 pub use forwarded::REQUEST_ID;
 pub use server::{serve, ServeOptions};
 pub use table::{AppRoute, RouteTable};
@@ -21,12 +24,22 @@ pub use table::{AppRoute, RouteTable};
 /// Routes requests to apps by Host header.
 pub struct Router {
     table: Arc<RouteTable>,
+    observer: Option<Arc<dyn Observer>>,
 }
 
 impl Router {
     /// A router over `table`.
     pub fn new(table: Arc<RouteTable>) -> Self {
-        Self { table }
+        Self {
+            table,
+            observer: None,
+        }
+    }
+
+    /// Reports every request to an app to `observer` (access log, metrics).
+    pub fn with_observer(mut self, observer: Arc<dyn Observer>) -> Self {
+        self.observer = Some(observer);
+        self
     }
 
     /// The routing table (shared with whoever activates releases).
@@ -41,6 +54,7 @@ impl Router {
         remote: SocketAddr,
         local: SocketAddr,
     ) -> hyper::Response<BoxBody> {
+        let started = Instant::now();
         let request_id = forwarded::annotate(req.headers_mut(), remote, local);
         let host = req
             .headers()
@@ -48,6 +62,7 @@ impl Router {
             .and_then(|h| h.to_str().ok())
             .or_else(|| req.uri().host())
             .map(str::to_owned);
+        let mut access = None;
         let mut response = match self.table.lookup(host.as_deref()) {
             None => error_page(
                 StatusCode::NOT_FOUND,
@@ -56,25 +71,43 @@ impl Router {
                     host.as_deref().unwrap_or("")
                 ),
             ),
-            Some(app) => match &app.web {
-                None => {
-                    tracing::warn!(app = %app.name, code = "H14", "no web processes running");
-                    error_page(
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        "No web processes running for this app.",
-                    )
+            Some(app) => {
+                if self.observer.is_some() {
+                    access = Some(record(&app.name, &req, host.as_deref(), &request_id));
                 }
-                Some(web) => {
-                    let cgi = CgiContext { remote, local };
-                    match web.serve(req, &cgi).await {
-                        Ok(response) => response,
-                        Err(err) => failure_page(&app.name, &err, &request_id),
+                match &app.web {
+                    None => {
+                        tracing::warn!(app = %app.name, code = "H14", "no web processes running");
+                        let mut page = error_page(
+                            StatusCode::SERVICE_UNAVAILABLE,
+                            "No web processes running for this app.",
+                        );
+                        page.extensions_mut().insert(RouterCode("H14"));
+                        page
+                    }
+                    Some(web) => {
+                        let cgi = CgiContext { remote, local };
+                        match web.serve(req, &cgi).await {
+                            Ok(response) => response,
+                            Err(err) => failure_page(&app.name, &err, &request_id),
+                        }
                     }
                 }
-            },
+            }
         };
         response.headers_mut().insert(REQUEST_ID, request_id);
-        response
+        match (access, &self.observer) {
+            (Some(mut access), Some(observer)) => {
+                access.status = response.status().as_u16();
+                access.dyno = response
+                    .extensions()
+                    .get::<ServedBy>()
+                    .map(|ServedBy(name)| name.clone());
+                access.code = response.extensions().get::<RouterCode>().map(|c| c.0);
+                response.map(|body| access::observed(body, observer.clone(), access, started))
+            }
+            _ => response,
+        }
     }
 }
 
@@ -86,12 +119,51 @@ fn failure_page(app: &str, err: &WebError, request_id: &HeaderValue) -> hyper::R
         "{err}"
     );
     let mut response = error_page(err.status(), &format!("Application error: {err}."));
+    response.extensions_mut().insert(RouterCode(err.code()));
     if matches!(err, WebError::Overloaded(_) | WebError::Unavailable(_)) {
         response
             .headers_mut()
             .insert(http::header::RETRY_AFTER, HeaderValue::from_static("1"));
     }
     response
+}
+
+/// Response extension: the router answered instead of the app, with this
+/// Heroku error code.
+#[derive(Debug, Clone, Copy)]
+struct RouterCode(&'static str);
+
+/// The access record of a request, before it is answered.
+fn record(
+    app: &str,
+    req: &hyper::Request<Incoming>,
+    host: Option<&str>,
+    request_id: &HeaderValue,
+) -> Access {
+    let header = |name: &str| {
+        req.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string()
+    };
+    Access {
+        app: app.to_string(),
+        method: req.method().clone(),
+        path: req
+            .uri()
+            .path_and_query()
+            .map_or("/", |p| p.as_str())
+            .to_string(),
+        host: host.unwrap_or("").to_string(),
+        request_id: request_id.to_str().unwrap_or("").to_string(),
+        fwd: header("x-forwarded-for"),
+        dyno: None,
+        service: Duration::ZERO,
+        status: 0,
+        bytes: 0,
+        code: None,
+    }
 }
 
 /// A plain-text error response with a clear message.

@@ -121,18 +121,48 @@ pub struct ProcessEnv {
     pub vars: Vec<(String, String)>,
     /// argv, starting with the program name.
     pub args: Vec<String>,
+    /// Where its stdout/stderr lines go; `None`: the host's own.
+    pub output: Option<ProcessOutput>,
+}
+
+/// Receives each line a process prints: `(process, line)`, the process
+/// being its `DYNO` (`web.2`).
+#[derive(Clone)]
+pub struct ProcessOutput(pub std::sync::Arc<OutputFn>);
+
+/// `(process, line)`.
+pub type OutputFn = dyn Fn(&str, &str) + Send + Sync;
+
+impl std::fmt::Debug for ProcessOutput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ProcessOutput")
+    }
 }
 
 impl ProcessEnv {
-    /// A WASI context builder with this environment and the host's
-    /// stdout/stderr (guest prints reach the host's log).
+    /// A WASI context builder with this environment; stdout/stderr go to
+    /// [`ProcessEnv::output`] line by line, else to the host's own.
     pub fn wasi_ctx(&self) -> wasmtime_wasi::WasiCtxBuilder {
         let mut builder = wasmtime_wasi::WasiCtxBuilder::new();
-        builder
-            .envs(&self.vars)
-            .args(&self.args)
-            .inherit_stdout()
-            .inherit_stderr();
+        builder.envs(&self.vars).args(&self.args);
+        match &self.output {
+            Some(ProcessOutput(output)) => {
+                let process = self
+                    .vars
+                    .iter()
+                    .rev()
+                    .find(|(k, _)| k == "DYNO")
+                    .map_or("web", |(_, v)| v.as_str());
+                let (out, process) = (output.clone(), process.to_string());
+                let sink: output::LineSink = std::sync::Arc::new(move |line| out(&process, line));
+                builder
+                    .stdout(output::LazyLines::new(sink.clone()))
+                    .stderr(output::LazyLines::new(sink));
+            }
+            None => {
+                builder.inherit_stdout().inherit_stderr();
+            }
+        }
         builder
     }
 }

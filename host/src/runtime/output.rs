@@ -27,6 +27,44 @@ pub fn line_stream(sink: LineSink) -> AsyncStdoutStream {
     )
 }
 
+/// Like [`line_stream`], but the stream (and the task that drains it) is
+/// only made when the guest first uses it: most requests print nothing,
+/// and they should not pay for a stream per instance.
+pub struct LazyLines {
+    sink: LineSink,
+    stream: std::sync::OnceLock<AsyncStdoutStream>,
+}
+
+impl LazyLines {
+    /// Lines go to `sink`.
+    pub fn new(sink: LineSink) -> Self {
+        Self {
+            sink,
+            stream: std::sync::OnceLock::new(),
+        }
+    }
+
+    fn stream(&self) -> &AsyncStdoutStream {
+        self.stream.get_or_init(|| line_stream(self.sink.clone()))
+    }
+}
+
+impl wasmtime_wasi::cli::IsTerminal for LazyLines {
+    fn is_terminal(&self) -> bool {
+        false
+    }
+}
+
+impl wasmtime_wasi::cli::StdoutStream for LazyLines {
+    fn p2_stream(&self) -> Box<dyn wasmtime_wasi::p2::OutputStream> {
+        self.stream().p2_stream()
+    }
+
+    fn async_stream(&self) -> Box<dyn AsyncWrite + Send + Sync> {
+        self.stream().async_stream()
+    }
+}
+
 struct LineWriter {
     sink: LineSink,
     pending: Vec<u8>,

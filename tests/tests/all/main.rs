@@ -5,6 +5,7 @@ mod components;
 mod control;
 mod git;
 mod lifecycle;
+mod logs;
 mod processes;
 mod sandbox;
 mod source;

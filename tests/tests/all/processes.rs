@@ -61,7 +61,7 @@ fn workers_run_at_scale_restart_with_backoff_and_stop() {
     assert!(out.status.success(), "{}", text(&out));
     let beats = |name: &str| {
         server
-            .stderr()
+            .logs()
             .lines()
             .filter(|l| l.starts_with(&format!("jobs app[{name}]: heartbeat")))
             .count()
@@ -70,7 +70,7 @@ fn workers_run_at_scale_restart_with_backoff_and_stop() {
         beats("worker.1") >= 5 && beats("worker.2") >= 5
     });
     assert!(server
-        .stderr()
+        .logs()
         .contains("jobs app[worker.2]: heartbeat 1 from worker.2 GREETING=unset"));
     let names: Vec<Value> = replicas(&ps(&server, src.path(), "jobs"), "worker")
         .iter()
@@ -93,7 +93,7 @@ fn workers_run_at_scale_restart_with_backoff_and_stop() {
     let worker = &replicas(&ps(&server, src.path(), "jobs"), "worker")[0];
     assert_eq!(worker["last_exit"], "exited with status 3", "{worker}");
     assert!(server
-        .stderr()
+        .logs()
         .contains("jobs app[worker.1]: Process exited with status 3"));
     // Backoff: 0.5 s, 1 s, 2 s… so two seconds in there are few restarts,
     // not one every 300 ms.
@@ -121,9 +121,9 @@ fn workers_run_at_scale_restart_with_backoff_and_stop() {
     assert!(out.status.success(), "{}", text(&out));
     server.kill();
     let server = Server::start(home.path()).unwrap();
-    let after_restart = server.stderr().matches("heartbeat 1 from worker.1").count();
+    let after_restart = server.logs().matches("heartbeat 1 from worker.1").count();
     eventually("the worker back after a restart", || {
-        server.stderr().matches("heartbeat 1 from worker.1").count() > after_restart
+        server.logs().matches("heartbeat 1 from worker.1").count() > after_restart
             || replicas(&ps(&server, src.path(), "jobs"), "worker").len() == 1
     });
 }
@@ -425,7 +425,7 @@ fn a_web_replica_that_keeps_crashing_is_replaced() {
     assert_eq!(server.get("crashy", "/trap").status(), 500);
     assert_eq!(restarts(), 1);
     assert!(server
-        .stderr()
+        .logs()
         .contains("crashy app[web.1]: Replaced after 5 crashed requests in a row"));
     let human = text(&server.cli(src.path(), &["ps", "-a", "crashy"]));
     assert!(human.contains("restarts 1"), "{human}");

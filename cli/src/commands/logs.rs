@@ -1,0 +1,128 @@
+//! `wpaas logs`: an app's log stream — its processes, router, builds and
+//! API changes — and, with `--tail`, every new line until Ctrl-C.
+
+use std::io::{BufRead, BufReader, IsTerminal, Write};
+
+use anyhow::{Context, Result};
+use serde_json::Value;
+
+use super::target::AppArgs;
+
+/// Which kind of lines `--source` selects.
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum Source {
+    /// The app's own processes (web.1, worker.2, run.1).
+    App,
+    /// One logfmt line per request.
+    Router,
+    /// Build output.
+    Build,
+    /// Releases, config, scaling, restarts.
+    Api,
+    /// Autoscaling decisions.
+    Scaler,
+}
+
+impl Source {
+    fn name(self) -> &'static str {
+        match self {
+            Source::App => "app",
+            Source::Router => "router",
+            Source::Build => "build",
+            Source::Api => "api",
+            Source::Scaler => "scaler",
+        }
+    }
+}
+
+/// Show an app's logs: `TIMESTAMP app[PROCESS]: MESSAGE`, oldest first.
+#[derive(clap::Args)]
+pub struct Logs {
+    /// How many past lines to show.
+    #[arg(short = 'n', long = "num", default_value_t = 100)]
+    num: usize,
+    /// Keep following new lines (across deploys) until Ctrl-C.
+    #[arg(short = 't', long)]
+    tail: bool,
+    /// Only this process type or replica: `web`, `web.1`, `worker`.
+    #[arg(short = 'p', long = "ps", value_name = "PROCESS")]
+    ps: Option<String>,
+    /// Only lines from this source.
+    #[arg(short = 's', long, value_enum)]
+    source: Option<Source>,
+    #[command(flatten)]
+    target: AppArgs,
+}
+
+impl Logs {
+    pub fn run(self) -> Result<()> {
+        let app = self.target.app()?;
+        let api = self.target.api.client()?;
+        let mut url = format!(
+            "{}/apps/{app}/logs?n={}&format=json&tail={}",
+            api.base(),
+            self.num,
+            self.tail
+        );
+        if let Some(ps) = &self.ps {
+            url += &format!("&ps={ps}");
+        }
+        if let Some(source) = self.source {
+            url += &format!("&source={}", source.name());
+        }
+        let http = reqwest::blocking::Client::builder()
+            .no_proxy()
+            .timeout(None)
+            .build()?;
+        let response = http
+            .get(&url)
+            .bearer_auth(api.token())
+            .send()
+            .with_context(|| format!("could not reach the wpaas API at {}", api.base()))?;
+        if !response.status().is_success() {
+            let status = response.status();
+            let body: Value = response.json().unwrap_or(Value::Null);
+            let message = body["error"].as_str().unwrap_or("request failed");
+            anyhow::bail!("{message} (HTTP {})", status.as_u16());
+        }
+        let stdout = std::io::stdout();
+        let colour = stdout.is_terminal() && std::env::var_os("NO_COLOR").is_none();
+        let mut out = stdout.lock();
+        for line in BufReader::new(response).lines() {
+            let line = line.context("the log stream broke off")?;
+            let written = if self.target.api.json {
+                writeln!(out, "{line}")
+            } else {
+                let Ok(entry) = serde_json::from_str::<Value>(&line) else {
+                    continue;
+                };
+                writeln!(out, "{}", render(&entry, colour))
+            };
+            // A closed pipe (`| head`) ends us quietly.
+            if written.and_then(|()| out.flush()).is_err() {
+                break;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `TIME app[PROCESS]: MESSAGE`, the `app[PROCESS]` part coloured by
+/// source when `colour`.
+fn render(entry: &Value, colour: bool) -> String {
+    let text = |key: &str| entry[key].as_str().unwrap_or("").to_string();
+    let (time, process, message) = (text("time"), text("process"), text("message"));
+    let tag = format!("app[{process}]:");
+    if !colour {
+        return format!("{time} {tag} {message}");
+    }
+    let code = match entry["source"].as_str().unwrap_or("app") {
+        "router" => "36",
+        "build" => "35",
+        "api" => "33",
+        "scaler" => "34",
+        "logs" => "31",
+        _ => "32",
+    };
+    format!("\x1b[2m{time}\x1b[0m \x1b[{code}m{tag}\x1b[0m {message}")
+}
