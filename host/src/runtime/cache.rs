@@ -114,7 +114,11 @@ fn is_component(wasm: &[u8]) -> bool {
 /// Writes to a temporary sibling and renames it into place, so a reader never
 /// sees half a file, even if we crash mid-write.
 fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
-    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    // Unique per process *and* per write: two loads of the same code at
+    // once (parallel deploys) must not share a temporary file.
+    static WRITES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = WRITES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = path.with_extension(format!("tmp{}-{n}", std::process::id()));
     std::fs::write(&tmp, bytes).with_context(|| format!("could not write {}", tmp.display()))?;
     std::fs::rename(&tmp, path).with_context(|| format!("could not write {}", path.display()))
 }
@@ -133,5 +137,26 @@ fn deserialize(engine: &Engine, path: &Path, is_component: bool) -> Result<Compi
         } else {
             Compiled::Module(Module::deserialize_file(engine, path).map_err(anyhow::Error::from)?)
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parallel_writes_of_one_entry_all_succeed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("entry.cwasm");
+        std::thread::scope(|scope| {
+            let writers: Vec<_> = (0..8)
+                .map(|_| scope.spawn(|| write_atomically(&path, b"compiled code")))
+                .collect();
+            for writer in writers {
+                writer.join().unwrap().unwrap();
+            }
+        });
+        assert_eq!(std::fs::read(&path).unwrap(), b"compiled code");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
     }
 }
