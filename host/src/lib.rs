@@ -5,8 +5,10 @@
 //! * [`router`] — the HTTP front door: Host-based routing, forwarding
 //!   headers, error pages and graceful shutdown.
 //! * [`logs`] — one bounded, persistent log stream per app.
+//! * [`metrics`] — request, build and host counters in Prometheus's format.
 
 pub mod control;
 pub mod logs;
+pub mod metrics;
 pub mod router;
 pub mod runtime;

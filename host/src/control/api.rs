@@ -100,6 +100,14 @@ async fn route(platform: Arc<Platform>, req: hyper::Request<Incoming>) -> ApiRes
     let method = req.method().clone();
     let store = platform.store();
     match (method, segments.as_slice()) {
+        (Method::GET, ["metrics"]) => Ok(hyper::Response::builder()
+            .header(http::header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)
+            .body(
+                Full::new(Bytes::from(super::metrics::render(&platform)))
+                    .map_err(|never| match never {})
+                    .boxed_unsync(),
+            )
+            .expect("static response")),
         (Method::GET, ["apps"]) => json_ok(&store.apps()?),
         (Method::POST, ["apps"]) => {
             let body: Value = read_json(req).await?;
@@ -858,6 +866,7 @@ async fn deploy_steps(
     }
     let commit = source.commit.clone();
     let build = store.start_build(app, source)?;
+    let build_started = std::time::Instant::now();
     if let Err(err) = log.record_to(&store.build_log_path(&build.id)?) {
         tracing::warn!(app, build = %build.id, "could not write the build log: {err}");
     }
@@ -922,6 +931,9 @@ async fn deploy_steps(
         Err(err) => Err(format!("{err:#}")),
     };
     let _ = store.finish_build(app, &build.id, outcome);
+    platform
+        .metrics()
+        .build_finished(app, build_started.elapsed(), result.is_ok());
     let (version, _) = result?;
     Ok((version, platform.app_url(app)))
 }

@@ -4,6 +4,7 @@
 pub mod api;
 pub mod git;
 mod log_sink;
+pub mod metrics;
 pub mod platform;
 pub mod scaler;
 pub mod server;

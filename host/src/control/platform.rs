@@ -17,6 +17,7 @@ use http_body_util::{BodyExt, Empty};
 use super::store::{App, Autoscale, ProcessLimits, Release, ReleaseDraft, Store};
 use super::supervisor::Supervisor;
 use crate::logs::LogHub;
+use crate::metrics::Metrics;
 use crate::router::{AppRoute, RouteTable};
 use crate::runtime::output::LineSink;
 use crate::runtime::{
@@ -37,6 +38,8 @@ pub struct Platform {
     supervisor: Supervisor,
     /// Every app's log stream.
     logs: Arc<LogHub>,
+    /// Request and build counters.
+    metrics: Arc<Metrics>,
     /// In-memory copy of each autoscaled app's bounds, for the scaler's
     /// ticks (the store is the truth).
     autoscale_specs: Mutex<HashMap<String, Autoscale>>,
@@ -63,6 +66,7 @@ impl Platform {
                 hub.push(app, process, line);
             })),
             logs,
+            metrics: Arc::default(),
             autoscale_specs: Mutex::default(),
             app_locks: Mutex::default(),
         }
@@ -76,6 +80,16 @@ impl Platform {
     /// Every app's log stream.
     pub fn logs(&self) -> &Arc<LogHub> {
         &self.logs
+    }
+
+    /// Request and build counters.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
+    /// The wasm runtime (for its counters).
+    pub fn runtime(&self) -> &Runtime {
+        &self.runtime
     }
 
     /// `http://APP.localhost:PORT`.
@@ -141,6 +155,7 @@ impl Platform {
         self.table.remove_app(app);
         self.supervisor.stop_app(app);
         self.logs.remove(app);
+        self.metrics.remove(app);
         self.autoscale_specs
             .lock()
             .expect("autoscale specs")

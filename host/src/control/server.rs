@@ -16,7 +16,7 @@ use super::git::GitHttp;
 use super::platform::Platform;
 use super::store::Store;
 use crate::logs::LogHub;
-use crate::router::{self, RouteTable, Router, ServeOptions};
+use crate::router::{self, Observer, RouteTable, Router, ServeOptions};
 use crate::runtime::{EngineConfig, Runtime};
 
 /// Addresses to bind.
@@ -97,13 +97,13 @@ pub async fn run(
         stop_rx.clone(),
     ));
     let mut router_stop = stop_rx;
-    let mut router = Router::new(table);
+    let mut observers: Vec<Arc<dyn Observer>> = vec![platform.metrics().clone()];
     if config.access_log {
-        router = router.with_observer(logs);
+        observers.push(logs);
     }
     router::serve(
         router_listener,
-        Arc::new(router),
+        Arc::new(Router::new(table).with_observer(Arc::new(observers))),
         async move {
             let _ = router_stop.wait_for(|stop| *stop).await;
         },

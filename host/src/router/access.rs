@@ -121,6 +121,15 @@ pub trait Observer: Send + Sync + 'static {
     fn observe(&self, access: &Access);
 }
 
+/// Several observers, each told in turn.
+impl Observer for Vec<Arc<dyn Observer>> {
+    fn observe(&self, access: &Access) {
+        for observer in self {
+            observer.observe(access);
+        }
+    }
+}
+
 /// Wraps `body` so that `observer` gets `access` (with the byte count and
 /// duration filled in) when the body ends or is dropped.
 pub(super) fn observed(

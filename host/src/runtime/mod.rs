@@ -81,6 +81,19 @@ impl Runtime {
         &self.cache
     }
 
+    /// Slots of the pooling instance allocator in use: core instances,
+    /// component instances, memories, tables. `None` when the engine
+    /// allocates on demand.
+    pub fn pool_in_use(&self) -> Option<[(&'static str, u64); 4]> {
+        let pool = self.engine.engine().pooling_allocator_metrics()?;
+        Some([
+            ("core_instances", pool.core_instances()),
+            ("component_instances", pool.component_instances()),
+            ("memories", pool.memories() as u64),
+            ("tables", pool.tables() as u64),
+        ])
+    }
+
     /// Loads `path` as a web process: a `wasi:http` component or a WAGI
     /// module, compiled (or loaded from cache) and linked, with one replica
     /// ([`WebProcess::scaled`] makes more).

@@ -6,6 +6,7 @@ mod control;
 mod git;
 mod lifecycle;
 mod logs;
+mod metrics;
 mod processes;
 mod sandbox;
 mod source;
