@@ -307,7 +307,8 @@ impl Server {
     }
 
     /// Every app's log lines so far as `APP app[PROCESS]: MESSAGE`, read
-    /// from the log files in WPAAS_HOME/logs (written moments after).
+    /// from the log files in WPAAS_HOME/logs (written up to ~20 ms after
+    /// the line: poll for a line you wait for).
     pub fn logs(&self) -> String {
         let mut all = String::new();
         let Ok(dir) = std::fs::read_dir(self.home.join("logs")) else {
