@@ -242,13 +242,20 @@ impl Platform {
         {
             let n = replicas(app, kind);
             if n > 0 {
-                say(format!("-----> Loading {kind}: {command}"));
-                let limits = limits_for(app, kind);
-                workers.push((
-                    kind.clone(),
-                    self.command(release, command, limits).await?,
-                    n,
-                ));
+                // Re-activating the running release (web scaled up from
+                // zero, `ps:restart web`) leaves its workers running.
+                let running = self.supervisor.command(&app.name, kind, release.version);
+                let loaded = match running {
+                    Some(command_running) if log.is_none() => {
+                        (command_running, self.process(release, command)?.2)
+                    }
+                    _ => {
+                        say(format!("-----> Loading {kind}: {command}"));
+                        let limits = limits_for(app, kind);
+                        self.command(release, command, limits).await?
+                    }
+                };
+                workers.push((kind.clone(), loaded, n));
             }
         }
         if let (Some(log), Some(command)) = (log, release.command("release")) {

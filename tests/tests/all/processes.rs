@@ -81,6 +81,14 @@ fn workers_run_at_scale_restart_with_backoff_and_stop() {
     assert!(human.contains("=== worker (2): worker.wasm"), "{human}");
     assert!(human.contains("worker.1: up since"), "{human}");
 
+    // Restarting web leaves the workers running (no second "heartbeat 1").
+    let starts = || server.logs().matches("heartbeat 1 from worker.1").count();
+    let before = starts();
+    let out = server.cli(src.path(), &["ps:restart", "web", "-a", "jobs"]);
+    assert!(out.status.success(), "{}", text(&out));
+    std::thread::sleep(Duration::from_millis(400));
+    assert_eq!(starts(), before, "ps:restart web restarted the workers");
+
     // A new release replaces the workers; these exit after 3 heartbeats
     // and come back after a growing delay.
     let out = server.cli(src.path(), &["config:set", "EXIT_AFTER=3", "-a", "jobs"]);
