@@ -247,6 +247,9 @@ fn print_processes(app: &str, ps: &Value) {
             "=== {kind} ({quantity}): {}",
             process["command"].as_str().unwrap_or("")
         );
+        if let Some(recent) = process.get("recent") {
+            println!("{}", recent_line(recent));
+        }
         let replicas = process["replicas"].as_array().cloned().unwrap_or_default();
         for replica in &replicas {
             let mut line = format!(
@@ -276,6 +279,26 @@ fn print_processes(app: &str, ps: &Value) {
     }
 }
 
+/// `last 60s: 12.5 req/s  p50 1.2 ms  p99 8.0 ms  errors 0.0% (750 requests)`.
+fn recent_line(recent: &Value) -> String {
+    let number = |key: &str| recent[key].as_f64().unwrap_or(0.0);
+    let millis = |key: &str| match recent[key].as_f64() {
+        None => "-".to_string(),
+        Some(ms) if ms < 1.0 => format!("{ms:.2} ms"),
+        Some(ms) if ms < 100.0 => format!("{ms:.1} ms"),
+        Some(ms) => format!("{ms:.0} ms"),
+    };
+    format!(
+        "last {:.0}s: {:.1} req/s  p50 {}  p99 {}  errors {:.1}% ({} requests)",
+        number("window_seconds"),
+        number("requests_per_second"),
+        millis("p50_ms"),
+        millis("p99_ms"),
+        number("error_rate") * 100.0,
+        recent["requests"],
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -287,5 +310,26 @@ mod tests {
         for bad in ["web", "web=", "web=-1", "web=two", "=3"] {
             assert!(parse_scale(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn recent_numbers_read_well() {
+        let recent = serde_json::json!({
+            "window_seconds": 59.6, "requests": 750, "errors": 3,
+            "requests_per_second": 12.58, "error_rate": 0.004,
+            "p50_ms": 0.734, "p99_ms": 123.4,
+        });
+        assert_eq!(
+            recent_line(&recent),
+            "last 60s: 12.6 req/s  p50 0.73 ms  p99 123 ms  errors 0.4% (750 requests)"
+        );
+        let idle = serde_json::json!({
+            "window_seconds": 60.0, "requests": 0, "errors": 0,
+            "requests_per_second": 0.0, "error_rate": 0.0, "p50_ms": null, "p99_ms": null,
+        });
+        assert_eq!(
+            recent_line(&idle),
+            "last 60s: 0.0 req/s  p50 -  p99 -  errors 0.0% (0 requests)"
+        );
     }
 }

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
+use wpaas_host::logs::TerminalAccessLog;
 use wpaas_host::router::{self, AppRoute, RouteTable, Router, ServeOptions};
 use wpaas_host::runtime::limits::{parse_duration, parse_size};
 use wpaas_host::runtime::{CacheOutcome, EngineConfig, Limits, ProcessEnv, Runtime};
@@ -54,6 +55,11 @@ pub struct Up {
     /// the app can then reach every service on this machine and its LAN.
     #[arg(long)]
     allow_private_network: bool,
+
+    /// Do not print the router's line per request (`app[router]: at=info
+    /// method=GET path="/" … status=200`) on stderr.
+    #[arg(long)]
+    no_access_log: bool,
 }
 
 impl Up {
@@ -107,7 +113,11 @@ impl Up {
             web: Some(Arc::new(web)),
         });
         table.set_default(Some(&app));
-        let router = Arc::new(Router::new(table));
+        let mut router = Router::new(table);
+        if !self.no_access_log {
+            router = router.with_observer(Arc::new(TerminalAccessLog::start()?));
+        }
+        let router = Arc::new(router);
 
         let rt = tokio::runtime::Builder::new_multi_thread()
             .enable_all()

@@ -687,6 +687,9 @@ fn processes(platform: &Platform, app: &str) -> Result<Vec<Value>, ApiError> {
             if let Some(limits) = record.limits.get(kind) {
                 process["limits"] = json!(limits);
             }
+            if kind == "web" {
+                process["recent"] = json!(platform.metrics().recent(app));
+            }
             process
         })
         .collect();

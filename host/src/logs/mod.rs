@@ -11,6 +11,7 @@
 //! catches up), a slow subscriber is told how many lines it missed.
 
 mod disk;
+mod terminal;
 
 use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
@@ -20,6 +21,8 @@ use std::time::SystemTime;
 
 use arc_swap::ArcSwap;
 use tokio::sync::broadcast;
+
+pub use terminal::TerminalAccessLog;
 
 /// Lines kept per app unless configured otherwise.
 pub const DEFAULT_LINES: usize = 10_000;

@@ -6,16 +6,18 @@
 //! than an event — replicas, requests in flight, memory — is read when
 //! the page is rendered.
 
+mod recent;
 mod text;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 
 use crate::router::{Access, Observer};
+pub use recent::{Recent, Summary};
 pub use text::{Page, CONTENT_TYPE};
 
 /// Upper bounds (seconds) of the request latency buckets.
@@ -86,6 +88,8 @@ pub struct AppCounters {
     instances: AtomicU64,
     bytes: AtomicU64,
     latency: Histogram,
+    /// The last minute, for `wpaas ps`.
+    recent: Recent,
 }
 
 impl AppCounters {
@@ -96,6 +100,7 @@ impl AppCounters {
             instances: AtomicU64::new(0),
             bytes: AtomicU64::new(0),
             latency: Histogram::new(&LATENCY_BUCKETS),
+            recent: Recent::new(),
         }
     }
 }
@@ -110,6 +115,8 @@ struct Builds {
 pub struct Metrics {
     apps: ArcSwap<HashMap<String, Arc<AppCounters>>>,
     builds: ArcSwap<HashMap<String, Arc<Builds>>>,
+    /// The clock the recent windows are kept against.
+    origin: Instant,
 }
 
 impl Default for Metrics {
@@ -142,6 +149,16 @@ impl Metrics {
         Self {
             apps: ArcSwap::default(),
             builds: ArcSwap::default(),
+            origin: Instant::now(),
+        }
+    }
+
+    /// `app`'s web requests over the last minute.
+    pub fn recent(&self, app: &str) -> Summary {
+        let now = self.origin.elapsed();
+        match self.apps.load().get(app) {
+            Some(counters) => counters.recent.summary(now),
+            None => Recent::new().summary(now),
         }
     }
 
@@ -302,6 +319,9 @@ impl Observer for Metrics {
         }
         counters.bytes.fetch_add(access.bytes, Ordering::Relaxed);
         counters.latency.observe(access.service);
+        counters
+            .recent
+            .record(self.origin.elapsed(), access.service, access.status >= 500);
     }
 }
 

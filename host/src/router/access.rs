@@ -2,8 +2,12 @@
 //! access log line (`app[router]`, Heroku's logfmt) and request metrics.
 //!
 //! The response body is wrapped to count the bytes sent; the record is
-//! handed to the [`Observer`] when the body is finished or dropped (the
-//! client went away), so `service` covers the whole response.
+//! handed to the [`Observer`] when the body is finished or dropped, so
+//! `service` covers the whole response. A client that goes away first is
+//! H27 (Client Request Interrupted): before the response, the request's
+//! [`Unanswered`] guard is dropped with the request and reports status 499,
+//! as Heroku's router does; during the body, the body is dropped before
+//! its end. A guest whose body fails half-way is H18.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -32,6 +36,8 @@ pub struct Access {
     pub fwd: String,
     /// The replica that answered (`web.2`), if one did.
     pub dyno: Option<String>,
+    /// How long the request waited for a slot on that replica.
+    pub connect: Duration,
     /// From arrival to the end of the response body.
     pub service: Duration,
     /// Status sent.
@@ -44,6 +50,31 @@ pub struct Access {
 }
 
 impl Access {
+    /// A request that has just arrived: not answered, nothing sent.
+    pub fn arrived(
+        app: &str,
+        method: http::Method,
+        path: &str,
+        host: &str,
+        request_id: &str,
+        fwd: &str,
+    ) -> Self {
+        Self {
+            app: app.to_string(),
+            method,
+            path: path.to_string(),
+            host: host.to_string(),
+            request_id: request_id.to_string(),
+            fwd: fwd.to_string(),
+            dyno: None,
+            connect: Duration::ZERO,
+            service: Duration::ZERO,
+            status: 0,
+            bytes: 0,
+            code: None,
+        }
+    }
+
     /// The logfmt line, as Heroku's router writes it:
     /// `at=info method=GET path="/" host=… request_id=… fwd="…" dyno=web.1
     /// connect=0ms service=3ms status=200 bytes=123`, and for failures
@@ -54,13 +85,14 @@ impl Access {
             None => "at=info".to_string(),
         };
         format!(
-            "{head} method={} path={} host={} request_id={} fwd={} dyno={} connect=0ms service={}ms status={} bytes={}",
+            "{head} method={} path={} host={} request_id={} fwd={} dyno={} connect={}ms service={}ms status={} bytes={}",
             self.method,
             quote(&self.path),
             bare(&self.host),
             bare(&self.request_id),
             quote(&self.fwd),
             self.dyno.as_deref().unwrap_or(""),
+            self.connect.as_millis(),
             self.service.as_millis(),
             self.status,
             self.bytes,
@@ -130,30 +162,87 @@ impl Observer for Vec<Arc<dyn Observer>> {
     }
 }
 
-/// Wraps `body` so that `observer` gets `access` (with the byte count and
-/// duration filled in) when the body ends or is dropped.
-pub(super) fn observed(
-    body: BoxBody,
+/// A request routed to an app and not answered yet. Dropped unanswered
+/// (hyper drops the request's future when its client disconnects), it
+/// reports H27 with status 499.
+pub(super) struct Unanswered {
     observer: Arc<dyn Observer>,
-    access: Access,
+    access: Option<Access>,
     started: Instant,
-) -> BoxBody {
-    http_body_util::BodyExt::boxed_unsync(Counted {
-        inner: body,
-        report: Some((observer, access)),
-        started,
-    })
+}
+
+impl Unanswered {
+    pub(super) fn new(observer: Arc<dyn Observer>, access: Access, started: Instant) -> Self {
+        Self {
+            observer,
+            access: Some(access),
+            started,
+        }
+    }
+
+    /// Wraps `response`'s body so that the observer gets the record, with
+    /// `fill` applied and the bytes and duration counted, when it ends or
+    /// is dropped.
+    pub(super) fn answered(
+        mut self,
+        response: hyper::Response<BoxBody>,
+        fill: impl FnOnce(&mut Access),
+    ) -> hyper::Response<BoxBody> {
+        let mut access = self.access.take().expect("answered once");
+        access.status = response.status().as_u16();
+        fill(&mut access);
+        // Hyper sends no body for these, and stops after Content-Length
+        // bytes without polling for the end: both are complete responses.
+        let bodiless =
+            access.method == http::Method::HEAD || matches!(access.status, 100..=199 | 204 | 304);
+        let expected = response
+            .headers()
+            .get(http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok()?.parse().ok());
+        let observer = self.observer.clone();
+        let started = self.started;
+        response.map(|inner| {
+            http_body_util::BodyExt::boxed_unsync(Counted {
+                inner,
+                report: Some((observer, access)),
+                started,
+                ended: bodiless,
+                expected,
+            })
+        })
+    }
+}
+
+impl Drop for Unanswered {
+    fn drop(&mut self) {
+        if let Some(mut access) = self.access.take() {
+            access.status = 499;
+            access.code = Some("H27");
+            access.service = self.started.elapsed();
+            self.observer.observe(&access);
+        }
+    }
 }
 
 struct Counted {
     inner: BoxBody,
     report: Option<(Arc<dyn Observer>, Access)>,
     started: Instant,
+    /// The whole body went out (or there was none to send).
+    ended: bool,
+    /// Content-Length, when the response declared one.
+    expected: Option<u64>,
 }
 
 impl Counted {
     fn finish(&mut self) {
         if let Some((observer, mut access)) = self.report.take() {
+            let complete = self.ended
+                || self.inner.is_end_stream()
+                || self.expected.is_some_and(|len| len == access.bytes);
+            if !complete && access.code.is_none() {
+                access.code = Some("H27");
+            }
             access.service = self.started.elapsed();
             observer.observe(&access);
         }
@@ -175,8 +264,19 @@ impl Body for Counted {
                     access.bytes += data.len() as u64;
                 }
             }
-            Poll::Ready(None) => self.finish(),
-            _ => {}
+            Poll::Ready(Some(Err(_))) => {
+                // The app's body broke off: the client gets a truncated
+                // response.
+                if let Some((_, access)) = &mut self.report {
+                    access.code.get_or_insert("H18");
+                }
+                self.ended = true;
+            }
+            Poll::Ready(None) => {
+                self.ended = true;
+                self.finish();
+            }
+            Poll::Pending => {}
         }
         polled
     }
@@ -198,7 +298,120 @@ impl Drop for Counted {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Mutex;
+
+    use http_body_util::{BodyExt, Full, StreamBody};
+
     use super::*;
+
+    /// Keeps what it is told.
+    #[derive(Default)]
+    struct Kept(Mutex<Vec<Access>>);
+
+    impl Observer for Kept {
+        fn observe(&self, access: &Access) {
+            self.0.lock().unwrap().push(access.clone());
+        }
+    }
+
+    fn request(method: http::Method) -> Access {
+        Access::arrived("a", method, "/", "a.localhost", "r", "")
+    }
+
+    /// Routes `response` through the observer, lets `consume` read its
+    /// body, and returns what was reported.
+    fn report(
+        method: http::Method,
+        response: hyper::Response<BoxBody>,
+        consume: impl FnOnce(BoxBody),
+    ) -> Access {
+        let kept = Arc::new(Kept::default());
+        let unanswered = Unanswered::new(kept.clone(), request(method), Instant::now());
+        let observed = unanswered.answered(response, |_| {});
+        consume(observed.into_body());
+        let reports = kept.0.lock().unwrap();
+        assert_eq!(reports.len(), 1, "{reports:?}");
+        reports[0].clone()
+    }
+
+    fn chunks(parts: Vec<Result<&'static str, &'static str>>) -> BoxBody {
+        let frames = parts.into_iter().map(|part| {
+            part.map(|data| Frame::data(Bytes::from(data)))
+                .map_err(BoxError::from)
+        });
+        StreamBody::new(futures::stream::iter(frames)).boxed_unsync()
+    }
+
+    fn read_all(body: BoxBody) {
+        let _ = futures::executor::block_on(body.collect());
+    }
+
+    #[test]
+    fn a_body_read_to_its_end_is_a_plain_answer() {
+        let access = report(
+            http::Method::GET,
+            hyper::Response::new(chunks(vec![Ok("ab"), Ok("cd")])),
+            read_all,
+        );
+        assert_eq!((access.status, access.bytes, access.code), (200, 4, None));
+    }
+
+    #[test]
+    fn a_body_dropped_half_way_is_h27() {
+        let access = report(
+            http::Method::GET,
+            hyper::Response::new(chunks(vec![Ok("ab"), Ok("cd")])),
+            |mut body| {
+                futures::executor::block_on(body.frame());
+            },
+        );
+        assert_eq!((access.bytes, access.code), (2, Some("H27")));
+    }
+
+    #[test]
+    fn a_body_complete_by_content_length_or_head_is_not_h27() {
+        // Hyper stops after Content-Length bytes without asking for more.
+        let mut sized = hyper::Response::new(chunks(vec![Ok("ab"), Ok("cd")]));
+        sized
+            .headers_mut()
+            .insert(http::header::CONTENT_LENGTH, 4.into());
+        let access = report(http::Method::GET, sized, |mut body| {
+            futures::executor::block_on(async {
+                body.frame().await;
+                body.frame().await;
+            });
+        });
+        assert_eq!((access.bytes, access.code), (4, None));
+        // A HEAD response's body is never sent.
+        let full = Full::new(Bytes::from("x"))
+            .map_err(|n| match n {})
+            .boxed_unsync();
+        let access = report(http::Method::HEAD, hyper::Response::new(full), drop);
+        assert_eq!(access.code, None);
+    }
+
+    #[test]
+    fn a_body_that_fails_half_way_is_h18() {
+        let access = report(
+            http::Method::GET,
+            hyper::Response::new(chunks(vec![Ok("ab"), Err("guest trapped")])),
+            read_all,
+        );
+        assert_eq!((access.bytes, access.code), (2, Some("H18")));
+    }
+
+    #[test]
+    fn a_request_dropped_before_its_answer_is_h27_with_499() {
+        let kept = Arc::new(Kept::default());
+        drop(Unanswered::new(
+            kept.clone(),
+            request(http::Method::GET),
+            Instant::now(),
+        ));
+        let reports = kept.0.lock().unwrap();
+        assert_eq!(reports.len(), 1);
+        assert_eq!((reports[0].status, reports[0].code), (499, Some("H27")));
+    }
 
     #[test]
     fn logfmt_lines_look_like_herokus() {
@@ -210,6 +423,7 @@ mod tests {
             request_id: "abc".into(),
             fwd: "127.0.0.1".into(),
             dyno: Some("web.1".into()),
+            connect: Duration::from_millis(1),
             service: Duration::from_millis(3),
             status: 200,
             bytes: 12,
@@ -217,7 +431,7 @@ mod tests {
         };
         assert_eq!(
             access.logfmt(),
-            "at=info method=GET path=\"/x?q=\\\"1\\\"\" host=a.localhost:8080 request_id=abc fwd=\"127.0.0.1\" dyno=web.1 connect=0ms service=3ms status=200 bytes=12"
+            "at=info method=GET path=\"/x?q=\\\"1\\\"\" host=a.localhost:8080 request_id=abc fwd=\"127.0.0.1\" dyno=web.1 connect=1ms service=3ms status=200 bytes=12"
         );
         access.code = Some("H12");
         access.status = 504;

@@ -7,7 +7,7 @@ mod table;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use bytes::Bytes;
 use http::{HeaderValue, StatusCode};
@@ -62,7 +62,7 @@ impl Router {
             .and_then(|h| h.to_str().ok())
             .or_else(|| req.uri().host())
             .map(str::to_owned);
-        let mut access = None;
+        let mut unanswered = None;
         let mut response = match self.table.lookup(host.as_deref()) {
             None => error_page(
                 StatusCode::NOT_FOUND,
@@ -72,8 +72,9 @@ impl Router {
                 ),
             ),
             Some(app) => {
-                if self.observer.is_some() {
-                    access = Some(record(&app.name, &req, host.as_deref(), &request_id));
+                if let Some(observer) = &self.observer {
+                    let access = record(&app.name, &req, host.as_deref(), &request_id);
+                    unanswered = Some(access::Unanswered::new(observer.clone(), access, started));
                 }
                 match &app.web {
                     None => {
@@ -96,18 +97,18 @@ impl Router {
             }
         };
         response.headers_mut().insert(REQUEST_ID, request_id);
-        match (access, &self.observer) {
-            (Some(mut access), Some(observer)) => {
-                access.status = response.status().as_u16();
-                access.dyno = response
-                    .extensions()
-                    .get::<ServedBy>()
-                    .map(|ServedBy(name)| name.clone());
-                access.code = response.extensions().get::<RouterCode>().map(|c| c.0);
-                response.map(|body| access::observed(body, observer.clone(), access, started))
+        let Some(unanswered) = unanswered else {
+            return response;
+        };
+        let served_by = response.extensions().get::<ServedBy>().cloned();
+        let code = response.extensions().get::<RouterCode>().map(|c| c.0);
+        unanswered.answered(response, |access| {
+            if let Some(served_by) = served_by {
+                access.dyno = Some(served_by.replica);
+                access.connect = served_by.connect;
             }
-            _ => response,
-        }
+            access.code = code;
+        })
     }
 }
 
@@ -140,30 +141,19 @@ fn record(
     host: Option<&str>,
     request_id: &HeaderValue,
 ) -> Access {
-    let header = |name: &str| {
-        req.headers()
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-            .to_string()
-    };
-    Access {
-        app: app.to_string(),
-        method: req.method().clone(),
-        path: req
-            .uri()
-            .path_and_query()
-            .map_or("/", |p| p.as_str())
-            .to_string(),
-        host: host.unwrap_or("").to_string(),
-        request_id: request_id.to_str().unwrap_or("").to_string(),
-        fwd: header("x-forwarded-for"),
-        dyno: None,
-        service: Duration::ZERO,
-        status: 0,
-        bytes: 0,
-        code: None,
-    }
+    let forwarded_for = req
+        .headers()
+        .get("x-forwarded-for")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    Access::arrived(
+        app,
+        req.method().clone(),
+        req.uri().path_and_query().map_or("/", |p| p.as_str()),
+        host.unwrap_or(""),
+        request_id.to_str().unwrap_or(""),
+        forwarded_for,
+    )
 }
 
 /// A plain-text error response with a clear message.

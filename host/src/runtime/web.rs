@@ -42,10 +42,16 @@ pub const CRASHES_BEFORE_REPLACE: u32 = 5;
 /// Receives one line about the process's health, from the named replica.
 pub type EventSink = Arc<dyn Fn(&str, &str) + Send + Sync>;
 
-/// Response extension naming the replica that answered (`web.2`), for the
-/// router's access log.
+/// Response extension naming the replica that answered, for the router's
+/// access log.
 #[derive(Debug, Clone)]
-pub struct ServedBy(pub String);
+pub struct ServedBy {
+    /// `web.2`.
+    pub replica: String,
+    /// How long the request waited for one of the replica's slots: the
+    /// access log's `connect=` (on Heroku, the time to reach the dyno).
+    pub connect: Duration,
+}
 
 /// What `ps` shows of one replica.
 #[derive(Debug, Clone)]
@@ -278,7 +284,9 @@ impl WebProcess {
         let replica = self
             .pick()
             .ok_or_else(|| WebError::Unavailable("no web processes running".into()))?;
+        let asked = Instant::now();
         let permit = replica.admission.admit(self.limits.request_timeout).await?;
+        let connect = asked.elapsed();
         replica.served.fetch_add(1, Ordering::Relaxed);
         let served = match &*self.code {
             WebCode::Component(c) => c.serve(req, &replica.env, permit).await,
@@ -297,9 +305,10 @@ impl WebProcess {
             _ => replica.crashes_in_a_row.store(0, Ordering::Relaxed),
         }
         let mut response = served?;
-        response
-            .extensions_mut()
-            .insert(ServedBy(replica.name.clone()));
+        response.extensions_mut().insert(ServedBy {
+            replica: replica.name.clone(),
+            connect,
+        });
         Ok(response)
     }
 }

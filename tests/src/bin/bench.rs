@@ -118,7 +118,8 @@ fn main() -> Result<()> {
     // (a) wpaas up, hello example.
     {
         println!("\n== wpaas ==");
-        let server = wpaas_tests::UpServer::start(&hello, &[]).context("starting wpaas up")?;
+        let server = wpaas_tests::UpServer::start(&hello, &["--no-access-log"])
+            .context("starting wpaas up")?;
         println!("wpaas up serving on {}", server.addr);
         let measured = load.measure("wpaas", server.addr);
         let stderr = server.stop();

@@ -27,6 +27,29 @@ fn hello_answers_with_env_var_through_the_router() {
         .send()
         .unwrap();
     assert_eq!(by_name.status(), 200);
+
+    // Each request has its router line on stderr.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let line = loop {
+        let stderr = server.stderr();
+        let found = stderr
+            .lines()
+            .find(|l| l.contains(&format!("request_id={request_id} ")))
+            .map(str::to_owned);
+        match found {
+            Some(line) => break line,
+            None if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(20))
+            }
+            None => panic!("no router line for {request_id}:\n{stderr}"),
+        }
+    };
+    assert!(
+        line.contains("app[router]: at=info method=GET path=\"/\"")
+            && line.contains("dyno=web.1 connect=")
+            && line.contains("status=200"),
+        "{line}"
+    );
 }
 
 #[test]

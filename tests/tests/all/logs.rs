@@ -90,7 +90,7 @@ fn guest_output_and_router_lines_with_status_and_error_codes() {
         "host=chatty.localhost",
         "request_id=",
         "fwd=\"127.0.0.1\"",
-        &format!("dyno={dyno} connect=0ms service="),
+        &format!("dyno={dyno} connect="),
         &format!("status=200 bytes={}", body.len()),
     ] {
         assert!(router.contains(part), "{part:?} missing: {router}");
@@ -204,6 +204,65 @@ fn guest_output_and_router_lines_with_status_and_error_codes() {
     assert!(!ok(&server, src.path(), &logs).contains('\x1b'));
     let out = server.cli(src.path(), &["logs", "-a", "nope"]);
     assert!(!out.status.success());
+}
+
+/// The number in `KEY=NNNms` in a router line.
+fn millis_field(line: &str, key: &str) -> u64 {
+    let start = line.find(&format!(" {key}=")).expect(key) + key.len() + 2;
+    let rest = &line[start..];
+    rest[..rest.find("ms").expect("ms")]
+        .parse()
+        .expect("a number")
+}
+
+#[test]
+fn queueing_is_connect_time_and_a_client_that_leaves_is_h27() {
+    use std::io::Write;
+    let home = tempfile::tempdir().unwrap();
+    let src = tempfile::tempdir().unwrap();
+    let server = Server::start(home.path()).unwrap();
+    deploy_hostile(&server, src.path(), "queue");
+    let logs = ["logs", "-a", "queue", "-n", "1000", "--source", "router"];
+    // One slot: a second request waits for the first.
+    ok(
+        &server,
+        src.path(),
+        &["ps:limits", "web", "--concurrency", "1", "-a", "queue"],
+    );
+    ok(&server, src.path(), &["ps:restart", "web", "-a", "queue"]);
+    let first = std::thread::scope(|scope| {
+        let first = scope.spawn(|| server.get("queue", "/sleep?ms=600&first").status());
+        std::thread::sleep(Duration::from_millis(150));
+        assert_eq!(server.get("queue", "/sleep?ms=10&second").status(), 200);
+        first.join().unwrap()
+    });
+    assert_eq!(first, 200);
+    let waited = wait_for_line(&server, src.path(), &logs, &["&second\"", "status=200"]);
+    let ran = wait_for_line(&server, src.path(), &logs, &["&first\"", "status=200"]);
+    assert!(millis_field(&waited, "connect") >= 300, "{waited}");
+    assert!(millis_field(&waited, "service") >= 300, "{waited}");
+    assert!(millis_field(&ran, "connect") < 300, "{ran}");
+    assert!(millis_field(&ran, "service") >= 600, "{ran}");
+
+    // A client that hangs up before the answer: H27, 499.
+    let mut raw = std::net::TcpStream::connect(server.router).unwrap();
+    raw.write_all(b"GET /sleep?ms=800&leaving HTTP/1.1\r\nHost: queue.localhost\r\n\r\n")
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    drop(raw);
+    let left = wait_for_line(
+        &server,
+        src.path(),
+        &logs,
+        &[
+            "at=error code=H27 desc=\"Client Request Interrupted\"",
+            "&leaving\"",
+            "status=499",
+        ],
+    );
+    assert!(millis_field(&left, "service") < 800, "{left}");
+    // The app still answers.
+    assert_eq!(server.get("queue", "/").status(), 200);
 }
 
 /// Reads `wpaas logs --tail`'s stdout into a shared buffer.

@@ -437,3 +437,76 @@ fn metrics_parse_as_prometheus_text_and_count_the_requests_sent() {
         0.0
     );
 }
+
+/// `wpaas ps --json`'s entry for the web type.
+fn web_entry(server: &Server, dir: &std::path::Path, app: &str) -> serde_json::Value {
+    let out = server.cli(dir, &["ps", "-a", app, "--json"]);
+    assert!(out.status.success(), "{out:?}");
+    let ps: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    ps.as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["type"] == "web")
+        .cloned()
+        .expect("a web type")
+}
+
+#[test]
+fn ps_shows_the_last_minute_of_web_requests() {
+    let home = tempfile::tempdir().unwrap();
+    let src = tempfile::tempdir().unwrap();
+    let server = Server::start(home.path()).unwrap();
+    std::fs::copy(example("hostile"), src.path().join("hostile.wasm")).unwrap();
+    assert!(server
+        .cli(src.path(), &["deploy", "-a", "busy"])
+        .status
+        .success());
+    let idle = web_entry(&server, src.path(), "busy");
+    assert_eq!(idle["recent"]["requests"], 0, "{idle}");
+    assert!(idle["recent"]["p50_ms"].is_null(), "{idle}");
+
+    // 36 fast answers, 2 slow ones, 2 errors (500): p50 is fast, p99 the
+    // slowest, 5 % errors.
+    let started = Instant::now();
+    for _ in 0..36 {
+        assert_eq!(server.get("busy", "/").status(), 200);
+    }
+    for _ in 0..2 {
+        assert_eq!(server.get("busy", "/sleep?ms=400").status(), 200);
+        assert_eq!(server.get("busy", "/error").status(), 500);
+    }
+    let took = started.elapsed().as_secs_f64();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let web = loop {
+        let web = web_entry(&server, src.path(), "busy");
+        if web["recent"]["requests"] == 40 || Instant::now() > deadline {
+            break web;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let recent = &web["recent"];
+    let number = |key: &str| {
+        recent[key]
+            .as_f64()
+            .unwrap_or_else(|| panic!("{key}: {web}"))
+    };
+    assert_eq!(recent["requests"], 40, "{web}");
+    assert_eq!(recent["errors"], 2, "{web}");
+    assert!((number("error_rate") - 0.05).abs() < 1e-9, "{web}");
+    assert!(number("p50_ms") < 100.0, "{web}");
+    assert!((360.0..=480.0).contains(&number("p99_ms")), "{web}");
+    // The rate is over the time the window covers: the server has run
+    // longer than the requests took, and less than a minute.
+    let window = number("window_seconds");
+    assert!(window >= took && window <= 60.0, "{web}");
+    assert!((number("requests_per_second") - 40.0 / window).abs() < 0.05 * 40.0 / window);
+
+    let out = server.cli(src.path(), &["ps", "-a", "busy"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("last "))
+        .unwrap_or_else(|| panic!("no recent line: {text}"));
+    assert!(line.contains(" req/s  p50 "), "{line}");
+    assert!(line.ends_with("errors 5.0% (40 requests)"), "{line}");
+}
