@@ -205,6 +205,20 @@ fn drain(mut stdout: BufReader<std::process::ChildStdout>) {
     });
 }
 
+/// `len` deterministic bytes that look random: they do not compress, so a
+/// pack or a body is as large as they are.
+pub fn incompressible(len: usize) -> Vec<u8> {
+    let mut state = 0x2545_f491_4f6c_dd1d_u64;
+    (0..len)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state as u8
+        })
+        .collect()
+}
+
 /// Finds the address in `Serving NAME on http://ADDR (...)`.
 pub fn parse_serving_line(line: &str) -> Option<SocketAddr> {
     let rest = line.strip_prefix("Serving ")?;

@@ -20,6 +20,10 @@ pub struct Server {
     /// Do not write an app[router] line per request.
     #[arg(long)]
     no_access_log: bool,
+    /// The largest source a deploy may upload or a git push may send
+    /// (e.g. 256M, 1G).
+    #[arg(long, default_value = "256M", value_parser = wpaas_host::runtime::limits::parse_size)]
+    max_upload: usize,
 }
 
 impl Server {
@@ -35,6 +39,7 @@ impl Server {
                 api: self.api,
                 log_lines: self.log_lines,
                 access_log: !self.no_access_log,
+                max_upload: self.max_upload as u64,
             },
             |router, api| {
                 // Tests and scripts read these lines for the bound ports.

@@ -25,8 +25,6 @@ use crate::runtime::BoxBody;
 /// `{"release": N, "url": …}` or `{"error": "…"}`.
 pub const RESULT_PREFIX: &str = "##wpaas-result ";
 
-/// Largest source upload accepted.
-pub const MAX_UPLOAD: usize = 256 << 20;
 /// Largest unpacked source.
 pub const MAX_UNPACKED: u64 = 1 << 30;
 
@@ -738,12 +736,16 @@ fn parse_version(text: &str) -> Result<u32, ApiError> {
 async fn deploy(platform: Arc<Platform>, app: String, req: hyper::Request<Incoming>) -> ApiResult {
     platform.store().app(&app)?;
     let commit = commit_param(req.uri().query())?;
-    let body = match Limited::new(req.into_body(), MAX_UPLOAD).collect().await {
+    let limit = platform.max_upload();
+    let body = match Limited::new(req.into_body(), limit as usize).collect().await {
         Ok(body) => body.to_bytes(),
         Err(err) if err.is::<http_body_util::LengthLimitError>() => {
             return Err(ApiError::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
-                format!("upload larger than {} MiB", MAX_UPLOAD >> 20),
+                format!(
+                    "the upload is larger than this server's limit of {} (wpaas server --max-upload); leave build output and data out with .wpaasignore",
+                    super::platform::human_size(limit)
+                ),
             ))
         }
         Err(err) => {

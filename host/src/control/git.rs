@@ -10,6 +10,11 @@
 //! the release fails the hook fails, git rejects the push and the branch
 //! keeps pointing at the commit that is serving.
 //!
+//! A push may send at most the server's upload limit (`--max-upload`): past
+//! it the copy into http-backend stops, git is stopped (so nothing of the
+//! push is kept and no branch moves), and the pusher reads why as a git
+//! protocol error line (`remote error: …`).
+//!
 //! The hook learns the API address, the token and the app from http-backend's
 //! environment, which git passes on to hooks: nothing secret is written into
 //! the repository.
@@ -29,7 +34,7 @@ use hyper::body::{Frame, Incoming};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{ChildStdin, ChildStdout, Command};
 
-use super::platform::Platform;
+use super::platform::{human_size, Platform};
 use super::store::validate_app_name;
 use super::token::constant_time_eq;
 use crate::runtime::BoxBody;
@@ -124,7 +129,8 @@ impl GitHttp {
                 "/git-receive-pack" => Some(self.push_lock(&app).await),
                 _ => None,
             };
-            self.run_backend(&repo, &app, &rest, &user, token, push, req)
+            let limit = push.as_ref().map(|_| platform.max_upload());
+            self.run_backend(&repo, &app, &rest, &user, token, push, limit, req)
                 .await
         }
         .await;
@@ -195,7 +201,7 @@ impl GitHttp {
     /// Runs `git http-backend` for one request, streaming the request body
     /// in and the response out (pushes can be large, and the build output
     /// must reach the pusher while it happens). `push` is released when
-    /// http-backend exits.
+    /// http-backend exits. A request body over `limit` bytes stops git.
     #[allow(clippy::too_many_arguments)]
     async fn run_backend(
         &self,
@@ -205,6 +211,7 @@ impl GitHttp {
         user: &str,
         token: &str,
         push: Option<tokio::sync::OwnedMutexGuard<()>>,
+        limit: Option<u64>,
         req: hyper::Request<Incoming>,
     ) -> Result<hyper::Response<BoxBody>> {
         let (parts, body) = req.into_parts();
@@ -249,6 +256,9 @@ impl GitHttp {
             cmd.env("HTTP_GIT_PROTOCOL", &value)
                 .env("GIT_PROTOCOL", value);
         }
+        // Its own process group, so that stopping an oversized push stops
+        // receive-pack and index-pack with it.
+        cmd.process_group(0);
         let mut child = cmd
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -259,24 +269,59 @@ impl GitHttp {
         let mut stdout = child.stdout.take().context("stdout is piped")?;
         let stderr = child.stderr.take().context("stderr is piped")?;
 
-        tokio::spawn(copy_body(body, stdin));
+        let copy = tokio::spawn(copy_body(body, stdin, limit));
+        // Set once git is over: whether the push was stopped for its size
+        // (and what it left removed).
+        let (outcome_tx, outcome) = tokio::sync::watch::channel(None::<bool>);
         let log_app = app.to_string();
         tokio::spawn(async move {
             let mut lines = BufReader::new(stderr).lines();
             while let Ok(Some(line)) = lines.next_line().await {
                 tracing::warn!(app = log_app, "git http-backend: {line}");
             }
-            match child.wait().await {
+        });
+        let log_app = app.to_string();
+        let objects = repo.join("objects");
+        tokio::spawn(async move {
+            let mut stopped = false;
+            let status = tokio::select! {
+                status = child.wait() => status,
+                Ok(Err((sent, stdin))) = copy => {
+                    stopped = true;
+                    tracing::warn!(app = log_app, "git push stopped after {sent} bytes: over the upload limit");
+                    if let Some(pid) = child.id() {
+                        let _ = Command::new("kill")
+                            .args(["-s", "TERM", "--", &format!("-{pid}")])
+                            .status()
+                            .await;
+                    }
+                    let status = child.wait().await;
+                    drop(stdin);
+                    // The objects received so far, in receive-pack's
+                    // quarantine; no other push runs (we hold its lock).
+                    remove_quarantine(&objects).await;
+                    status
+                }
+            };
+            match status {
                 Ok(status) if !status.success() => {
                     tracing::warn!(app = log_app, "git http-backend exited with {status}")
                 }
                 Ok(_) => {}
                 Err(err) => tracing::warn!(app = log_app, "git http-backend: {err}"),
             }
+            let _ = outcome_tx.send(Some(stopped));
             drop(push);
         });
 
-        let (head, rest) = read_cgi_head(&mut stdout).await?;
+        let (head, rest) = match read_cgi_head(&mut stdout).await {
+            Ok(head) => head,
+            Err(_) if limit.is_some() && was_stopped(outcome.clone()).await => {
+                let message = too_big_message(limit.unwrap_or_default());
+                return Ok(text(StatusCode::PAYLOAD_TOO_LARGE, &message));
+            }
+            Err(err) => return Err(err),
+        };
         let mut response = hyper::Response::builder();
         for line in head.lines() {
             let Some((name, value)) = line.split_once(':') else {
@@ -293,7 +338,8 @@ impl GitHttp {
                 response = response.header(name.trim(), value);
             }
         }
-        Ok(response.body(stream_rest(rest, stdout))?)
+        let refusal = limit.map(|limit| (outcome, limit));
+        Ok(response.body(stream_rest(rest, stdout, refusal))?)
     }
 }
 
@@ -378,7 +424,15 @@ fn base64_decode(text: &str) -> Option<Vec<u8>> {
 }
 
 /// Copies the request body into http-backend's stdin, then closes it.
-async fn copy_body(mut body: Incoming, mut stdin: ChildStdin) {
+/// Past `limit` bytes it stops: `Err((bytes received, stdin))` — stdin is
+/// handed back open, so that git is stopped before it sees the pack end
+/// early (and tells the pusher about that instead).
+async fn copy_body(
+    mut body: Incoming,
+    mut stdin: ChildStdin,
+    limit: Option<u64>,
+) -> Result<(), (u64, ChildStdin)> {
+    let mut sent = 0u64;
     while let Some(frame) = body.frame().await {
         let data = match frame {
             Ok(frame) => match frame.into_data() {
@@ -387,13 +441,57 @@ async fn copy_body(mut body: Incoming, mut stdin: ChildStdin) {
             },
             Err(err) => {
                 tracing::warn!("git push body broke off: {err}");
-                return;
+                return Ok(());
             }
         };
+        sent += data.len() as u64;
+        if limit.is_some_and(|limit| sent > limit) {
+            return Err((sent, stdin));
+        }
         if stdin.write_all(&data).await.is_err() {
-            return;
+            return Ok(());
         }
     }
+    Ok(())
+}
+
+/// Waits until git is over; whether the push was stopped for its size.
+async fn was_stopped(mut outcome: tokio::sync::watch::Receiver<Option<bool>>) -> bool {
+    outcome
+        .wait_for(Option::is_some)
+        .await
+        .is_ok_and(|verdict| *verdict == Some(true))
+}
+
+/// Removes what receive-pack kept of a push it was stopped in
+/// (`objects/tmp_objdir-incoming-*`).
+async fn remove_quarantine(objects: &Path) {
+    let Ok(mut entries) = tokio::fs::read_dir(objects).await else {
+        return;
+    };
+    while let Ok(Some(entry)) = entries.next_entry().await {
+        if entry
+            .file_name()
+            .to_string_lossy()
+            .starts_with("tmp_objdir-incoming-")
+        {
+            let _ = tokio::fs::remove_dir_all(entry.path()).await;
+        }
+    }
+}
+
+fn too_big_message(limit: u64) -> String {
+    format!(
+        "wpaas: this push is larger than the server's limit of {} (wpaas server --max-upload); nothing was changed",
+        human_size(limit)
+    )
+}
+
+/// A pkt-line on side band 3, which git prints as `remote error: MESSAGE`
+/// and then stops.
+fn fatal_sideband(message: &str) -> Bytes {
+    let payload = format!("\x03{message}\n");
+    Bytes::from(format!("{:04x}{payload}", payload.len() + 4))
 }
 
 /// Reads CGI header lines up to the blank line; returns them and the body
@@ -423,8 +521,13 @@ async fn read_cgi_head(stdout: &mut ChildStdout) -> Result<(String, Bytes)> {
     }
 }
 
-/// The response body: `first`, then the rest of stdout as it comes.
-fn stream_rest(first: Bytes, stdout: ChildStdout) -> BoxBody {
+/// The response body: `first`, then the rest of stdout as it comes; then,
+/// if the push was stopped for its size, the reason for git to show.
+fn stream_rest(
+    first: Bytes,
+    stdout: ChildStdout,
+    refusal: Option<(tokio::sync::watch::Receiver<Option<bool>>, u64)>,
+) -> BoxBody {
     let head = futures::stream::iter((!first.is_empty()).then_some(first));
     let tail = futures::stream::unfold(stdout, |mut stdout| async move {
         let mut buf = BytesMut::with_capacity(64 << 10);
@@ -433,9 +536,20 @@ fn stream_rest(first: Bytes, stdout: ChildStdout) -> BoxBody {
             Ok(_) => Some((buf.freeze(), stdout)),
         }
     });
-    let frames = futures::StreamExt::map(futures::StreamExt::chain(head, tail), |bytes| {
-        Ok::<_, Infallible>(Frame::data(bytes))
-    });
+    // After stdout ends (git is over), wait for the verdict, so that the
+    // pusher hears of the push only once what it left is gone.
+    let reason = futures::StreamExt::filter_map(
+        futures::stream::iter(refusal),
+        |(outcome, limit)| async move {
+            was_stopped(outcome)
+                .await
+                .then(|| fatal_sideband(&too_big_message(limit)))
+        },
+    );
+    let frames = futures::StreamExt::map(
+        futures::StreamExt::chain(futures::StreamExt::chain(head, tail), reason),
+        |bytes| Ok::<_, Infallible>(Frame::data(bytes)),
+    );
     StreamBody::new(frames)
         .map_err(|never| match never {})
         .boxed_unsync()

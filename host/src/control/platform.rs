@@ -45,6 +45,21 @@ pub struct Platform {
     autoscale_specs: Mutex<HashMap<String, Autoscale>>,
     /// Changes to one app run one at a time.
     app_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// The most bytes a deploy upload or a git push may send.
+    max_upload: u64,
+}
+
+/// The largest deploy upload or git push unless `wpaas server --max-upload`
+/// says otherwise.
+pub const DEFAULT_MAX_UPLOAD: u64 = 256 << 20;
+
+/// `1.5 MiB`, `200 KiB`: a size for messages.
+pub fn human_size(bytes: u64) -> String {
+    match bytes {
+        b if b >= 1 << 20 => format!("{:.1} MiB", b as f64 / (1 << 20) as f64),
+        b if b >= 1 << 10 => format!("{:.0} KiB", b as f64 / (1 << 10) as f64),
+        b => format!("{b} bytes"),
+    }
 }
 
 impl Platform {
@@ -69,7 +84,20 @@ impl Platform {
             metrics: Arc::default(),
             autoscale_specs: Mutex::default(),
             app_locks: Mutex::default(),
+            max_upload: DEFAULT_MAX_UPLOAD,
         }
+    }
+
+    /// Caps deploy uploads and git pushes at `bytes` (default
+    /// [`DEFAULT_MAX_UPLOAD`]).
+    pub fn with_max_upload(mut self, bytes: u64) -> Self {
+        self.max_upload = bytes;
+        self
+    }
+
+    /// The most bytes a deploy upload or a git push may send.
+    pub fn max_upload(&self) -> u64 {
+        self.max_upload
     }
 
     /// The durable store.

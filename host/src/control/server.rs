@@ -29,6 +29,8 @@ pub struct ServerConfig {
     pub log_lines: usize,
     /// Whether the router writes an `app[router]` line per request.
     pub access_log: bool,
+    /// The most bytes a deploy upload or a git push may send.
+    pub max_upload: u64,
 }
 
 /// Runs until `shutdown` resolves. `on_bound` gets the bound router and API
@@ -72,13 +74,16 @@ pub async fn run(
         LogHub::open(&home.join("logs"), config.log_lines)
             .context("could not open the logs directory")?,
     );
-    let platform = Arc::new(Platform::new(
-        store,
-        runtime,
-        table.clone(),
-        router_addr.port(),
-        logs.clone(),
-    ));
+    let platform = Arc::new(
+        Platform::new(
+            store,
+            runtime,
+            table.clone(),
+            router_addr.port(),
+            logs.clone(),
+        )
+        .with_max_upload(config.max_upload),
+    );
     platform.restore().await?;
     let scaler = tokio::spawn(super::scaler::run(platform.clone()));
     on_bound(router_addr, api_addr);

@@ -3,7 +3,7 @@
 use std::io::Read;
 
 use serde_json::Value;
-use wpaas_tests::{client, example, UpServer};
+use wpaas_tests::{client, example, incompressible, UpServer};
 
 #[test]
 fn hello_answers_with_env_var_through_the_router() {
@@ -82,24 +82,11 @@ fn echo_sees_method_path_query_headers_body_env_and_forwarding() {
     assert_eq!(echo["env"]["COLOR"], "teal");
 }
 
-/// A deterministic, non-repeating-looking 10 MiB payload.
-fn payload(len: usize) -> Vec<u8> {
-    let mut state = 0x2545_f491_4f6c_dd1d_u64;
-    (0..len)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state as u8
-        })
-        .collect()
-}
-
 #[test]
 fn ten_mib_bodies_stream_through_a_foreign_component() {
     // raw-echo is written against the `wasi` crate directly, not our SDK.
     let server = UpServer::start(&example("raw-echo"), &[]).unwrap();
-    let sent = payload(10 << 20);
+    let sent = incompressible(10 << 20);
     let response = client()
         .post(server.url("/"))
         .body(sent.clone())

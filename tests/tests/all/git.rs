@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 use serde_json::Value;
-use wpaas_tests::{client, workspace_root, Server};
+use wpaas_tests::{client, incompressible, workspace_root, Server};
 
 fn text(output: &Output) -> String {
     format!(
@@ -481,4 +481,64 @@ fn git_push_of_a_rust_app_reuses_the_build_cache() {
     assert!(warm.contains("Compiling hello"), "{warm}");
     assert!(!warm.contains("Compiling wpaas-sdk"), "{warm}");
     assert!(body(&server, "rusty").contains("Hello from git!"));
+}
+
+/// The bare repository's quarantine directories (objects of unfinished
+/// pushes).
+fn quarantined(server: &Server, app: &str) -> Vec<String> {
+    let objects = server.home.join("git").join(format!("{app}.git/objects"));
+    std::fs::read_dir(objects)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name.starts_with("tmp_objdir"))
+        .collect()
+}
+
+#[test]
+fn a_push_over_the_upload_limit_is_refused_and_leaves_nothing() {
+    let home = tempfile::tempdir().unwrap();
+    let server = Server::start_with(home.path(), &["--max-upload", "200K"]).unwrap();
+    let repo = Repo::init(&server);
+    repo.write("app.wat", &wat("small", 0));
+    repo.commit("v1");
+    let out = repo.wpaas(&["apps:create", "capped"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let small = repo.ok(&["rev-parse", "HEAD"]);
+
+    // 300 KB (sent with a Content-Length) and 1.5 MB (sent chunked: over
+    // git's 1 MiB post buffer): both stopped, the branch never moves.
+    for (name, len) in [("mid.bin", 300_000), ("big.bin", 1_500_000)] {
+        std::fs::write(repo.path().join(name), incompressible(len)).unwrap();
+        repo.commit(name);
+        let out = repo.push(&["wpaas", "main"]);
+        let log = text(&out);
+        assert!(!out.status.success(), "{log}");
+        assert!(
+            log.contains("this push is larger than the server's limit of 200 KiB (wpaas server --max-upload); nothing was changed"),
+            "{log}"
+        );
+        assert!(quarantined(&server, "capped").is_empty(), "{log}");
+        assert!(repo.ok(&["ls-remote", "wpaas"]).is_empty());
+        assert!(api_get(&server, "/apps/capped")["release"].is_null());
+        repo.ok(&["reset", "-q", "--hard", "HEAD~1"]);
+    }
+
+    // A push within the limit deploys (the push lock was let go).
+    assert_eq!(repo.ok(&["rev-parse", "HEAD"]), small);
+    let out = repo.push(&["wpaas", "main"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(body(&server, "capped"), "small\n");
+
+    // `wpaas deploy` has the same limit.
+    let big = tempfile::tempdir().unwrap();
+    std::fs::write(big.path().join("app.wat"), wat("big", 0)).unwrap();
+    std::fs::write(big.path().join("data.bin"), incompressible(400_000)).unwrap();
+    let out = server.cli(big.path(), &["deploy", "-a", "capped"]);
+    let log = text(&out);
+    assert!(!out.status.success(), "{log}");
+    assert!(
+        log.contains("the upload is larger than this server's limit of 200 KiB"),
+        "{log}"
+    );
+    assert_eq!(body(&server, "capped"), "small\n");
 }
