@@ -1,17 +1,30 @@
 //! Compiled code on disk: `.cwasm` files keyed by the engine's compatibility
 //! hash and the module's sha256, so a second start (or a rollback) loads
 //! machine code instead of compiling.
+//!
+//! Code loaded in this process is kept too, by the same key, so that apps
+//! and releases running the same module share one copy of its machine code
+//! and metadata instead of each mapping the file again (a thousand apps
+//! from one template cost one copy). The most recently loaded
+//! [`LOADED_KEPT`] are kept; a process using an older one keeps its own
+//! reference, so forgetting it only means the next load reads the file.
 
+use std::collections::VecDeque;
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
 
 use anyhow::{Context, Result};
 use sha2::{Digest, Sha256};
 use wasmtime::component::Component;
 use wasmtime::{Engine, Module};
 
+/// Loaded modules kept for sharing.
+pub const LOADED_KEPT: usize = 32;
+
 /// What a `.wasm`/`.wat` file turned out to be.
+#[derive(Clone)]
 pub enum Compiled {
     /// A component (the `wasi:http/proxy` world, or a command).
     Component(Component),
@@ -34,6 +47,8 @@ pub struct CodeCache {
     engine_key: String,
     hits: AtomicU64,
     misses: AtomicU64,
+    /// Recently loaded code by `.cwasm` path, most recent last.
+    loaded: Mutex<VecDeque<(PathBuf, Compiled)>>,
 }
 
 impl CodeCache {
@@ -49,6 +64,7 @@ impl CodeCache {
             engine_key: format!("{:016x}", hasher.finish()),
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
+            loaded: Mutex::default(),
         })
     }
 
@@ -78,10 +94,15 @@ impl CodeCache {
         let is_component = is_component(&wasm);
         let cached = self.path_for(&wasm);
 
+        if let Some(compiled) = self.loaded(&cached) {
+            self.hits.fetch_add(1, Ordering::Relaxed);
+            return Ok((compiled, CacheOutcome::Hit));
+        }
         if cached.exists() {
             match deserialize(engine, &cached, is_component) {
                 Ok(compiled) => {
                     self.hits.fetch_add(1, Ordering::Relaxed);
+                    self.keep(cached, compiled.clone());
                     return Ok((compiled, CacheOutcome::Hit));
                 }
                 Err(err) => tracing::warn!(
@@ -101,7 +122,28 @@ impl CodeCache {
         write_atomically(&cached, &serialized)?;
         self.misses.fetch_add(1, Ordering::Relaxed);
         let compiled = deserialize(engine, &cached, is_component)?;
+        self.keep(cached, compiled.clone());
         Ok((compiled, CacheOutcome::Miss))
+    }
+
+    /// The code loaded from `cwasm` before, if still kept (marked as the
+    /// most recently used).
+    fn loaded(&self, cwasm: &Path) -> Option<Compiled> {
+        let mut loaded = self.loaded.lock().expect("loaded-code lock");
+        let at = loaded.iter().position(|(path, _)| path == cwasm)?;
+        let entry = loaded.remove(at)?;
+        let compiled = entry.1.clone();
+        loaded.push_back(entry);
+        Some(compiled)
+    }
+
+    fn keep(&self, cwasm: PathBuf, compiled: Compiled) {
+        let mut loaded = self.loaded.lock().expect("loaded-code lock");
+        loaded.retain(|(path, _)| *path != cwasm);
+        loaded.push_back((cwasm, compiled));
+        while loaded.len() > LOADED_KEPT {
+            loaded.pop_front();
+        }
     }
 }
 
@@ -158,5 +200,42 @@ mod tests {
         });
         assert_eq!(std::fs::read(&path).unwrap(), b"compiled code");
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    fn module(compiled: &Compiled) -> &Module {
+        match compiled {
+            Compiled::Module(m) => m,
+            Compiled::Component(_) => panic!("a core module was expected"),
+        }
+    }
+
+    #[test]
+    fn the_same_code_is_loaded_once_and_shared_until_forgotten() {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = Engine::default();
+        let cache = CodeCache::new(dir.path().join("cache"), &engine).unwrap();
+        let write = |name: &str, n: usize| {
+            let path = dir.path().join(name);
+            let wat = format!("(module (func (export \"f{n}\")))");
+            std::fs::write(&path, wat).unwrap();
+            path
+        };
+        let first = write("a.wat", 0);
+        let twin = write("b.wat", 0);
+        let (a, outcome) = cache.load(&engine, &first).unwrap();
+        assert_eq!(outcome, CacheOutcome::Miss);
+        // Another file with the same code: the same loaded module.
+        let (b, outcome) = cache.load(&engine, &twin).unwrap();
+        assert_eq!(outcome, CacheOutcome::Hit);
+        assert!(Module::same(module(&a), module(&b)));
+        // Once more than LOADED_KEPT others were loaded, it is read again
+        // from its file: a separate copy.
+        for n in 1..=LOADED_KEPT {
+            cache.load(&engine, &write("other.wat", n)).unwrap();
+        }
+        let (c, outcome) = cache.load(&engine, &first).unwrap();
+        assert_eq!(outcome, CacheOutcome::Hit);
+        assert!(!Module::same(module(&a), module(&c)));
+        assert_eq!((cache.hits(), cache.misses()), (2, 1 + LOADED_KEPT as u64));
     }
 }
