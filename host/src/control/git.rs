@@ -12,8 +12,8 @@
 //!
 //! A push may send at most the server's upload limit (`--max-upload`): past
 //! it the copy into http-backend stops, git is stopped (so nothing of the
-//! push is kept and no branch moves), and the pusher reads why as a git
-//! protocol error line (`remote error: …`).
+//! push is kept and no branch moves), and the pusher reads why on git's
+//! error side band (`remote: wpaas: this push is larger than …`).
 //!
 //! The hook learns the API address, the token and the app from http-backend's
 //! environment, which git passes on to hooks: nothing secret is written into
@@ -487,8 +487,8 @@ fn too_big_message(limit: u64) -> String {
     )
 }
 
-/// A pkt-line on side band 3, which git prints as `remote error: MESSAGE`
-/// and then stops.
+/// A pkt-line on side band 3 (fatal error), which git prints as
+/// `remote: MESSAGE` before it gives up on the push.
 fn fatal_sideband(message: &str) -> Bytes {
     let payload = format!("\x03{message}\n");
     Bytes::from(format!("{:04x}{payload}", payload.len() + 4))
