@@ -8,17 +8,12 @@
 //! [`is_forbidden`], and otherwise connects to the address it checked.
 //!
 //! **DNS rebinding.** A name that resolves to a public address for the check
-//! and to 127.0.0.1 a moment later must not get through. For `http` the
-//! request's URI is rewritten to the checked `IP:port` before
-//! [`default_send_request`] sees it (the `Host` header keeps the name), so
-//! there is no second lookup. For `https` with a host *name* that rewrite
-//! would break SNI and certificate verification, and wasmtime-wasi-http 48
-//! offers no way to hand `default_send_request` a resolved address; it
-//! resolves the name again. What is left is a blind TCP connect plus a TLS
-//! ClientHello to the rebound address: the handshake only completes if that
-//! service presents a publicly trusted certificate for the attacker's name,
-//! so no HTTP request reaches it. Closing that needs our own TLS connector
-//! (rustls + webpki-roots as direct dependencies).
+//! and to 127.0.0.1 a moment later must not get through, so nothing resolves
+//! the name again: [`send_to`] connects to the address that was checked, and
+//! for `https` verifies the server's certificate against the *name* (SNI and
+//! the webpki roots, as wasmtime-wasi-http's own sender does). That is why
+//! wpaas sends outbound requests itself rather than through
+//! `default_send_request`, which takes only a URI and resolves it again.
 //!
 //! Only the first resolved address is used (the resolver's RFC 6724 order
 //! puts unusable families last); there is no fallback to the next one, since
@@ -26,11 +21,20 @@
 
 use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::pin::Pin;
+use std::sync::{Arc, OnceLock};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
+use bytes::Bytes;
 use http::uri::{Scheme, Uri};
+use http_body::{Body, Frame, SizeHint};
 use http_body_util::BodyExt;
-use wasmtime_wasi_http::{default_send_request, Error, RequestOptions, WasiBody, WasiHttpHooks};
+use hyper_util::rt::TokioIo;
+use rustls::pki_types::ServerName;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpStream;
+use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks};
 
 /// How long resolving a destination may take before the guest gets
 /// `dns-timeout`.
@@ -135,23 +139,23 @@ impl WasiHttpHooks for OutboundHooks {
     ) -> Box<dyn Future<Output = Result<(http::Response<WasiBody>, IoFuture), Error>> + Send> {
         let allow_private = self.allow_private;
         Box::new(async move {
-            let request = pin_destination(request, allow_private).await?;
-            let (response, io) = default_send_request(request, options).await?;
-            Ok((
-                response.map(BodyExt::boxed_unsync),
-                Box::new(io) as IoFuture,
-            ))
+            let destination = check_destination(request.uri(), allow_private).await?;
+            send_to(&destination, request, options, web_pki()).await
         })
     }
 }
 
-/// Resolves the request's destination, checks it, and for `http` points the
-/// URI at the checked address so nothing resolves the name again.
-async fn pin_destination(
-    mut request: http::Request<WasiBody>,
-    allow_private: bool,
-) -> Result<http::Request<WasiBody>, Error> {
-    let uri = request.uri();
+/// Where a checked request goes.
+#[derive(Debug)]
+struct Destination {
+    /// The address that was checked: the one connected to.
+    addr: SocketAddr,
+    /// For `https`, the name the server's certificate must be for.
+    tls_name: Option<ServerName<'static>>,
+}
+
+/// Resolves the request's destination once and checks every address.
+async fn check_destination(uri: &Uri, allow_private: bool) -> Result<Destination, Error> {
     let authority = uri.authority().ok_or(Error::HttpRequestUriInvalid)?;
     let https = uri.scheme() == Some(&Scheme::HTTPS);
     let port = authority.port_u16().unwrap_or(if https { 443 } else { 80 });
@@ -177,17 +181,182 @@ async fn pin_destination(
             return Err(Error::HttpRequestDenied);
         }
     }
+    let tls_name = if https {
+        let host = authority.host().trim_matches(['[', ']']);
+        let name = match host.parse::<IpAddr>() {
+            Ok(ip) => ServerName::from(ip),
+            Err(_) => {
+                ServerName::try_from(host.to_string()).map_err(|_| Error::HttpRequestUriInvalid)?
+            }
+        };
+        Some(name)
+    } else {
+        None
+    };
+    Ok(Destination { addr, tls_name })
+}
 
-    if !https {
-        let mut parts = uri.clone().into_parts();
-        parts.authority = Some(
-            addr.to_string()
-                .parse()
-                .map_err(|_| Error::HttpRequestUriInvalid)?,
-        );
-        *request.uri_mut() = Uri::from_parts(parts).map_err(|_| Error::HttpRequestUriInvalid)?;
+/// Trust in the public web PKI (webpki-roots), built once.
+fn web_pki() -> Arc<rustls::ClientConfig> {
+    static CONFIG: OnceLock<Arc<rustls::ClientConfig>> = OnceLock::new();
+    CONFIG
+        .get_or_init(|| {
+            let roots = rustls::RootCertStore {
+                roots: webpki_roots::TLS_SERVER_ROOTS.into(),
+            };
+            let provider = Arc::new(rustls::crypto::ring::default_provider());
+            Arc::new(
+                rustls::ClientConfig::builder_with_provider(provider)
+                    .with_safe_default_protocol_versions()
+                    .expect("ring supports the default TLS versions")
+                    .with_root_certificates(roots)
+                    .with_no_client_auth(),
+            )
+        })
+        .clone()
+}
+
+/// The guest's time limits for one request (wasmtime's defaults: 600 s).
+struct Timeouts {
+    connect: Duration,
+    first_byte: Duration,
+    between_bytes: Duration,
+}
+
+impl Timeouts {
+    fn new(options: Option<RequestOptions>) -> Self {
+        const DEFAULT: Duration = Duration::from_secs(600);
+        let options = options.unwrap_or_default();
+        Self {
+            connect: options.connect_timeout.unwrap_or(DEFAULT),
+            first_byte: options.first_byte_timeout.unwrap_or(DEFAULT),
+            // A zero gap would time out every wait; treat it as "tiny".
+            between_bytes: options
+                .between_bytes_timeout
+                .unwrap_or(DEFAULT)
+                .max(Duration::from_nanos(1)),
+        }
     }
-    Ok(request)
+}
+
+/// Sends `request` over HTTP/1.1 to `destination` (TLS for https). The
+/// returned future ends with the connection and reports how it ended.
+async fn send_to(
+    destination: &Destination,
+    request: http::Request<WasiBody>,
+    options: Option<RequestOptions>,
+    tls: Arc<rustls::ClientConfig>,
+) -> Result<(http::Response<WasiBody>, IoFuture), Error> {
+    let timeouts = Timeouts::new(options);
+    let tcp = tokio::time::timeout(timeouts.connect, TcpStream::connect(destination.addr))
+        .await
+        .map_err(|_| Error::ConnectionTimeout)?
+        .map_err(Error::Connect)?;
+    match &destination.tls_name {
+        None => exchange(tcp, request, &timeouts).await,
+        Some(name) => {
+            let connector = tokio_rustls::TlsConnector::from(tls);
+            let stream =
+                tokio::time::timeout(timeouts.connect, connector.connect(name.clone(), tcp))
+                    .await
+                    .map_err(|_| Error::ConnectionTimeout)?
+                    .map_err(Error::Tls)?;
+            exchange(stream, request, &timeouts).await
+        }
+    }
+}
+
+/// One request and its response over a connected `stream`.
+async fn exchange<S>(
+    stream: S,
+    mut request: http::Request<WasiBody>,
+    timeouts: &Timeouts,
+) -> Result<(http::Response<WasiBody>, IoFuture), Error>
+where
+    S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+{
+    let (mut sender, connection) = tokio::time::timeout(
+        timeouts.connect,
+        hyper::client::conn::http1::handshake(TokioIo::new(stream)),
+    )
+    .await
+    .map_err(|_| Error::ConnectionTimeout)??;
+    // The connection runs on its own; its outcome is the guest's to read.
+    let (ended_tx, ended) = tokio::sync::oneshot::channel();
+    tokio::spawn(async move {
+        let _ = ended_tx.send(connection.await);
+    });
+    // On the wire the request line carries only the path (the Host header
+    // names the server).
+    let path = request
+        .uri()
+        .path_and_query()
+        .map_or("/", |p| p.as_str())
+        .to_string();
+    *request.uri_mut() = path.parse().map_err(|_| Error::HttpRequestUriInvalid)?;
+    let response = tokio::time::timeout(timeouts.first_byte, sender.send_request(request))
+        .await
+        .map_err(|_| Error::ConnectionReadTimeout)??;
+    let gap = timeouts.between_bytes;
+    let response = response.map(|incoming| {
+        Paced {
+            incoming,
+            gap,
+            idle: Box::pin(tokio::time::sleep(gap)),
+        }
+        .boxed_unsync()
+    });
+    let io: IoFuture = Box::new(async move {
+        match ended.await {
+            Ok(Err(err)) if err.is_timeout() => Err(Error::HttpResponseTimeout),
+            Ok(Err(err)) => Err(err.into()),
+            Ok(Ok(())) | Err(_) => Ok(()),
+        }
+    });
+    Ok((response, io))
+}
+
+/// A response body that fails when the server pauses longer than `gap`
+/// between frames.
+struct Paced {
+    incoming: hyper::body::Incoming,
+    gap: Duration,
+    idle: Pin<Box<tokio::time::Sleep>>,
+}
+
+impl Body for Paced {
+    type Data = Bytes;
+    type Error = Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Error>>> {
+        match Pin::new(&mut self.incoming).poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => {
+                let next = tokio::time::Instant::now() + self.gap;
+                self.idle.as_mut().reset(next);
+                Poll::Ready(Some(Ok(frame)))
+            }
+            Poll::Ready(Some(Err(err))) if err.is_timeout() => {
+                Poll::Ready(Some(Err(Error::HttpResponseTimeout)))
+            }
+            Poll::Ready(Some(Err(err))) => Poll::Ready(Some(Err(err.into()))),
+            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Pending => match self.idle.as_mut().poll(cx) {
+                Poll::Ready(()) => Poll::Ready(Some(Err(Error::ConnectionReadTimeout))),
+                Poll::Pending => Poll::Pending,
+            },
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.incoming.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.incoming.size_hint()
+    }
 }
 
 async fn lookup_all(destination: &str) -> Result<Vec<SocketAddr>, Error> {
@@ -323,38 +492,173 @@ mod tests {
         }
     }
 
+    fn request(uri: &str) -> http::Request<WasiBody> {
+        http::Request::get(uri)
+            .header(http::header::HOST, "pinned.test")
+            .body(
+                http_body_util::Empty::new()
+                    .map_err(|never| match never {})
+                    .boxed_unsync(),
+            )
+            .unwrap()
+    }
+
     #[tokio::test]
     async fn loopback_names_are_denied_before_connecting() {
-        let request = |uri: &str| {
-            http::Request::get(uri)
-                .body(
-                    http_body_util::Empty::new()
-                        .map_err(|never| match never {})
-                        .boxed_unsync(),
-                )
-                .unwrap()
-        };
         for uri in [
             "http://localhost:1/",
             "http://127.0.0.1:1/",
             "http://[::1]/",
             "https://169.254.169.254/",
         ] {
-            let result = pin_destination(request(uri), false).await;
+            let uri: Uri = uri.parse().unwrap();
+            let result = check_destination(&uri, false).await;
             assert!(
                 matches!(result, Err(Error::HttpRequestDenied)),
                 "{uri}: {result:?}"
             );
         }
-        // Allowed, an http request is pinned to the address the name
-        // resolved to; path and query stay.
-        let pinned = pin_destination(request("http://localhost:8/x?y"), true)
-            .await
+        // Allowed, the request goes to the address the name resolved to,
+        // and https keeps the name for the certificate.
+        let uri: Uri = "https://localhost:8/x?y".parse().unwrap();
+        let destination = check_destination(&uri, true).await.unwrap();
+        assert!(destination.addr.ip().is_loopback(), "{destination:?}");
+        assert_eq!(destination.addr.port(), 8);
+        assert_eq!(
+            destination.tls_name,
+            Some(ServerName::try_from("localhost").unwrap())
+        );
+    }
+
+    /// Serves HTTP/1.1 on `listener` (over TLS with the `pinned.test`
+    /// certificate when `tls`), answering `PATH on HOST`.
+    fn serve_once(listener: tokio::net::TcpListener, tls: bool) {
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+        let acceptor = tls.then(|| {
+            let cert = CertificateDer::from(include_bytes!("testdata/pinned-test.der").to_vec());
+            let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(
+                include_bytes!("testdata/pinned-test.key.der").to_vec(),
+            ));
+            let provider = Arc::new(rustls::crypto::ring::default_provider());
+            let config = rustls::ServerConfig::builder_with_provider(provider)
+                .with_safe_default_protocol_versions()
+                .unwrap()
+                .with_no_client_auth()
+                .with_single_cert(vec![cert], key)
+                .unwrap();
+            tokio_rustls::TlsAcceptor::from(Arc::new(config))
+        });
+        tokio::spawn(async move {
+            let (tcp, _) = listener.accept().await.unwrap();
+            let service = hyper::service::service_fn(
+                |req: http::Request<hyper::body::Incoming>| async move {
+                    let host = req.headers()[http::header::HOST]
+                        .to_str()
+                        .unwrap()
+                        .to_string();
+                    let text = format!("{} on {host}", req.uri());
+                    Ok::<_, std::convert::Infallible>(http::Response::new(
+                        http_body_util::Full::new(Bytes::from(text)),
+                    ))
+                },
+            );
+            let http = hyper::server::conn::http1::Builder::new();
+            match acceptor {
+                Some(acceptor) => {
+                    // A client that refuses the certificate ends here.
+                    if let Ok(stream) = acceptor.accept(tcp).await {
+                        let _ = http.serve_connection(TokioIo::new(stream), service).await;
+                    }
+                }
+                None => {
+                    let _ = http.serve_connection(TokioIo::new(tcp), service).await;
+                }
+            }
+        });
+    }
+
+    /// Trust in the test CA only.
+    fn test_pki() -> Arc<rustls::ClientConfig> {
+        let mut roots = rustls::RootCertStore::empty();
+        roots
+            .add(include_bytes!("testdata/ca.der").to_vec().into())
             .unwrap();
-        let host = pinned.uri().host().unwrap();
-        let ip: IpAddr = host.trim_matches(['[', ']']).parse().unwrap();
-        assert!(ip.is_loopback(), "{}", pinned.uri());
-        assert_eq!(pinned.uri().port_u16(), Some(8));
-        assert_eq!(pinned.uri().path_and_query().unwrap(), "/x?y");
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        Arc::new(
+            rustls::ClientConfig::builder_with_provider(provider)
+                .with_safe_default_protocol_versions()
+                .unwrap()
+                .with_root_certificates(roots)
+                .with_no_client_auth(),
+        )
+    }
+
+    async fn body_text(response: http::Response<WasiBody>) -> String {
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        String::from_utf8(bytes.to_vec()).unwrap()
+    }
+
+    #[tokio::test]
+    async fn https_goes_to_the_checked_address_and_verifies_the_name() {
+        // `pinned.test` resolves nowhere: the request can only arrive by
+        // going to the address it was given, with the name kept for TLS.
+        let pinned = |addr, name: &str| Destination {
+            addr,
+            tls_name: Some(ServerName::try_from(name.to_string()).unwrap()),
+        };
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        serve_once(listener, true);
+        let (response, io) = send_to(
+            &pinned(addr, "pinned.test"),
+            request("https://pinned.test/hello?x=1"),
+            None,
+            test_pki(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(response.status(), 200);
+        assert_eq!(body_text(response).await, "/hello?x=1 on pinned.test");
+        Pin::from(io).await.unwrap();
+
+        // The certificate is checked against the name, and against the
+        // roots: another name, or the public roots, are refused.
+        for (name, roots) in [("other.test", test_pki()), ("pinned.test", web_pki())] {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = listener.local_addr().unwrap();
+            serve_once(listener, true);
+            let result = send_to(
+                &pinned(addr, name),
+                request("https://pinned.test/"),
+                None,
+                roots,
+            )
+            .await;
+            assert!(
+                matches!(result, Err(Error::Tls(_))),
+                "{name}: {:?}",
+                result.map(|r| r.0.status())
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn http_goes_to_the_checked_address_with_the_path_alone() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        serve_once(listener, false);
+        let destination = Destination {
+            addr,
+            tls_name: None,
+        };
+        let (response, _io) = send_to(
+            &destination,
+            request("http://pinned.test/x?y"),
+            None,
+            web_pki(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(body_text(response).await, "/x?y on pinned.test");
     }
 }
