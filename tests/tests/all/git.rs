@@ -542,3 +542,77 @@ fn a_push_over_the_upload_limit_is_refused_and_leaves_nothing() {
     );
     assert_eq!(body(&server, "capped"), "small\n");
 }
+
+#[test]
+fn a_push_whose_client_goes_away_still_releases_and_moves_the_branch() {
+    let home = tempfile::tempdir().unwrap();
+    let server = Server::start(home.path()).unwrap();
+    let repo = Repo::init(&server);
+    repo.write("app.wat", &wat("one", 0));
+    repo.write("Procfile", "web: app.wasm\n");
+    repo.commit("v1");
+    let out = repo.wpaas(&["apps:create", "leaver"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let out = repo.push(&["wpaas", "main"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(body(&server, "leaver"), "one\n");
+
+    // A buildpack that takes its time, so the pusher can leave mid-build.
+    let pack = tempfile::tempdir().unwrap();
+    let bin = pack.path().join("bin");
+    std::fs::create_dir(&bin).unwrap();
+    for (name, script) in [
+        ("detect", "echo Slow"),
+        ("compile", "echo '-----> Taking my time'; sleep 3"),
+    ] {
+        let path = bin.join(name);
+        std::fs::write(&path, format!("#!/bin/sh\n{script}\n")).unwrap();
+        let mut perms = std::fs::metadata(&path).unwrap().permissions();
+        std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o755);
+        std::fs::set_permissions(&path, perms).unwrap();
+    }
+    repo.write(".buildpacks", &format!("{}\n", pack.path().display()));
+    // It compiles nothing: the commit carries the ready module.
+    std::fs::remove_file(repo.path().join("app.wat")).unwrap();
+    let module = wat::parse_str(wat("two", 0)).unwrap();
+    std::fs::write(repo.path().join("app.wasm"), module).unwrap();
+    let two = repo.commit("v2");
+
+    // git and its HTTP helper in a process group of their own, killed
+    // together once the build has started.
+    let mut push = repo.command(Path::new("git"), &["push", "--progress", "wpaas", "main"]);
+    std::os::unix::process::CommandExt::process_group(&mut push, 0);
+    let mut push = push.stderr(Stdio::piped()).spawn().unwrap();
+    let mut seen = String::new();
+    for line in BufReader::new(push.stderr.take().unwrap()).lines() {
+        let line = line.unwrap();
+        seen.push_str(&line);
+        seen.push('\n');
+        if line.contains("Taking my time") {
+            break;
+        }
+    }
+    assert!(seen.contains("Taking my time"), "{seen}");
+    let status = Command::new("kill")
+        .args(["-KILL", "--", &format!("-{}", push.id())])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let _ = push.wait();
+
+    // The push completes on the server: released, and the branch moved.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let branch = repo.ok(&["ls-remote", "wpaas", "refs/heads/main"]);
+        let serving = body(&server, "leaver");
+        if branch.starts_with(&two) && serving == "two\n" {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "branch {branch:?}, serving {serving:?}\n{}",
+            server.stderr()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}
