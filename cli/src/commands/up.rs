@@ -89,6 +89,7 @@ impl Up {
             vars: self.env.clone(),
             args: vec![file_name.clone()],
             output: None,
+            files: None,
         };
         let started = Instant::now();
         let (web, outcome) = runtime

@@ -19,6 +19,9 @@
 //! |                | `200 fetched STATUS`, `502 denied: CODE` if the    |
 //! |                | host refused the destination, else `502 failed:    |
 //! |                | CODE`                                              |
+//! | `/file?path=P` | reads P from the app's files: `200 CONTENTS`, else |
+//! |                | `404 ERROR`                                        |
+//! | `/write?path=P`| tries to create P: `200 wrote P`, else `403 ERROR` |
 //! | anything else  | `404 not found`                                    |
 
 use std::hint::black_box;
@@ -84,6 +87,24 @@ fn handle(req: Request) -> anyhow::Result<Response> {
                     Response::new(502).with_body(format!("denied: {code:?}"))
                 }
                 Err(code) => Response::new(502).with_body(format!("failed: {code:?}")),
+            })
+        }
+        "/file" => {
+            let path = req
+                .query_param("path")
+                .ok_or_else(|| anyhow::anyhow!("missing ?path="))?;
+            Ok(match std::fs::read_to_string(&path) {
+                Ok(contents) => Response::text(contents),
+                Err(err) => Response::new(404).with_body(format!("{err}")),
+            })
+        }
+        "/write" => {
+            let path = req
+                .query_param("path")
+                .ok_or_else(|| anyhow::anyhow!("missing ?path="))?;
+            Ok(match std::fs::write(&path, "written by the guest") {
+                Ok(()) => Response::text(format!("wrote {path}")),
+                Err(err) => Response::new(403).with_body(format!("{err}")),
             })
         }
         _ => Ok(Response::new(404).with_body("not found")),

@@ -366,6 +366,7 @@ impl Platform {
             output: Some(ProcessOutput(Arc::new(move |process, line| {
                 hub.push(&app, process, line)
             }))),
+            files: Some(slug_dir.clone()),
         };
         let path = slug_dir.join(&wasm);
         Ok((wasm, path, env))
@@ -425,6 +426,7 @@ impl Platform {
             vars: config.into_iter().collect(),
             args: argv.to_vec(),
             output: None,
+            files: Some(slug_dir.clone()),
         };
         let runtime = self.runtime.clone();
         let limits = limits_for(&self.store.app(app)?, "run");

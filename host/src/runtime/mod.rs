@@ -136,7 +136,15 @@ pub struct ProcessEnv {
     pub args: Vec<String>,
     /// Where its stdout/stderr lines go; `None`: the host's own.
     pub output: Option<ProcessOutput>,
+    /// The app's files (its slug), mounted read-only at `/app` and as the
+    /// working directory, so `static/index.html` and
+    /// `/app/static/index.html` both open. Nothing else of the host's
+    /// filesystem is visible.
+    pub files: Option<PathBuf>,
 }
+
+/// Where the app's files appear to the guest (Heroku's app directory).
+pub const APP_DIR: &str = "/app";
 
 /// Receives each line a process prints: `(process, line)`, the process
 /// being its `DYNO` (`web.2`).
@@ -158,6 +166,15 @@ impl ProcessEnv {
     pub fn wasi_ctx(&self) -> wasmtime_wasi::WasiCtxBuilder {
         let mut builder = wasmtime_wasi::WasiCtxBuilder::new();
         builder.envs(&self.vars).args(&self.args);
+        if let Some(files) = &self.files {
+            for guest in [APP_DIR, "."] {
+                if let Err(err) =
+                    builder.preopened_dir(files, guest, wasmtime_wasi::FsPerms::ReadOnly)
+                {
+                    tracing::warn!("could not mount {} as {guest}: {err:#}", files.display());
+                }
+            }
+        }
         match &self.output {
             Some(ProcessOutput(output)) => {
                 let process = self

@@ -412,3 +412,39 @@ fn ps_scale_balances_replicas_and_survives_restart() {
     assert!(ps.contains("web.2: up") && !ps.contains("web.3"), "{ps}");
     assert_eq!(server.get("busy", "/sleep?ms=1").status(), 200);
 }
+
+#[test]
+fn the_app_reads_its_own_files_read_only_and_nothing_else() {
+    let home = tempfile::tempdir().unwrap();
+    let src = tempfile::tempdir().unwrap();
+    std::fs::copy(example("hostile"), src.path().join("hostile.wasm")).unwrap();
+    std::fs::create_dir(src.path().join("static")).unwrap();
+    std::fs::write(src.path().join("static/hello.txt"), "hello from a file\n").unwrap();
+    let server = Server::start(home.path()).unwrap();
+    let out = server.cli(src.path(), &["deploy", "-a", "filer"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let get = |path: &str| {
+        let response = server.get("filer", path);
+        (response.status().as_u16(), response.text().unwrap())
+    };
+
+    // Relative to the working directory, and under /app.
+    for path in ["static/hello.txt", "/app/static/hello.txt"] {
+        assert_eq!(
+            get(&format!("/file?path={path}")),
+            (200, "hello from a file\n".to_string()),
+            "{path}"
+        );
+    }
+    // Nothing outside the app's files, and nothing can be written.
+    let (status, body) = get("/file?path=/etc/passwd");
+    assert_eq!(status, 404, "{body}");
+    let home_file = home.path().join("token").display().to_string();
+    assert_eq!(get(&format!("/file?path={home_file}")).0, 404);
+    assert_eq!(get("/file?path=../../token").0, 404);
+    for path in ["static/new.txt", "/app/new.txt", "/tmp/new.txt"] {
+        let (status, body) = get(&format!("/write?path={path}"));
+        assert_eq!(status, 403, "{path}: {body}");
+    }
+    assert!(!src.path().join("static/new.txt").exists());
+}
