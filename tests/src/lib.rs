@@ -205,6 +205,22 @@ fn drain(mut stdout: BufReader<std::process::ChildStdout>) {
     });
 }
 
+/// Polls `probe` every 50 ms until it gives `Ok`; after `timeout` fails
+/// the test with the last `Err` (say what was seen, not only what was
+/// wanted: the state at the deadline is what explains a failure).
+pub fn eventually<T>(timeout: Duration, mut probe: impl FnMut() -> Result<T, String>) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        match probe() {
+            Ok(value) => return value,
+            Err(seen) if Instant::now() >= deadline => {
+                panic!("timed out after {timeout:?}: {seen}")
+            }
+            Err(_) => std::thread::sleep(Duration::from_millis(50)),
+        }
+    }
+}
+
 /// `len` deterministic bytes that look random: they do not compress, so a
 /// pack or a body is as large as they are.
 pub fn incompressible(len: usize) -> Vec<u8> {

@@ -3,7 +3,9 @@
 use std::io::Read;
 
 use serde_json::Value;
-use wpaas_tests::{client, example, incompressible, UpServer};
+use std::time::Duration;
+
+use wpaas_tests::{client, eventually, example, incompressible, UpServer};
 
 #[test]
 fn hello_answers_with_env_var_through_the_router() {
@@ -29,21 +31,14 @@ fn hello_answers_with_env_var_through_the_router() {
     assert_eq!(by_name.status(), 200);
 
     // Each request has its router line on stderr.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-    let line = loop {
+    let line = eventually(Duration::from_secs(5), || {
         let stderr = server.stderr();
-        let found = stderr
+        stderr
             .lines()
             .find(|l| l.contains(&format!("request_id={request_id} ")))
-            .map(str::to_owned);
-        match found {
-            Some(line) => break line,
-            None if std::time::Instant::now() < deadline => {
-                std::thread::sleep(std::time::Duration::from_millis(20))
-            }
-            None => panic!("no router line for {request_id}:\n{stderr}"),
-        }
-    };
+            .map(str::to_owned)
+            .ok_or_else(|| format!("no router line for {request_id}:\n{stderr}"))
+    });
     assert!(
         line.contains("app[router]: at=info method=GET path=\"/\"")
             && line.contains("dyno=web.1 connect=")

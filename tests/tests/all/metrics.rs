@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, HashSet};
 use std::time::{Duration, Instant};
 
-use wpaas_tests::{client, example, Server};
+use wpaas_tests::{client, eventually, example, Server};
 
 /// One sample: name, labels, value.
 #[derive(Debug, Clone)]
@@ -476,14 +476,14 @@ fn ps_shows_the_last_minute_of_web_requests() {
         assert_eq!(server.get("busy", "/error").status(), 500);
     }
     let took = started.elapsed().as_secs_f64();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let web = loop {
+    let web = eventually(Duration::from_secs(10), || {
         let web = web_entry(&server, src.path(), "busy");
-        if web["recent"]["requests"] == 40 || Instant::now() > deadline {
-            break web;
+        if web["recent"]["requests"] == 40 {
+            Ok(web)
+        } else {
+            Err(format!("40 requests in ps: {web}"))
         }
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    });
     let recent = &web["recent"];
     let number = |key: &str| {
         recent[key]

@@ -39,11 +39,13 @@ fn replicas(ps: &Value, kind: &str) -> Vec<Value> {
 
 /// Waits up to 10 s for `check` to hold.
 fn eventually(what: &str, mut check: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !check() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wpaas_tests::eventually(Duration::from_secs(10), || {
+        if check() {
+            Ok(())
+        } else {
+            Err(format!("waiting for {what}"))
+        }
+    });
 }
 
 #[test]
