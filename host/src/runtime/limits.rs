@@ -44,13 +44,15 @@ impl Default for Limits {
 /// Parses a size such as `128M`, `1G`, `512K` or `4096` (bytes).
 pub fn parse_size(text: &str) -> Result<usize, String> {
     let text = text.trim();
+    // Errors quote the input on one line, whatever it holds.
+    let shown = text.escape_debug();
     let (digits, unit) = match text.find(|c: char| !c.is_ascii_digit()) {
         Some(i) => text.split_at(i),
         None => (text, ""),
     };
     let value: usize = digits
         .parse()
-        .map_err(|_| format!("invalid size `{text}`: expected a number like 128M"))?;
+        .map_err(|_| format!("invalid size `{shown}`: expected a number like 128M"))?;
     let shift = match unit.trim().to_ascii_uppercase().as_str() {
         "" | "B" => 0,
         "K" | "KB" | "KIB" => 10,
@@ -58,31 +60,38 @@ pub fn parse_size(text: &str) -> Result<usize, String> {
         "G" | "GB" | "GIB" => 30,
         other => {
             return Err(format!(
-                "invalid size unit `{other}` in `{text}`: use K, M or G"
+                "invalid size unit `{}` in `{shown}`: use K, M or G",
+                other.escape_debug()
             ))
         }
     };
     value
         .checked_mul(1 << shift)
-        .ok_or_else(|| format!("size `{text}` is too large"))
+        .ok_or_else(|| format!("size `{shown}` is too large"))
 }
 
 /// Parses a duration such as `30s`, `500ms`, `2m` or `10` (seconds).
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
+    // Errors quote the input on one line, whatever it holds.
+    let shown = text.escape_debug();
     let (digits, unit) = match text.find(|c: char| !c.is_ascii_digit()) {
         Some(i) => text.split_at(i),
         None => (text, "s"),
     };
     let value: u64 = digits
         .parse()
-        .map_err(|_| format!("invalid duration `{text}`: expected e.g. 30s or 500ms"))?;
+        .map_err(|_| format!("invalid duration `{shown}`: expected e.g. 30s or 500ms"))?;
     match unit {
         "ms" => Ok(Duration::from_millis(value)),
         "s" => Ok(Duration::from_secs(value)),
-        "m" => Ok(Duration::from_secs(value * 60)),
+        "m" => value
+            .checked_mul(60)
+            .map(Duration::from_secs)
+            .ok_or_else(|| format!("duration `{shown}` is too large")),
         other => Err(format!(
-            "invalid duration unit `{other}` in `{text}`: use ms, s or m"
+            "invalid duration unit `{}` in `{shown}`: use ms, s or m",
+            other.escape_debug()
         )),
     }
 }
