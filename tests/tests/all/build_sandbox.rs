@@ -126,7 +126,7 @@ try write-victim-cache sh -c "echo x > $H/cache/build/victim/pwned"
 try write-home sh -c "echo x > $H/pwned"
 try write-registry sh -c "mkdir -p {registry} && echo x > {registry}/pwned"
 try write-tmp sh -c "echo x > /tmp/pwned-by-build && ls /tmp/pwned-by-build"
-try victim-secret grep -rsa --exclude-dir=proc --exclude-dir=sys --exclude-dir=usr --exclude-dir=dev DB_PASSWORD /
+try secret-search grep -rsa --exclude-dir=proc --exclude-dir=sys --exclude-dir=usr --exclude-dir=dev --exclude-dir=opt "victim""-secret" /
 try proc1-environ sh -c "tr '\0' ' ' < /proc/1/environ | grep WPAAS"
 try server-env sh -c "env | grep -E 'WPAAS|CARGO_TARGET_DIR'"
 try api-port bash -c "exec 3<>/dev/tcp/127.0.0.1/{port}; printf 'GET /apps HTTP/1.0\r\n\r\n' >&3; head -1 <&3"
@@ -153,7 +153,7 @@ echo "ATTACK done"
         "write-victim-cache",
         "write-home",
         "write-registry",
-        "victim-secret",
+        "secret-search",
         "proc1-environ",
         "server-env",
         "api-port",
@@ -204,7 +204,6 @@ fn read(path: &str) -> Result<String, String> {{
     std::fs::read(path).map(|b| String::from_utf8_lossy(&b).into_owned()).map_err(|e| e.to_string())
 }}
 fn write(path: &str) -> Result<String, String> {{
-    if let Some(dir) = std::path::Path::new(path).parent() {{ let _ = std::fs::create_dir_all(dir); }}
     std::fs::write(path, "x").map(|_| String::new()).map_err(|e| e.to_string())
 }}
 fn main() {{
