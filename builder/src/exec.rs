@@ -176,7 +176,10 @@ fn spawn_reader(
         let mut skipping = false;
         loop {
             buf.clear();
-            match (&mut reader).take(MAX_LINE as u64).read_until(b'\n', &mut buf) {
+            match (&mut reader)
+                .take(MAX_LINE as u64)
+                .read_until(b'\n', &mut buf)
+            {
                 Ok(0) | Err(_) => break,
                 Ok(_) => {
                     let whole = buf.last() == Some(&b'\n');

@@ -132,7 +132,11 @@ impl SandboxedCargo {
         step.env("CARGO_HOME", cache.join("cargo"))
             .env("CARGO_TARGET_DIR", cache.join("target"))
             .env("CARGO_TERM_COLOR", "never")
-            .cwd(manifest_in.parent().map_or(workspace.clone(), Path::to_path_buf));
+            .cwd(
+                manifest_in
+                    .parent()
+                    .map_or(workspace.clone(), Path::to_path_buf),
+            );
         (step, manifest_in)
     }
 
@@ -290,7 +294,10 @@ fn compile_sandboxed(
     let deadline = opts
         .deadline
         .unwrap_or_else(|| Instant::now() + std::time::Duration::from_secs(3600));
-    let (mut step, _) = sandboxed.step(manifest, &["metadata", "--no-deps", "--format-version", "1"]);
+    let (mut step, _) = sandboxed.step(
+        manifest,
+        &["metadata", "--no-deps", "--format-version", "1"],
+    );
     step.env("CARGO_NET_OFFLINE", "true");
     let mut json = String::new();
     let mut errors = String::new();
@@ -368,7 +375,13 @@ fn compile_sandboxed(
     );
     let (mut build, _) = sandboxed.step(
         manifest,
-        &["build", "--release", "--offline", "--target", target.triple()],
+        &[
+            "build",
+            "--release",
+            "--offline",
+            "--target",
+            target.triple(),
+        ],
     );
     build.env("CARGO_NET_OFFLINE", "true");
     let status = sandboxed.run(build, deadline, &mut show)?;

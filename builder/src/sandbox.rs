@@ -120,10 +120,15 @@ struct Tools {
 }
 
 impl Sandbox {
-    /// Finds bubblewrap (and slirp4netns, the Rust toolchain, a writable
-    /// cgroup hierarchy) and checks that it can create a sandbox.
+    /// Finds bubblewrap (`WPAAS_BWRAP`, else `/usr/bin/bwrap`, else in
+    /// `PATH`; and slirp4netns, the Rust toolchain, a writable cgroup
+    /// hierarchy) and checks that it can create a sandbox.
     pub fn new(limits: Limits) -> Result<Self, SandboxError> {
-        let bwrap = find_program("bwrap").ok_or(SandboxError::NoBwrap)?;
+        let bwrap = match std::env::var_os("WPAAS_BWRAP") {
+            Some(path) => Some(PathBuf::from(path)).filter(|p| p.is_file()),
+            None => find_program("bwrap"),
+        }
+        .ok_or(SandboxError::NoBwrap)?;
         let unshare = find_program("unshare").unwrap_or_else(|| PathBuf::from("/usr/bin/unshare"));
         let tools = Tools {
             slirp: find_program("slirp4netns"),
@@ -408,11 +413,7 @@ impl Sandbox {
             push(&[&"--ro-bind-try", &path, &path]);
         }
         for name in ["passwd", "group", "hosts", "nsswitch.conf", "resolv.conf"] {
-            push(&[
-                &"--ro-bind",
-                &etc.join(name),
-                &Path::new("/etc").join(name),
-            ]);
+            push(&[&"--ro-bind", &etc.join(name), &Path::new("/etc").join(name)]);
         }
         if let Some(sysroot) = &tools.rust_sysroot {
             push(&[&"--ro-bind", sysroot, &"/opt/rust"]);
@@ -572,11 +573,19 @@ fn write_etc(dir: &Path, network: bool) -> io::Result<()> {
     let uid = BUILD_UID;
     fs::write(
         dir.join("passwd"),
-        format!("root:x:0:0:root:/root:/bin/sh\nbuild:x:{uid}:{uid}:build:{SANDBOX_HOME}:/bin/sh\n"),
+        format!(
+            "root:x:0:0:root:/root:/bin/sh\nbuild:x:{uid}:{uid}:build:{SANDBOX_HOME}:/bin/sh\n"
+        ),
     )?;
     fs::write(dir.join("group"), format!("root:x:0:\nbuild:x:{uid}:\n"))?;
-    fs::write(dir.join("hosts"), "127.0.0.1 localhost build\n::1 localhost\n")?;
-    fs::write(dir.join("nsswitch.conf"), "passwd: files\ngroup: files\nhosts: files dns\n")?;
+    fs::write(
+        dir.join("hosts"),
+        "127.0.0.1 localhost build\n::1 localhost\n",
+    )?;
+    fs::write(
+        dir.join("nsswitch.conf"),
+        "passwd: files\ngroup: files\nhosts: files dns\n",
+    )?;
     // slirp4netns answers DNS at 10.0.2.3.
     let resolv = if network { "nameserver 10.0.2.3\n" } else { "" };
     fs::write(dir.join("resolv.conf"), resolv)?;
@@ -710,10 +719,15 @@ fn move_fds(a: libc::c_int, b: libc::c_int) -> io::Result<()> {
 #[derive(Debug, Clone)]
 enum Cgroups {
     /// cgroup v1: the server's own memory and pids cgroups.
-    V1 { memory: PathBuf, pids: PathBuf },
+    V1 {
+        memory: PathBuf,
+        pids: PathBuf,
+    },
     /// cgroup v2: the server's own cgroup, with memory and pids enabled
     /// for its children.
-    V2 { base: PathBuf },
+    V2 {
+        base: PathBuf,
+    },
     None,
 }
 
@@ -866,7 +880,10 @@ impl Cgroup {
             let until = Instant::now() + Duration::from_secs(5);
             loop {
                 let procs = fs::read_to_string(dir.join("cgroup.procs")).unwrap_or_default();
-                let pids: Vec<i32> = procs.lines().filter_map(|l| l.trim().parse().ok()).collect();
+                let pids: Vec<i32> = procs
+                    .lines()
+                    .filter_map(|l| l.trim().parse().ok())
+                    .collect();
                 if pids.is_empty() || Instant::now() > until {
                     break;
                 }

@@ -40,7 +40,10 @@ pub(super) fn chosen(req: &super::BuildRequest) -> Result<Option<PathBuf>, Build
             let path = check(req.source_dir.join(line))?;
             // A relative path names a directory of the upload itself: not
             // another app's build next to it.
-            let root = req.source_dir.canonicalize().unwrap_or(req.source_dir.clone());
+            let root = req
+                .source_dir
+                .canonicalize()
+                .unwrap_or(req.source_dir.clone());
             if !path.starts_with(&root) {
                 return Err(BuildError::BadBuildpack {
                     buildpack: line.to_string(),
@@ -189,20 +192,19 @@ pub(super) fn build(ctx: &mut Ctx<'_>, pack: &Path) -> Result<Compiled, BuildErr
     let mut defaults = Vec::new();
     if pack.join("bin/release").is_file() {
         let mut yaml = String::new();
-        let status =
-            run_script(
-                ctx,
-                pack,
-                "release",
-                None,
-                &mut |log, stream, line| match stream {
-                    Stream::Stdout => {
-                        yaml.push_str(line);
-                        yaml.push('\n');
-                    }
-                    Stream::Stderr => log(&format!("       {line}")),
-                },
-            )?;
+        let status = run_script(
+            ctx,
+            pack,
+            "release",
+            None,
+            &mut |log, stream, line| match stream {
+                Stream::Stdout => {
+                    yaml.push_str(line);
+                    yaml.push('\n');
+                }
+                Stream::Stderr => log(&format!("       {line}")),
+            },
+        )?;
         if !status.success() {
             return Err(BuildError::StepFailed {
                 buildpack: name,

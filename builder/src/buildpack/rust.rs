@@ -37,10 +37,12 @@ pub(super) fn build(ctx: &mut Ctx<'_>) -> Result<Compiled, BuildError> {
         // The build could write the cache: copy only a regular file
         // reached through no symlink.
         if !plain_path_under(&cache, wasm) {
-            return Err(BuildError::Rust(compile_step::BuildError::NoArtifact(format!(
-                "{} is not a regular file of the build cache",
-                wasm.strip_prefix(&cache).unwrap_or(wasm).display()
-            ))));
+            return Err(BuildError::Rust(compile_step::BuildError::NoArtifact(
+                format!(
+                    "{} is not a regular file of the build cache",
+                    wasm.strip_prefix(&cache).unwrap_or(wasm).display()
+                ),
+            )));
         }
         let name = wasm.file_name().unwrap_or_default();
         fs::copy(wasm, slug.join(name)).map_err(io_err(format!("copying {}", wasm.display())))?;

@@ -7,22 +7,31 @@ fn sandbox(limits: Limits) -> Sandbox {
 }
 
 /// Runs `script` with `sh -c` in a step; returns its exit code and output.
-fn sh(sandbox: &Sandbox, script: &str, setup: impl FnOnce(&mut Step)) -> (Option<i32>, Vec<String>) {
+fn sh(
+    sandbox: &Sandbox,
+    script: &str,
+    setup: impl FnOnce(&mut Step),
+) -> (Option<i32>, Vec<String>) {
     let mut step = sandbox.step("/bin/sh");
     step.arg("-c").arg(script);
     setup(&mut step);
     let mut lines = Vec::new();
     let status = sandbox
-        .run(step, Instant::now() + Duration::from_secs(60), &mut |_, l| {
-            lines.push(l.to_string())
-        })
+        .run(
+            step,
+            Instant::now() + Duration::from_secs(60),
+            &mut |_, l| lines.push(l.to_string()),
+        )
         .unwrap();
     (status.code(), lines)
 }
 
 /// Processes whose command line is exactly `words`.
 fn processes(words: &[&str]) -> Vec<u32> {
-    let wanted: Vec<u8> = words.iter().flat_map(|w| [w.as_bytes(), b"\0"].concat()).collect();
+    let wanted: Vec<u8> = words
+        .iter()
+        .flat_map(|w| [w.as_bytes(), b"\0"].concat())
+        .collect();
     fs::read_dir("/proc")
         .unwrap()
         .flatten()
@@ -56,19 +65,43 @@ fn a_step_sees_only_its_directories_and_a_cleared_environment() {
     let root: Vec<&str> = lines[2].split_whitespace().collect();
     for name in &root {
         assert!(
-            ["bin", "dev", "etc", "home", "lib", "lib64", "opt", "proc", "sbin", "tmp", "usr", "workspace", "lib32", "libx32"]
-                .contains(name),
+            [
+                "bin",
+                "dev",
+                "etc",
+                "home",
+                "lib",
+                "lib64",
+                "opt",
+                "proc",
+                "sbin",
+                "tmp",
+                "usr",
+                "workspace",
+                "lib32",
+                "libx32"
+            ]
+            .contains(name),
             "unexpected /{name} in {root:?}"
         );
     }
     let env = &lines[3];
-    assert!(!env.contains("hunter2") && !env.contains("CARGO_PKG"), "{env}");
-    assert!(env.contains("HOME=/home/build") && env.contains("STACK=wpaas"), "{env}");
+    assert!(
+        !env.contains("hunter2") && !env.contains("CARGO_PKG"),
+        "{env}"
+    );
+    assert!(
+        env.contains("HOME=/home/build") && env.contains("STACK=wpaas"),
+        "{env}"
+    );
     assert!(lines[4].contains("No such file"), "{lines:#?}");
     assert!(lines[5].contains("Read-only file system"), "{lines:#?}");
     assert!(lines[6].contains("Read-only file system"), "{lines:#?}");
     assert!(!lines[7].contains("hunter2"), "{lines:#?}");
-    assert!(!lines[8].is_empty(), "a nested user namespace was allowed: {lines:#?}");
+    assert!(
+        !lines[8].is_empty(),
+        "a nested user namespace was allowed: {lines:#?}"
+    );
     assert_eq!(lines[9..], ["tmp", "home"]);
     // Written inside as uid 65534, owned by the server's user outside.
     use std::os::unix::fs::MetadataExt;
@@ -82,19 +115,34 @@ fn a_step_sees_only_its_directories_and_a_cleared_environment() {
 fn nothing_a_step_starts_outlives_it() {
     let sb = sandbox(Limits::default());
     // Exits at once, leaving a detached sleep behind.
-    let (code, lines) = sh(&sb, "setsid sleep 301.25 >/dev/null 2>&1 & echo started", |_| {});
-    assert_eq!((code, lines.as_slice()), (Some(0), &["started".to_string()][..]));
+    let (code, lines) = sh(
+        &sb,
+        "setsid sleep 301.25 >/dev/null 2>&1 & echo started",
+        |_| {},
+    );
+    assert_eq!(
+        (code, lines.as_slice()),
+        (Some(0), &["started".to_string()][..])
+    );
     // Killed at its deadline.
     let mut step = sb.step("/bin/sh");
     step.arg("-c")
         .arg("setsid sleep 302.25 >/dev/null 2>&1 & echo started; sleep 30");
     let err = sb
-        .run(step, Instant::now() + Duration::from_millis(1500), &mut |_, _| {})
+        .run(
+            step,
+            Instant::now() + Duration::from_millis(1500),
+            &mut |_, _| {},
+        )
         .unwrap_err();
     assert!(matches!(err, RunError::TimedOut));
     let until = Instant::now() + Duration::from_secs(5);
     loop {
-        let left = [processes(&["sleep", "301.25"]), processes(&["sleep", "302.25"])].concat();
+        let left = [
+            processes(&["sleep", "301.25"]),
+            processes(&["sleep", "302.25"]),
+        ]
+        .concat();
         if left.is_empty() {
             break;
         }
@@ -135,7 +183,12 @@ fn output_past_the_limit_is_dropped_and_counted() {
     assert_eq!(code, Some(0));
     assert_eq!(lines[0], "line-1");
     assert!(lines.len() < 20, "{lines:?}");
-    assert!(lines.iter().any(|l| l.contains("output limit of 100 bytes reached")), "{lines:?}");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("output limit of 100 bytes reached")),
+        "{lines:?}"
+    );
     assert!(lines.last().unwrap().contains("more lines"), "{lines:?}");
 }
 
@@ -150,11 +203,25 @@ fn memory_and_process_limits_hold() {
         eprintln!("no writable cgroup hierarchy here: only the rlimit fallback applies");
     }
     // 256 MiB in a shell variable.
-    let (code, lines) = sh(&sb, "x=$(head -c 268435456 /dev/zero | tr '\\0' a); echo ${#x}", |_| {});
+    let (code, lines) = sh(
+        &sb,
+        "x=$(head -c 268435456 /dev/zero | tr '\\0' a); echo ${#x}",
+        |_| {},
+    );
     assert_ne!(code, Some(0), "{lines:?}");
     if sb.has_cgroups() {
-        assert!(lines.iter().any(|l| l.contains("hit its memory limit")), "{lines:?}");
-        let (_, lines) = sh(&sb, "for i in $(seq 1 100); do sleep 5 & done; wait", |_| {});
-        assert!(lines.iter().any(|l| l.contains("hit its process limit")), "{lines:?}");
+        assert!(
+            lines.iter().any(|l| l.contains("hit its memory limit")),
+            "{lines:?}"
+        );
+        let (_, lines) = sh(
+            &sb,
+            "for i in $(seq 1 100); do sleep 5 & done; wait",
+            |_| {},
+        );
+        assert!(
+            lines.iter().any(|l| l.contains("hit its process limit")),
+            "{lines:?}"
+        );
     }
 }

@@ -3,9 +3,9 @@
 use std::net::SocketAddr;
 
 use anyhow::Result;
+use wpaas_builder::sandbox::Limits;
 use wpaas_host::control::builds::{default_max_builds, BuildConfig};
 use wpaas_host::control::server::{self, ServerConfig};
-use wpaas_builder::sandbox::Limits;
 
 /// Run the wpaas server: the router for every app and the JSON API.
 #[derive(clap::Args)]

@@ -73,8 +73,9 @@ impl Builds {
         match self.slots.clone().try_acquire_owned() {
             Ok(permit) => permit,
             Err(_) => {
+                let plural = if self.max == 1 { "" } else { "s" };
                 log.send(format!(
-                    "-----> Waiting for a build slot ({} builds running)",
+                    "-----> Waiting for a build slot ({} build{plural} running)",
                     self.max
                 ));
                 self.slots

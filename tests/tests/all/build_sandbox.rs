@@ -53,7 +53,12 @@ fn server_with_victim(home: &Path) -> (Server, String, String) {
     let secret = format!("victim-secret-{}", std::process::id());
     let out = server.cli(
         src.path(),
-        &["config:set", &format!("DB_PASSWORD={secret}"), "-a", "victim"],
+        &[
+            "config:set",
+            &format!("DB_PASSWORD={secret}"),
+            "-a",
+            "victim",
+        ],
     );
     assert!(out.status.success(), "{}", text(&out));
     let token = std::fs::read_to_string(home.join("token"))
@@ -261,4 +266,80 @@ fn main() {{
     let answer = server.get("attacker", "/");
     assert_eq!(answer.status(), 200);
     assert!(answer.text().unwrap().contains("built in a sandbox"));
+}
+
+/// A source whose custom buildpack takes `seconds` to compile.
+fn slow_app(dir: &Path, seconds: u32) {
+    std::fs::copy(example("hello"), dir.join("app.wasm")).unwrap();
+    std::fs::write(dir.join(".buildpacks"), "pack\n").unwrap();
+    executable(&dir.join("pack/bin/detect"), "#!/bin/sh\necho Slow\n");
+    executable(
+        &dir.join("pack/bin/compile"),
+        &format!("#!/bin/sh\necho '-----> compiling'\nsleep {seconds}\n"),
+    );
+    std::fs::write(dir.join("Procfile"), "web: app.wasm\n").unwrap();
+}
+
+#[test]
+fn builds_beyond_max_builds_wait_for_a_slot() {
+    let home = tempfile::tempdir().unwrap();
+    let server = Server::start_with(home.path(), &["--max-builds", "1"]).unwrap();
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    slow_app(a.path(), 3);
+    slow_app(b.path(), 0);
+    let first = server
+        .command(a.path(), &["deploy", "-a", "first"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The first build holds the only slot (its compile sleeps).
+    wpaas_tests::eventually(std::time::Duration::from_secs(30), || {
+        let out = server.cli(a.path(), &["builds", "-a", "first", "--json"]);
+        let builds: serde_json::Value =
+            serde_json::from_slice(&out.stdout).map_err(|e| e.to_string())?;
+        if builds.as_array().is_some_and(|b| !b.is_empty()) {
+            Ok(())
+        } else {
+            Err(format!("no build of `first` yet: {builds}"))
+        }
+    });
+    let second = server.cli(b.path(), &["deploy", "-a", "second"]);
+    let first = first.wait_with_output().unwrap();
+    let (first_log, second_log) = (text(&first), text(&second));
+    assert!(first.status.success(), "{first_log}");
+    assert!(second.status.success(), "{second_log}");
+    assert!(
+        second_log.contains("-----> Waiting for a build slot (1 build running)"),
+        "{second_log}"
+    );
+    assert!(
+        !first_log.contains("Waiting for a build slot"),
+        "{first_log}"
+    );
+    // It waited for the first build, then built.
+    let waited = second_log.find("Waiting for a build slot").unwrap();
+    let built = second_log.find("Slow app detected").unwrap();
+    assert!(waited < built, "{second_log}");
+    assert_eq!(server.get("second", "/").status(), 200);
+}
+
+#[test]
+fn without_bubblewrap_the_server_refuses_to_build() {
+    let home = tempfile::tempdir().unwrap();
+    let server =
+        Server::start_with_env(home.path(), &[], &[("WPAAS_BWRAP", "/nonexistent/bwrap")]).unwrap();
+    let src = tempfile::tempdir().unwrap();
+    slow_app(src.path(), 0);
+    let out = server.cli(src.path(), &["deploy", "-a", "nosandbox"]);
+    let log = text(&out);
+    assert!(!out.status.success(), "{log}");
+    assert!(
+        log.contains("builds run in a bubblewrap sandbox, but bwrap is not installed; install it (apt-get install bubblewrap)"),
+        "{log}"
+    );
+    assert!(!log.contains("Slow app detected"), "{log}");
+    // Apps that need no build still do not build; the server itself runs.
+    let out = server.cli(src.path(), &["apps"]);
+    assert!(out.status.success(), "{}", text(&out));
 }

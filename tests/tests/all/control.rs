@@ -175,7 +175,8 @@ fn custom_heroku_contract_buildpack_deploys() {
     std::fs::copy(example("hello"), pack.path().join("hello.wasm")).unwrap();
     script(
         "compile",
-        "echo '-----> Assembling app'\ncp \"$(dirname \"$0\")/../hello.wasm\" \"$1/app.wasm\"".into(),
+        "echo '-----> Assembling app'\ncp \"$(dirname \"$0\")/../hello.wasm\" \"$1/app.wasm\""
+            .into(),
     );
     script(
         "release",
