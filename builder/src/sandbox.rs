@@ -607,7 +607,7 @@ struct NetSetup {
 impl NetSetup {
     #[allow(unsafe_code)]
     fn prepare(&mut self, cmd: &mut Command) -> io::Result<()> {
-        use std::os::fd::{AsRawFd, OwnedFd};
+        use std::os::fd::AsRawFd;
         use std::os::unix::process::CommandExt;
         let (info_r, info_w) = pipe()?;
         let (block_r, block_w) = pipe()?;
@@ -619,7 +619,7 @@ impl NetSetup {
         }
         self.info_read = Some(fs::File::from(info_r));
         self.block_write = Some(fs::File::from(block_w));
-        self.child_ends = Some((OwnedFd::from(info_w), OwnedFd::from(block_r)));
+        self.child_ends = Some((info_w, block_r));
         Ok(())
     }
 
