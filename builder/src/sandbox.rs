@@ -284,6 +284,7 @@ impl Sandbox {
             }
         };
         let mut cmd = self.command(tools, &step, etc.path(), cgroup.as_ref(), network);
+        die_with_parent(&mut cmd);
         let mut net = NetSetup::default();
         if network {
             net.prepare(&mut cmd).map_err(RunError::Spawn)?;
@@ -683,6 +684,28 @@ impl NetSetup {
     }
 }
 
+/// The step's outer process (bwrap, whose sandbox already dies with it)
+/// is killed if the server thread running the step goes away, e.g. when
+/// the server is killed mid-build.
+#[allow(unsafe_code)]
+fn die_with_parent(cmd: &mut Command) {
+    use std::os::unix::process::CommandExt;
+    let server = std::process::id() as libc::pid_t;
+    // SAFETY: prctl and getppid are async-signal-safe.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            // The parent may have died before prctl.
+            if libc::getppid() != server {
+                return Err(io::Error::other("the server went away"));
+            }
+            Ok(())
+        });
+    }
+}
+
 #[allow(unsafe_code)]
 fn pipe() -> io::Result<(std::os::fd::OwnedFd, std::os::fd::OwnedFd)> {
     use std::os::fd::FromRawFd;
@@ -765,6 +788,7 @@ impl Cgroups {
             }
             _ => Cgroups::None,
         };
+        candidate.remove_stale();
         // Only if a cgroup can really be made and limited here.
         match candidate.create(&Limits::default()) {
             Ok(Some(cgroup)) => {
@@ -772,6 +796,37 @@ impl Cgroups {
                 candidate
             }
             _ => Cgroups::None,
+        }
+    }
+
+    /// Removes the cgroups of steps whose server is gone (killed
+    /// mid-build), with anything still in them.
+    fn remove_stale(&self) {
+        let parents = match self {
+            Cgroups::V1 { memory, pids } => vec![memory.clone(), pids.clone()],
+            Cgroups::V2 { base } => vec![base.clone()],
+            Cgroups::None => Vec::new(),
+        };
+        for parent in parents {
+            let Ok(entries) = fs::read_dir(&parent) else {
+                continue;
+            };
+            for entry in entries.flatten() {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                let Some(pid) = name
+                    .strip_prefix("wpaas-build-")
+                    .and_then(|rest| rest.split('-').next())
+                else {
+                    continue;
+                };
+                if !Path::new("/proc").join(pid).exists() {
+                    Cgroup {
+                        dirs: vec![entry.path()],
+                        v2: false,
+                    }
+                    .remove();
+                }
+            }
         }
     }
 
