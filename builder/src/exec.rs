@@ -30,8 +30,80 @@ const DRAIN_AFTER_EXIT: Duration = Duration::from_millis(500);
 /// for each line of stdout and stderr as it arrives. At `deadline` the
 /// process group is killed and [`RunError::TimedOut`] returned.
 pub(crate) fn run(
+    cmd: Command,
+    deadline: Instant,
+    on_line: &mut dyn FnMut(Stream, &str),
+) -> Result<ExitStatus, RunError> {
+    run_with(cmd, deadline, u64::MAX, &mut |_| Ok(()), on_line)
+}
+
+/// The longest line passed on; the rest of a longer one is dropped.
+pub(crate) const MAX_LINE: usize = 64 << 10;
+
+/// [`run`], calling `on_spawn` once the child started (an error kills it)
+/// and passing on at most `max_output` bytes of lines: past that, lines
+/// are dropped and counted, and the step is told so once.
+pub(crate) fn run_with(
     mut cmd: Command,
     deadline: Instant,
+    max_output: u64,
+    on_spawn: &mut dyn FnMut(&Child) -> std::io::Result<()>,
+    on_line: &mut dyn FnMut(Stream, &str),
+) -> Result<ExitStatus, RunError> {
+    let mut budget = Budget {
+        left: max_output,
+        max: max_output,
+        dropped_lines: 0,
+        dropped_bytes: 0,
+    };
+    let result = run_inner(&mut cmd, deadline, on_spawn, &mut |stream, line| {
+        budget.pass(stream, line, on_line)
+    });
+    if budget.dropped_lines > 0 {
+        on_line(
+            Stream::Stderr,
+            &format!(
+                "       ({} more lines, {} bytes, of output were dropped past the limit of {} bytes)",
+                budget.dropped_lines, budget.dropped_bytes, budget.max
+            ),
+        );
+    }
+    result
+}
+
+struct Budget {
+    left: u64,
+    max: u64,
+    dropped_lines: u64,
+    dropped_bytes: u64,
+}
+
+impl Budget {
+    fn pass(&mut self, stream: Stream, line: &str, on_line: &mut dyn FnMut(Stream, &str)) {
+        let cost = line.len() as u64 + 1;
+        if self.dropped_lines == 0 && cost <= self.left {
+            self.left -= cost;
+            on_line(stream, line);
+            return;
+        }
+        if self.dropped_lines == 0 {
+            on_line(
+                Stream::Stderr,
+                &format!(
+                    "       (output limit of {} bytes reached: the rest of this step's output is dropped)",
+                    self.max
+                ),
+            );
+        }
+        self.dropped_lines += 1;
+        self.dropped_bytes += cost;
+    }
+}
+
+fn run_inner(
+    cmd: &mut Command,
+    deadline: Instant,
+    on_spawn: &mut dyn FnMut(&Child) -> std::io::Result<()>,
     on_line: &mut dyn FnMut(Stream, &str),
 ) -> Result<ExitStatus, RunError> {
     cmd.stdin(Stdio::null())
@@ -43,6 +115,10 @@ pub(crate) fn run(
         cmd.process_group(0);
     }
     let mut child = cmd.spawn().map_err(RunError::Spawn)?;
+    if let Err(e) = on_spawn(&child) {
+        kill_group(&mut child);
+        return Err(RunError::Spawn(e));
+    }
     let (tx, rx) = mpsc::channel::<(Stream, String)>();
     if let Some(out) = child.stdout.take() {
         spawn_reader(out, Stream::Stdout, tx.clone());
@@ -97,11 +173,20 @@ fn spawn_reader(
     std::thread::spawn(move || {
         let mut reader = BufReader::new(pipe);
         let mut buf = Vec::new();
+        let mut skipping = false;
         loop {
             buf.clear();
-            match reader.read_until(b'\n', &mut buf) {
+            match (&mut reader)
+                .take(MAX_LINE as u64)
+                .read_until(b'\n', &mut buf)
+            {
                 Ok(0) | Err(_) => break,
                 Ok(_) => {
+                    let whole = buf.last() == Some(&b'\n');
+                    // The tail of an overlong line was cut off below.
+                    if std::mem::replace(&mut skipping, !whole) {
+                        continue;
+                    }
                     while matches!(buf.last(), Some(b'\n' | b'\r')) {
                         buf.pop();
                     }

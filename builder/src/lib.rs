@@ -7,12 +7,14 @@
 //! * [`slug`] digests and packs a built slug.
 //! * [`buildpack`] detects and runs a buildpack: the build entry point.
 //! * [`rust`] is the Rust compile step (also used by `wpaas up`).
+//! * [`sandbox`] runs each server-side build step under bubblewrap.
 
 pub mod archive;
 pub mod buildpack;
 mod exec;
 pub mod procfile;
 pub mod rust;
+pub mod sandbox;
 pub mod slug;
 pub mod source;
 pub mod target;

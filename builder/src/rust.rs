@@ -7,6 +7,8 @@ use std::time::Instant;
 
 use cargo_metadata::{MetadataCommand, Package, TargetKind};
 
+use crate::exec::{RunError, Stream};
+use crate::sandbox::{Sandbox, Step};
 use crate::target::{self, WasiTarget};
 
 /// Why a crate could not be built.
@@ -95,6 +97,62 @@ pub struct CompileOptions {
     pub stream: bool,
     /// Stop cargo (its whole process group) at this instant.
     pub deadline: Option<Instant>,
+    /// Run cargo in the build sandbox (server builds); `None` runs it as
+    /// the user would (`wpaas up`).
+    pub sandbox: Option<SandboxedCargo>,
+}
+
+/// Where a sandboxed cargo runs: the upload is bound read-write at
+/// `/workspace`, the app's cache at `/cache` (`CARGO_HOME=/cache/cargo`,
+/// `CARGO_TARGET_DIR=/cache/target`).
+#[derive(Debug, Clone)]
+pub struct SandboxedCargo {
+    /// How steps are isolated.
+    pub sandbox: Sandbox,
+    /// The upload: the crate's directory or one above it.
+    pub workspace: PathBuf,
+    /// The app's build cache (`target_dir` must be `cache/target`).
+    pub cache_dir: PathBuf,
+}
+
+impl SandboxedCargo {
+    /// A cargo step: the workspace and cache bound, `CARGO_HOME` and
+    /// `CARGO_TARGET_DIR` in the cache; returns it and the manifest's
+    /// path as the step sees it.
+    fn step(&self, manifest: &Path, args: &[&str]) -> (Step, PathBuf) {
+        let mut step = self.sandbox.step("cargo");
+        let workspace = step.bind(&self.workspace, "/workspace", true);
+        let cache = step.bind(&self.cache_dir, "/cache", true);
+        let rel = manifest.strip_prefix(&self.workspace).unwrap_or(manifest);
+        let manifest_in = workspace.join(rel);
+        for arg in args {
+            step.arg(*arg);
+        }
+        step.arg("--manifest-path").arg(&manifest_in);
+        step.env("CARGO_HOME", cache.join("cargo"))
+            .env("CARGO_TARGET_DIR", cache.join("target"))
+            .env("CARGO_TERM_COLOR", "never")
+            .cwd(
+                manifest_in
+                    .parent()
+                    .map_or(workspace.clone(), Path::to_path_buf),
+            );
+        (step, manifest_in)
+    }
+
+    fn run(
+        &self,
+        step: Step,
+        deadline: Instant,
+        on_line: &mut dyn FnMut(Stream, &str),
+    ) -> Result<std::process::ExitStatus, BuildError> {
+        self.sandbox
+            .run(step, deadline, on_line)
+            .map_err(|e| match e {
+                RunError::TimedOut => BuildError::TimedOut,
+                RunError::Spawn(e) => anyhow::anyhow!("could not run cargo: {e}").into(),
+            })
+    }
 }
 
 /// What [`compile`] produced.
@@ -119,6 +177,9 @@ pub fn compile(
     log: &mut dyn FnMut(&str),
 ) -> Result<Compiled, BuildError> {
     let manifest = dir.join("Cargo.toml");
+    if let Some(sandboxed) = &opts.sandbox {
+        return compile_sandboxed(dir, &manifest, sandboxed, opts, log);
+    }
     let metadata = MetadataCommand::new()
         .manifest_path(&manifest)
         .no_deps()
@@ -202,6 +263,145 @@ pub fn compile(
             return Err(BuildError::NoArtifact(format!(
                 "cargo succeeded but {} is missing",
                 wasm.display()
+            )));
+        }
+        artifacts.push(wasm);
+    }
+    artifacts.sort();
+    let primary = primary_stem.map(|stem| release.join(format!("{stem}.wasm")));
+    Ok(Compiled {
+        package: package.name.to_string(),
+        target,
+        artifacts,
+        primary,
+        no_primary,
+    })
+}
+
+/// [`compile`] in the build sandbox, in three steps: `cargo metadata`
+/// (offline, no network), `cargo fetch` into the app's own `CARGO_HOME`
+/// (network: it downloads crates and runs none of their code), then
+/// `cargo build --offline` without network. The WASI target is installed
+/// with rustup outside the sandbox, before the build: it is the
+/// platform's toolchain, not the app's code.
+fn compile_sandboxed(
+    dir: &Path,
+    manifest: &Path,
+    sandboxed: &SandboxedCargo,
+    opts: &CompileOptions,
+    log: &mut dyn FnMut(&str),
+) -> Result<Compiled, BuildError> {
+    let deadline = opts
+        .deadline
+        .unwrap_or_else(|| Instant::now() + std::time::Duration::from_secs(3600));
+    let (mut step, _) = sandboxed.step(
+        manifest,
+        &["metadata", "--no-deps", "--format-version", "1"],
+    );
+    step.env("CARGO_NET_OFFLINE", "true");
+    let mut json = String::new();
+    let mut errors = String::new();
+    let status = sandboxed.run(step, deadline, &mut |stream, line| match stream {
+        Stream::Stdout => {
+            json.push_str(line);
+            json.push('\n');
+        }
+        Stream::Stderr => {
+            errors.push_str(line.trim_start_matches("error: "));
+            errors.push(' ');
+        }
+    })?;
+    let metadata = if status.success() {
+        MetadataCommand::parse(&json).map_err(|e| BuildError::Metadata {
+            path: dir.to_path_buf(),
+            message: e.to_string(),
+        })?
+    } else {
+        return Err(BuildError::Metadata {
+            path: dir.to_path_buf(),
+            message: errors.trim().to_string(),
+        });
+    };
+    let package = metadata.root_package().ok_or_else(|| {
+        BuildError::NoArtifact(format!(
+            "{} is a workspace without a root package; point at one member crate",
+            dir.display()
+        ))
+    })?;
+    let target = choose_target(package);
+    let stems = artifact_stems(package);
+    if stems.is_empty() {
+        return Err(BuildError::NoArtifact(format!(
+            "crate `{}` has no binary or cdylib target to build into .wasm",
+            package.name
+        )));
+    }
+    let (primary_stem, no_primary) = match pick_artifact(package) {
+        Ok(stem) => (Some(stem), None),
+        Err(e) => (None, Some(e)),
+    };
+    target::ensure_installed(target, log)?;
+
+    let stream = opts.stream;
+    let mut show = |_: Stream, line: &str| {
+        if stream {
+            log(line);
+        } else {
+            eprintln!("{line}");
+        }
+    };
+    // Config in the upload or the app's CARGO_HOME must not bring a
+    // wrapper program into the step that has network.
+    let (mut fetch, _) = sandboxed.step(manifest, &["fetch", "--target", target.triple()]);
+    fetch
+        .env("RUSTC_WRAPPER", "")
+        .env("RUSTC_WORKSPACE_WRAPPER", "")
+        .env("CARGO_BUILD_RUSTC_WRAPPER", "")
+        .env("CARGO_BUILD_RUSTC_WORKSPACE_WRAPPER", "")
+        .network(true);
+    let status = sandboxed.run(fetch, deadline, &mut show)?;
+    if !status.success() {
+        return Err(BuildError::Cargo(
+            status.code().map_or("signal".into(), |c| c.to_string()),
+        ));
+    }
+    show(
+        Stream::Stderr,
+        &format!(
+            "Building {} for {} (cargo build --release, offline)",
+            package.name,
+            target.triple()
+        ),
+    );
+    let (mut build, _) = sandboxed.step(
+        manifest,
+        &[
+            "build",
+            "--release",
+            "--offline",
+            "--target",
+            target.triple(),
+        ],
+    );
+    build.env("CARGO_NET_OFFLINE", "true");
+    let status = sandboxed.run(build, deadline, &mut show)?;
+    if !status.success() {
+        return Err(BuildError::Cargo(
+            status.code().map_or("signal".into(), |c| c.to_string()),
+        ));
+    }
+    let release = sandboxed
+        .cache_dir
+        .join("target")
+        .join(target.triple())
+        .join("release");
+    let mut artifacts = Vec::new();
+    for stem in &stems {
+        let wasm = release.join(format!("{stem}.wasm"));
+        if !wasm.exists() {
+            return Err(BuildError::NoArtifact(format!(
+                "cargo succeeded but target/{}/release/{stem}.wasm is missing",
+                target.triple()
             )));
         }
         artifacts.push(wasm);

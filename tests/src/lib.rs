@@ -271,6 +271,11 @@ impl Server {
 
     /// Like [`Server::start`], with more `wpaas server` arguments.
     pub fn start_with(home: &Path, args: &[&str]) -> Result<Self> {
+        Self::start_with_env(home, args, &[])
+    }
+
+    /// Like [`Server::start_with`], with more environment variables.
+    pub fn start_with_env(home: &Path, args: &[&str], env: &[(&str, &str)]) -> Result<Self> {
         let stderr = std::fs::File::options()
             .create(true)
             .append(true)
@@ -280,6 +285,7 @@ impl Server {
             .args(args)
             .env("WPAAS_HOME", home)
             .env("CARGO_TARGET_DIR", examples_target_dir())
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(stderr)

@@ -3,10 +3,10 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitStatus};
+use std::process::ExitStatus;
 
 use super::{io_err, BuildError, Compiled, Ctx};
-use crate::exec::{self, RunError, Stream};
+use crate::exec::{RunError, Stream};
 
 /// The custom buildpack for this build: the one set for the app, else the
 /// first entry of the source's `.buildpacks` file; checked to be usable.
@@ -33,7 +33,25 @@ pub(super) fn chosen(req: &super::BuildRequest) -> Result<Option<PathBuf>, Build
                             .into(),
                 });
             }
-            req.source_dir.join(line)
+            if Path::new(line).is_absolute() {
+                // A buildpack installed on the server.
+                return check(PathBuf::from(line)).map(Some);
+            }
+            let path = check(req.source_dir.join(line))?;
+            // A relative path names a directory of the upload itself: not
+            // another app's build next to it.
+            let root = req
+                .source_dir
+                .canonicalize()
+                .unwrap_or(req.source_dir.clone());
+            if !path.starts_with(&root) {
+                return Err(BuildError::BadBuildpack {
+                    buildpack: line.to_string(),
+                    reason: "a relative .buildpacks path must name a directory inside the upload"
+                        .into(),
+                });
+            }
+            return Ok(Some(path));
         }
     };
     check(path).map(Some)
@@ -67,31 +85,44 @@ fn exit_text(status: ExitStatus) -> String {
 /// Receives the log and each output line of a script.
 type LineSink<'s> = dyn FnMut(&mut dyn FnMut(&str), Stream, &str) + 's;
 
-/// Runs one buildpack script, mapping start failures and the deadline.
+/// Runs one buildpack script in the build sandbox: the buildpack read-only
+/// at `/buildpack`, `BUILD_DIR` at `/build` (the working directory); for
+/// `bin/compile` also `CACHE_DIR` at `/cache`, `ENV_DIR` read-only at
+/// `/env`, and network.
 fn run_script(
     ctx: &mut Ctx<'_>,
     pack: &Path,
     script: &str,
-    args: &[&Path],
+    env_dir: Option<&Path>,
     on_line: &mut LineSink<'_>,
 ) -> Result<ExitStatus, BuildError> {
-    let mut cmd = Command::new(pack.join("bin").join(script));
-    cmd.args(args).current_dir(&ctx.req.slug_dir);
+    let mut step = ctx.req.sandbox.step("");
+    let pack_in = step.bind(pack, "/buildpack", false);
+    let build_dir = step.bind(&ctx.req.slug_dir, "/build", true);
+    step.program(pack_in.join("bin").join(script));
+    step.arg(&build_dir);
+    if let Some(env_dir) = env_dir {
+        let cache = step.bind(&ctx.req.cache_dir, "/cache", true);
+        let env = step.bind(env_dir, "/env", false);
+        step.arg(&cache).arg(&env).network(true);
+    }
+    step.cwd(build_dir);
     let log = &mut *ctx.log;
-    exec::run(cmd, ctx.deadline, &mut |stream, line| {
-        on_line(&mut *log, stream, line)
-    })
-    .map_err(|e| match e {
-        RunError::TimedOut => BuildError::TimedOut(ctx.req.timeout),
-        RunError::Spawn(e) => BuildError::BadBuildpack {
-            buildpack: pack.display().to_string(),
-            reason: format!("could not run bin/{script}: {e}"),
-        },
-    })
+    ctx.req
+        .sandbox
+        .run(step, ctx.deadline, &mut |stream, line| {
+            on_line(&mut *log, stream, line)
+        })
+        .map_err(|e| match e {
+            RunError::TimedOut => BuildError::TimedOut(ctx.req.timeout),
+            RunError::Spawn(e) => BuildError::BadBuildpack {
+                buildpack: pack.display().to_string(),
+                reason: format!("could not run bin/{script}: {e}"),
+            },
+        })
 }
 
 pub(super) fn build(ctx: &mut Ctx<'_>, pack: &Path) -> Result<Compiled, BuildError> {
-    let slug = ctx.req.slug_dir.clone();
     let shown = pack.display().to_string();
 
     // bin/detect: its stdout is the name; its stderr is shown.
@@ -100,7 +131,7 @@ pub(super) fn build(ctx: &mut Ctx<'_>, pack: &Path) -> Result<Compiled, BuildErr
         ctx,
         pack,
         "detect",
-        &[&slug],
+        None,
         &mut |log, stream, line| match stream {
             Stream::Stdout => {
                 stdout.push_str(line);
@@ -142,12 +173,11 @@ pub(super) fn build(ctx: &mut Ctx<'_>, pack: &Path) -> Result<Compiled, BuildErr
         }
         fs::write(env_dir.path().join(key), value).map_err(io_err("writing the ENV_DIR"))?;
     }
-    let cache = ctx.req.cache_dir.clone();
     let status = run_script(
         ctx,
         pack,
         "compile",
-        &[&slug, &cache, env_dir.path()],
+        Some(env_dir.path()),
         &mut |log, _, line| log(line),
     )?;
     if !status.success() {
@@ -162,20 +192,19 @@ pub(super) fn build(ctx: &mut Ctx<'_>, pack: &Path) -> Result<Compiled, BuildErr
     let mut defaults = Vec::new();
     if pack.join("bin/release").is_file() {
         let mut yaml = String::new();
-        let status =
-            run_script(
-                ctx,
-                pack,
-                "release",
-                &[&slug],
-                &mut |log, stream, line| match stream {
-                    Stream::Stdout => {
-                        yaml.push_str(line);
-                        yaml.push('\n');
-                    }
-                    Stream::Stderr => log(&format!("       {line}")),
-                },
-            )?;
+        let status = run_script(
+            ctx,
+            pack,
+            "release",
+            None,
+            &mut |log, stream, line| match stream {
+                Stream::Stdout => {
+                    yaml.push_str(line);
+                    yaml.push('\n');
+                }
+                Stream::Stderr => log(&format!("       {line}")),
+            },
+        )?;
         if !status.success() {
             return Err(BuildError::StepFailed {
                 buildpack: name,

@@ -55,8 +55,11 @@
 //!     web: app.wasm --port 8080
 //!   ```
 //!
-//! All three run with the working directory set to `BUILD_DIR`, stdin
-//! closed, and in their own process group.
+//! All three run in the build sandbox ([`crate::sandbox`]) with the
+//! working directory set to `BUILD_DIR`, stdin closed: `BUILD_DIR` is
+//! `/build`, `CACHE_DIR` `/cache`, `ENV_DIR` `/env` (read-only), the
+//! buildpack `/buildpack` (read-only); only `bin/compile` has network. A
+//! relative `.buildpacks` path must stay inside the upload.
 //!
 //! # Procfile
 //!
@@ -100,6 +103,8 @@ pub struct BuildRequest {
     pub buildpack: Option<PathBuf>,
     /// The time limit for the whole build.
     pub timeout: Duration,
+    /// How build steps are isolated ([`crate::sandbox`]).
+    pub sandbox: crate::sandbox::Sandbox,
 }
 
 /// A finished build.
@@ -218,6 +223,9 @@ pub(crate) struct Compiled {
 /// Shared state of one build.
 pub(crate) struct Ctx<'a> {
     req: &'a BuildRequest,
+    /// The whole upload (the app's directory or one above it, with its
+    /// path dependencies).
+    upload: PathBuf,
     deadline: Instant,
     log: &'a mut dyn FnMut(&str),
 }
@@ -238,6 +246,7 @@ impl Ctx<'_> {
 /// the rest of the tree left where it is so relative paths resolve.
 pub fn build(req: &BuildRequest, log: &mut dyn FnMut(&str)) -> Result<BuildOutput, BuildError> {
     let deadline = Instant::now() + req.timeout;
+    let upload = req.source_dir.clone();
     let app_req;
     let req = match crate::source::locate_app(&req.source_dir)? {
         Some(app) => {
@@ -266,7 +275,12 @@ pub fn build(req: &BuildRequest, log: &mut dyn FnMut(&str)) -> Result<BuildOutpu
         .map_err(io_err(format!("creating {}", req.cache_dir.display())))?;
     copy_tree(&req.source_dir, slug, true)?;
 
-    let mut ctx = Ctx { req, deadline, log };
+    let mut ctx = Ctx {
+        req,
+        upload,
+        deadline,
+        log,
+    };
     let compiled = if let Some(pack) = custom::chosen(req)? {
         custom::build(&mut ctx, &pack)?
     } else if wasm::detect(slug) {
@@ -280,7 +294,7 @@ pub fn build(req: &BuildRequest, log: &mut dyn FnMut(&str)) -> Result<BuildOutpu
     ctx.step("Discovering process types");
     let procfile_path = slug.join("Procfile");
     let procfile = if procfile_path.is_file() {
-        let text = fs::read_to_string(&procfile_path).map_err(io_err("reading the Procfile"))?;
+        let text = read_no_follow(&procfile_path).map_err(io_err("reading the Procfile"))?;
         let procfile = Procfile::parse(&text)?;
         ctx.detail(&format!(
             "Procfile declares types -> {}",
@@ -316,6 +330,28 @@ pub fn build(req: &BuildRequest, log: &mut dyn FnMut(&str)) -> Result<BuildOutpu
         procfile,
         digest,
     })
+}
+
+/// Reads a file the build wrote, refusing a symlink (which could point at
+/// a file of the host the build itself could not read); at most 1 MiB.
+pub(crate) fn read_no_follow(path: &Path) -> io::Result<String> {
+    use std::io::Read;
+    #[cfg(unix)]
+    let file = {
+        use std::os::unix::fs::OpenOptionsExt;
+        fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+            .open(path)?
+    };
+    #[cfg(not(unix))]
+    let file = fs::File::open(path)?;
+    if !file.metadata()?.is_file() {
+        return Err(io::Error::other("not a regular file"));
+    }
+    let mut text = String::new();
+    file.take(1 << 20).read_to_string(&mut text)?;
+    Ok(text)
 }
 
 /// Copies `from` into `to` (which exists): files with their permissions,

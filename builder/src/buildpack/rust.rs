@@ -2,9 +2,10 @@
 //! target directory in the app's build cache.
 
 use std::fs;
+use std::path::Path;
 
 use super::{io_err, BuildError, Compiled, Ctx};
-use crate::rust::{self as compile_step, CompileOptions};
+use crate::rust::{self as compile_step, CompileOptions, SandboxedCargo};
 
 pub(super) fn build(ctx: &mut Ctx<'_>) -> Result<Compiled, BuildError> {
     let slug = ctx.req.slug_dir.clone();
@@ -13,6 +14,11 @@ pub(super) fn build(ctx: &mut Ctx<'_>) -> Result<Compiled, BuildError> {
         target_dir: Some(ctx.req.cache_dir.join("target")),
         stream: true,
         deadline: Some(ctx.deadline),
+        sandbox: Some(SandboxedCargo {
+            sandbox: ctx.req.sandbox.clone(),
+            workspace: ctx.upload.clone(),
+            cache_dir: ctx.req.cache_dir.clone(),
+        }),
     };
     let timeout = ctx.req.timeout;
     let log = &mut *ctx.log;
@@ -26,7 +32,18 @@ pub(super) fn build(ctx: &mut Ctx<'_>) -> Result<Compiled, BuildError> {
                 other => BuildError::Rust(other),
             },
         )?;
+    let cache = ctx.req.cache_dir.clone();
     for wasm in &compiled.artifacts {
+        // The build could write the cache: copy only a regular file
+        // reached through no symlink.
+        if !plain_path_under(&cache, wasm) {
+            return Err(BuildError::Rust(compile_step::BuildError::NoArtifact(
+                format!(
+                    "{} is not a regular file of the build cache",
+                    wasm.strip_prefix(&cache).unwrap_or(wasm).display()
+                ),
+            )));
+        }
         let name = wasm.file_name().unwrap_or_default();
         fs::copy(wasm, slug.join(name)).map_err(io_err(format!("copying {}", wasm.display())))?;
         let size = fs::metadata(wasm).map(|m| m.len()).unwrap_or(0);
@@ -50,4 +67,21 @@ pub(super) fn build(ctx: &mut Ctx<'_>) -> Result<Compiled, BuildError> {
         defaults,
         no_defaults_hint: hint,
     })
+}
+
+/// Whether `path` is a regular file under `root` with no symlink on the
+/// way (from `root` down).
+fn plain_path_under(root: &Path, path: &Path) -> bool {
+    let Ok(rel) = path.strip_prefix(root) else {
+        return false;
+    };
+    let mut here = root.to_path_buf();
+    for part in rel.components() {
+        here.push(part);
+        match fs::symlink_metadata(&here) {
+            Ok(meta) if !meta.file_type().is_symlink() => {}
+            _ => return false,
+        }
+    }
+    fs::symlink_metadata(&here).is_ok_and(|m| m.is_file())
 }

@@ -26,12 +26,19 @@ fn dirs() -> Dirs {
         env: vec![("GREETING".into(), "hi there".into())],
         buildpack: None,
         timeout: Duration::from_secs(60),
+        sandbox: sandbox(),
     };
     Dirs {
         _root: root,
         src,
         req,
     }
+}
+
+/// The real sandbox: these tests run every step under bubblewrap.
+fn sandbox() -> crate::sandbox::Sandbox {
+    crate::sandbox::Sandbox::new(crate::sandbox::Limits::default())
+        .unwrap_or_else(|e| panic!("{e}"))
 }
 
 fn run(req: &BuildRequest) -> (Result<BuildOutput, BuildError>, Vec<String>) {
@@ -148,13 +155,13 @@ fn custom_pack(dir: &Path, compile: &str) {
 #[test]
 fn custom_buildpack_follows_the_heroku_contract() {
     let d = dirs();
-    let pack = d.req.cache_dir.parent().unwrap().join("pack");
+    let pack = d.src.join("pack");
     custom_pack(
         &pack,
         "#!/bin/sh\nset -e\necho \"-----> Compiling with $(cat \"$3/GREETING\")\"\necho '       to stderr' >&2\nprintf '\\0asm' > \"$1/out.wasm\"\necho cached > \"$2/marker\"\n",
     );
     fs::write(d.src.join("input.txt"), "x").unwrap();
-    fs::write(d.src.join(".buildpacks"), "# mine\n../pack\n").unwrap();
+    fs::write(d.src.join(".buildpacks"), "# mine\npack\n").unwrap();
     let (out, lines) = run(&d.req);
     let out = out.unwrap();
     assert_eq!(out.buildpack, "Shell");
@@ -273,11 +280,17 @@ fn release_yaml_defaults() {
 
 #[test]
 fn rust_buildpack_builds_the_hello_example() {
+    // Uploaded as `wpaas deploy` would: with its path dependency (the
+    // sandbox sees nothing else of the repository).
     let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/hello");
     let shared_cache = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/builder-test-cache");
     let d = dirs();
+    let tarball = crate::source::Upload::plan(&example)
+        .unwrap()
+        .pack()
+        .unwrap();
+    crate::archive::unpack(tarball.as_slice(), &d.src, 1 << 30).unwrap();
     let req = BuildRequest {
-        source_dir: example,
         cache_dir: shared_cache,
         timeout: Duration::from_secs(600),
         ..d.req.clone()
@@ -285,7 +298,7 @@ fn rust_buildpack_builds_the_hello_example() {
     let (out, lines) = run(&req);
     let out = out.unwrap_or_else(|e| panic!("{e}\n{}", lines.join("\n")));
     assert_eq!(out.buildpack, "rust");
-    assert_eq!(lines[0], "-----> Rust app detected");
+    assert_eq!(lines[1], "-----> Rust app detected");
     assert!(
         lines
             .iter()

@@ -3,6 +3,8 @@
 use std::net::SocketAddr;
 
 use anyhow::Result;
+use wpaas_builder::sandbox::Limits;
+use wpaas_host::control::builds::{default_max_builds, BuildConfig};
 use wpaas_host::control::server::{self, ServerConfig};
 
 /// Run the wpaas server: the router for every app and the JSON API.
@@ -24,6 +26,18 @@ pub struct Server {
     /// (e.g. 256M, 1G).
     #[arg(long, default_value = "256M", value_parser = wpaas_host::runtime::limits::parse_size)]
     max_upload: usize,
+    /// Builds that run at once; more wait in line, and their deploy or
+    /// push says so (default: the number of CPUs).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    max_builds: Option<u32>,
+    /// Memory of each build step, all its processes together (e.g. 4G).
+    #[arg(long, default_value = "4G", value_parser = wpaas_host::runtime::limits::parse_size)]
+    build_memory: usize,
+    /// Run build steps WITHOUT the bubblewrap sandbox, as the server's own
+    /// user with the server's view of the machine. Unsafe: a build could
+    /// read the API token and every app's config. Development only.
+    #[arg(long)]
+    unsandboxed_builds: bool,
 }
 
 impl Server {
@@ -40,6 +54,16 @@ impl Server {
                 log_lines: self.log_lines,
                 access_log: !self.no_access_log,
                 max_upload: self.max_upload as u64,
+                builds: BuildConfig {
+                    max_builds: self
+                        .max_builds
+                        .map_or_else(default_max_builds, |n| n as usize),
+                    limits: Limits {
+                        memory: self.build_memory as u64,
+                        ..Limits::default()
+                    },
+                    unsandboxed: self.unsandboxed_builds,
+                },
             },
             |router, api| {
                 // Tests and scripts read these lines for the bound ports.

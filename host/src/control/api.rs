@@ -878,6 +878,9 @@ async fn deploy_steps(
     let source = build_dir(store.home(), &build.id);
     let slug_dir = source.with_extension("slug");
     let result = async {
+        // A platform-wide cap on concurrent builds; the rest wait here.
+        let slot = platform.builds().slot(log).await;
+        let sandbox = platform.builds().sandbox()?;
         let _ = std::fs::remove_dir_all(&source);
         wpaas_builder::archive::unpack(std::io::Cursor::new(tarball), &source, MAX_UNPACKED)
             .map_err(|e| anyhow::anyhow!("bad upload: {e}"))?;
@@ -888,6 +891,7 @@ async fn deploy_steps(
             env: store.config(app)?.into_iter().collect(),
             buildpack: store.app(app)?.buildpack.map(Into::into),
             timeout: std::time::Duration::from_secs(15 * 60),
+            sandbox,
         };
         let build_log = log.clone();
         let output = tokio::task::spawn_blocking(move || {
@@ -896,6 +900,7 @@ async fn deploy_steps(
             })
         })
         .await??;
+        drop(slot);
         let (_, packed) = wpaas_builder::slug::pack_slug(&slug_dir)?;
         // The store names slugs by the digest of the stored file.
         let digest = store.put_slug(&packed)?;

@@ -2,6 +2,7 @@
 //! releases, and the API that drives them.
 
 pub mod api;
+pub mod builds;
 pub mod git;
 mod log_sink;
 pub mod metrics;

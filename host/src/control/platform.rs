@@ -47,6 +47,8 @@ pub struct Platform {
     app_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     /// The most bytes a deploy upload or a git push may send.
     max_upload: u64,
+    /// Build slots and the build sandbox.
+    builds: Arc<super::builds::Builds>,
 }
 
 /// The largest deploy upload or git push unless `wpaas server --max-upload`
@@ -85,7 +87,19 @@ impl Platform {
             autoscale_specs: Mutex::default(),
             app_locks: Mutex::default(),
             max_upload: DEFAULT_MAX_UPLOAD,
+            builds: Arc::default(),
         }
+    }
+
+    /// Runs builds with `builds` (slots and sandbox).
+    pub fn with_builds(mut self, builds: super::builds::Builds) -> Self {
+        self.builds = Arc::new(builds);
+        self
+    }
+
+    /// Build slots and the build sandbox.
+    pub fn builds(&self) -> &super::builds::Builds {
+        &self.builds
     }
 
     /// Caps deploy uploads and git pushes at `bytes` (default

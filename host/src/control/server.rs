@@ -31,6 +31,8 @@ pub struct ServerConfig {
     pub access_log: bool,
     /// The most bytes a deploy upload or a git push may send.
     pub max_upload: u64,
+    /// Concurrent builds and the build sandbox.
+    pub builds: super::builds::BuildConfig,
 }
 
 /// Runs until `shutdown` resolves. `on_bound` gets the bound router and API
@@ -82,7 +84,8 @@ pub async fn run(
             router_addr.port(),
             logs.clone(),
         )
-        .with_max_upload(config.max_upload),
+        .with_max_upload(config.max_upload)
+        .with_builds(super::builds::Builds::new(&config.builds)),
     );
     platform.restore().await?;
     let scaler = tokio::spawn(super::scaler::run(platform.clone()));

@@ -171,12 +171,12 @@ fn custom_heroku_contract_buildpack_deploys() {
         std::fs::set_permissions(&path, perms).unwrap();
     };
     script("detect", "[ -f \"$1/app.source\" ] && echo Shell".into());
+    // The build sandbox sees the buildpack (read-only), not the host.
+    std::fs::copy(example("hello"), pack.path().join("hello.wasm")).unwrap();
     script(
         "compile",
-        format!(
-            "echo '-----> Assembling app'\ncp {:?} \"$1/app.wasm\"",
-            example("hello").display().to_string()
-        ),
+        "echo '-----> Assembling app'\ncp \"$(dirname \"$0\")/../hello.wasm\" \"$1/app.wasm\""
+            .into(),
     );
     script(
         "release",

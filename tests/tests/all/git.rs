@@ -5,7 +5,7 @@
 //! released without rebuilding, and concurrent pushes.
 
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
 use serde_json::Value;
@@ -431,18 +431,14 @@ fn concurrent_pushes_deploy_one_at_a_time() {
     assert_eq!(body(&server, "busy"), "uploaded\n");
 }
 
-/// examples/hello as a standalone repository: its `wpaas-sdk` dependency
-/// points at the repository's sdk/ by absolute path (only the repository is
-/// pushed).
+/// examples/hello as a standalone repository, with a copy of the
+/// repository's sdk/ inside it (builds are sandboxed: a path dependency
+/// must be part of what is pushed).
 fn hello_crate(repo: &Repo) {
     let from = workspace_root().join("examples/hello");
-    let sdk: PathBuf = workspace_root().join("sdk");
     let manifest = std::fs::read_to_string(from.join("Cargo.toml"))
         .unwrap()
-        .replace(
-            r#"path = "../../sdk""#,
-            &format!("path = {:?}", sdk.display().to_string()),
-        );
+        .replace(r#"path = "../../sdk""#, r#"path = "sdk""#);
     repo.write("Cargo.toml", &manifest);
     repo.write(
         "Cargo.lock",
@@ -451,6 +447,20 @@ fn hello_crate(repo: &Repo) {
     repo.write(
         "src/main.rs",
         &std::fs::read_to_string(from.join("src/main.rs")).unwrap(),
+    );
+    // The sdk without the workspace it inherits from.
+    let sdk = workspace_root().join("sdk");
+    let sdk_manifest = std::fs::read_to_string(sdk.join("Cargo.toml"))
+        .unwrap()
+        .replace("rust-version.workspace = true\n", "")
+        .replace("license.workspace = true\n", "")
+        .replace("version.workspace = true", "version = \"0.1.0\"")
+        .replace("edition.workspace = true", "edition = \"2021\"")
+        .replace("[lints]\nworkspace = true\n", "");
+    repo.write("sdk/Cargo.toml", &sdk_manifest);
+    repo.write(
+        "sdk/src/lib.rs",
+        &std::fs::read_to_string(sdk.join("src/lib.rs")).unwrap(),
     );
     repo.write(".gitignore", "/target\n");
 }
@@ -479,9 +489,12 @@ fn git_push_of_a_rust_app_reuses_the_build_cache() {
     let out = repo.push(&["wpaas", "main"]);
     let warm = text(&out);
     assert!(out.status.success(), "{warm}");
-    // Only the app itself is compiled again; its dependencies are cached.
+    // Only the app (and the sdk it carries) is compiled again; its
+    // dependencies from crates.io are cached.
     assert!(warm.contains("Compiling hello"), "{warm}");
-    assert!(!warm.contains("Compiling wpaas-sdk"), "{warm}");
+    assert!(cold.contains("Compiling serde "), "{cold}");
+    assert!(!warm.contains("Compiling serde "), "{warm}");
+    assert!(!warm.contains("Downloaded"), "{warm}");
     assert!(body(&server, "rusty").contains("Hello from git!"));
 }
 
