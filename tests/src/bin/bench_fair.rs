@@ -87,7 +87,10 @@ fn victim_load(server: &Server, clients: usize, seconds: u64) -> Sample {
                         .header("host", "victim.localhost")
                         .send();
                     match answer {
-                        Ok(r) if r.status() == 200 && r.bytes().is_ok() => ok.push(start.elapsed()),
+                        Ok(r) if r.status() == 200 => match r.bytes() {
+                            Ok(_) => ok.push(start.elapsed()),
+                            Err(_) => failed += 1,
+                        },
                         _ => failed += 1,
                     }
                 }
