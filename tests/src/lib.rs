@@ -93,10 +93,24 @@ impl UpServer {
         Ok(server)
     }
 
+    /// Like [`UpServer::start`], with environment variables for the server
+    /// (engine-wide settings such as `WPAAS_BUFFER_BUDGET`).
+    pub fn start_with_env(target: &Path, args: &[&str], env: &[(&str, &str)]) -> Result<Self> {
+        let home = tempfile::tempdir()?;
+        let mut server = Self::launch(home.path(), target, args, env)?;
+        server._home = Some(home);
+        Ok(server)
+    }
+
     /// Like [`UpServer::start`] but with the given WPAAS_HOME, which the
     /// caller keeps (to start a second server on the same state).
     pub fn start_in(home: &Path, target: &Path, args: &[&str]) -> Result<Self> {
+        Self::launch(home, target, args, &[])
+    }
+
+    fn launch(home: &Path, target: &Path, args: &[&str], env: &[(&str, &str)]) -> Result<Self> {
         let mut child = Command::new(wpaas_bin())
+            .envs(env.iter().copied())
             .arg("up")
             .arg(target)
             .args(["--listen", "127.0.0.1:0"])
@@ -274,7 +288,8 @@ impl Server {
         Self::start_with_env(home, args, &[])
     }
 
-    /// Like [`Server::start_with`], with more environment variables.
+    /// Like [`Server::start_with`], with environment variables for the
+    /// server (engine-wide settings such as `WPAAS_MAX_INSTANCES`).
     pub fn start_with_env(home: &Path, args: &[&str], env: &[(&str, &str)]) -> Result<Self> {
         let stderr = std::fs::File::options()
             .create(true)

@@ -46,6 +46,15 @@ pub struct Up {
     #[arg(long, default_value_t = Limits::default().max_queue)]
     queue: usize,
 
+    /// Largest request body (e.g. 64M); bigger ones are answered 413.
+    #[arg(long, default_value = "64M", value_parser = parse_size)]
+    max_body: usize,
+
+    /// How long a request body may stall mid-way before the answer is 408
+    /// (e.g. 10s, 500ms).
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    body_timeout: Duration,
+
     /// On Ctrl-C/SIGTERM, how long in-flight requests may still run.
     #[arg(long, default_value = "30s", value_parser = parse_duration)]
     grace: Duration,
@@ -71,6 +80,8 @@ impl Up {
             max_concurrency: self.concurrency,
             max_queue: self.queue,
             allow_private_outbound: self.allow_private_network,
+            max_request_body: self.max_body as u64,
+            body_timeout: self.body_timeout,
             ..Limits::default()
         };
         let engine = EngineConfig {

@@ -22,6 +22,9 @@
 //! | `/file?path=P` | reads P from the app's files: `200 CONTENTS`, else |
 //! |                | `404 ERROR`                                        |
 //! | `/write?path=P`| tries to create P: `200 wrote P`, else `403 ERROR` |
+//! | `/resources?n=N` | creates and keeps N `wasi:http` fields resources: |
+//! |                | `200 holding N resources` (the host traps it first |
+//! |                | when N is past its resource-table cap)             |
 //! | anything else  | `404 not found`                                    |
 
 use std::hint::black_box;
@@ -106,6 +109,14 @@ fn handle(req: Request) -> anyhow::Result<Response> {
                 Ok(()) => Response::text(format!("wrote {path}")),
                 Err(err) => Response::new(403).with_body(format!("{err}")),
             })
+        }
+        "/resources" => {
+            let n: usize = req
+                .query_param("n")
+                .ok_or_else(|| anyhow::anyhow!("missing ?n="))?
+                .parse()?;
+            let held: Vec<Fields> = (0..n).map(|_| black_box(Fields::new())).collect();
+            Ok(Response::text(format!("holding {} resources", held.len())))
         }
         _ => Ok(Response::new(404).with_body("not found")),
     }

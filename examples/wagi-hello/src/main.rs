@@ -4,8 +4,11 @@
 //! `PATH_INFO`, `QUERY_STRING`, ...) with the body on stdin; the response is
 //! written to stdout as CGI headers, a blank line, then the body.
 //!
-//! * `POST`/`PUT`: `201 Created`, echoing the request body back as
+//! * `POST /count`: reads stdin 64 KiB at a time as it streams in and
+//!   answers `bytes=N sum=S` (S: the bytes' sum mod 2^32), holding nothing.
+//! * `POST`/`PUT` elsewhere: `201 Created`, echoing the request body back as
 //!   `application/octet-stream`.
+//! * `GET /env`: every environment variable, `NAME=value` per line, sorted.
 //! * anything else: a `text/plain` greeting naming the method, path, query
 //!   and the `GREETING` variable.
 
@@ -20,7 +23,30 @@ fn main() -> io::Result<()> {
     let method = var("REQUEST_METHOD");
     let stdout = io::stdout();
     let mut out = stdout.lock();
-    if method.eq_ignore_ascii_case("POST") || method.eq_ignore_ascii_case("PUT") {
+    let path = var("PATH_INFO");
+    if method.eq_ignore_ascii_case("POST") && path == "/count" {
+        let (mut bytes, mut sum) = (0u64, 0u32);
+        let mut chunk = vec![0u8; 64 * 1024];
+        let mut stdin = io::stdin().lock();
+        loop {
+            let n = stdin.read(&mut chunk)?;
+            if n == 0 {
+                break;
+            }
+            bytes += n as u64;
+            sum = chunk[..n]
+                .iter()
+                .fold(sum, |s, &b| s.wrapping_add(u32::from(b)));
+        }
+        write!(out, "Content-Type: text/plain\n\nbytes={bytes} sum={sum}\n")?;
+    } else if path == "/env" {
+        let mut vars: Vec<(String, String)> = env::vars().collect();
+        vars.sort();
+        out.write_all(b"Content-Type: text/plain\n\n")?;
+        for (name, value) in vars {
+            writeln!(out, "{name}={value}")?;
+        }
+    } else if method.eq_ignore_ascii_case("POST") || method.eq_ignore_ascii_case("PUT") {
         let mut body = Vec::new();
         io::stdin().read_to_end(&mut body)?;
         out.write_all(b"Status: 201 Created\nContent-Type: application/octet-stream\n\n")?;

@@ -8,9 +8,34 @@ use http::{HeaderMap, HeaderValue};
 /// The request id header, shared by request and response.
 pub const REQUEST_ID: &str = "x-request-id";
 
+/// The headers the router sets, which apps trust.
+const SET_HERE: [&str; 4] = [
+    REQUEST_ID,
+    "x-forwarded-for",
+    "x-forwarded-proto",
+    "x-forwarded-port",
+];
+
 /// Sets the forwarding headers and returns the request id (a client-sent
 /// one is kept when it is sane, as Heroku does, so ids can span services).
+///
+/// Look-alikes of these headers with `_` for `-` (`X_Forwarded_For`) are
+/// removed: to HTTP they are other headers, but CGI (`HTTP_X_FORWARDED_FOR`)
+/// and many frameworks fold `_` and `-` together, which would let a client
+/// write the entries apps trust.
 pub fn annotate(headers: &mut HeaderMap, remote: SocketAddr, local: SocketAddr) -> HeaderValue {
+    let look_alikes: Vec<_> = headers
+        .keys()
+        .filter(|name| {
+            name.as_str().contains('_')
+                && SET_HERE.contains(&name.as_str().replace('_', "-").as_str())
+        })
+        .cloned()
+        .collect();
+    for name in look_alikes {
+        headers.remove(name);
+    }
+
     let request_id = headers
         .get(REQUEST_ID)
         .filter(|id| valid_request_id(id.as_bytes()))
@@ -55,6 +80,21 @@ mod tests {
         assert_eq!(headers["x-forwarded-port"], "3000");
         assert_eq!(id.len(), 36);
         assert_eq!(headers[REQUEST_ID], id);
+    }
+
+    #[test]
+    fn look_alikes_with_underscores_are_dropped() {
+        let mut headers = HeaderMap::new();
+        headers.insert("x-forwarded-for", HeaderValue::from_static("10.0.0.1"));
+        headers.insert("x_forwarded_for", HeaderValue::from_static("6.6.6.6"));
+        headers.insert("x-forwarded_proto", HeaderValue::from_static("https"));
+        headers.insert("x_custom", HeaderValue::from_static("kept"));
+        let addr: SocketAddr = "127.0.0.2:1".parse().unwrap();
+        annotate(&mut headers, addr, addr);
+        assert_eq!(headers["x-forwarded-for"], "10.0.0.1, 127.0.0.2");
+        assert!(headers.get("x_forwarded_for").is_none());
+        assert!(headers.get("x-forwarded_proto").is_none());
+        assert_eq!(headers["x_custom"], "kept");
     }
 
     #[test]

@@ -38,8 +38,16 @@ impl RouteTable {
         Self::default()
     }
 
-    /// Adds or replaces an app's entry.
+    /// Adds or replaces an app's entry. A new web process shares the
+    /// app's slice of the instance pool with the one it replaces, which may
+    /// still be draining: one app, one share, whatever its releases.
     pub fn set_app(&self, route: AppRoute) {
+        let previous = self.app(&route.name).and_then(|old| old.web.clone());
+        if let (Some(new), Some(old)) = (&route.web, previous) {
+            if !Arc::ptr_eq(new, &old) {
+                new.share_with(&old);
+            }
+        }
         let route = Arc::new(route);
         self.entries.rcu(|old| {
             let mut new = Entries::clone(old);

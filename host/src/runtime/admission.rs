@@ -4,6 +4,11 @@
 //! its response body streams). When all slots are busy it waits in a queue of
 //! bounded length; when the queue is full the caller is told at once, so the
 //! router can answer 503 with `Retry-After` instead of piling up work.
+//!
+//! Above the replicas sit two shared limits ([`Shares`]): each app may hold
+//! only its share of the engine's instance pool, so one flooded app cannot
+//! take the instances every other app needs, and the pool itself, so that a
+//! full pool is a fast 503 rather than an instantiation failure.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -20,6 +25,65 @@ pub enum Rejected {
     /// The request waited for a slot longer than it may run.
     #[error("timed out waiting for capacity")]
     QueueTimeout,
+    /// The app already holds its share of the server's instance pool.
+    #[error("the app is using its whole share of the server's instances")]
+    AppShare,
+    /// Every instance of the server's pool is in use (by any app).
+    #[error("the server's instance pool is full")]
+    PoolFull,
+}
+
+/// The shared pools a web process draws on besides its replicas' slots:
+/// the app's share of the instance pool (kept across releases, so a
+/// draining release counts too) and the pool itself.
+#[derive(Clone)]
+pub struct Shares {
+    /// Instances the app may hold at once.
+    pub app: Arc<Semaphore>,
+    /// Instances the server may hold at once.
+    pub pool: Arc<Semaphore>,
+}
+
+impl Shares {
+    /// Takes one instance of the app's share and one of the pool, without
+    /// waiting: a full share or pool is answered at once (503), since
+    /// waiting would only tie up the connection behind someone else's
+    /// slow requests.
+    pub fn take(&self) -> Result<(OwnedSemaphorePermit, OwnedSemaphorePermit), Rejected> {
+        let app = self
+            .app
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| Rejected::AppShare)?;
+        let pool = self
+            .pool
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| Rejected::PoolFull)?;
+        Ok((app, pool))
+    }
+}
+
+/// What a running request holds until its instance is gone: a replica
+/// slot, a place in its app's share and one in the pool.
+pub struct Slot {
+    _replica: OwnedSemaphorePermit,
+    _app: OwnedSemaphorePermit,
+    _pool: OwnedSemaphorePermit,
+}
+
+impl Slot {
+    /// Bundles the three permits.
+    pub fn new(
+        replica: OwnedSemaphorePermit,
+        (app, pool): (OwnedSemaphorePermit, OwnedSemaphorePermit),
+    ) -> Self {
+        Self {
+            _replica: replica,
+            _app: app,
+            _pool: pool,
+        }
+    }
 }
 
 /// Slots and queue of one web process.

@@ -7,7 +7,6 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 use http_body_util::BodyExt;
-use tokio::sync::OwnedSemaphorePermit;
 use wasmtime::component::{Component, Linker, ResourceTable};
 use wasmtime::{Engine, Store, StoreLimits};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
@@ -15,6 +14,8 @@ use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
+use super::admission::Slot;
+use super::body::BodyVerdict;
 use super::error::WebError;
 use super::limits::Limits;
 use super::outbound::OutboundHooks;
@@ -80,23 +81,32 @@ impl HttpComponent {
         Ok(Self { pre, limits })
     }
 
-    /// Runs one request in a fresh instance seeing `env`. `permit` is held
+    /// Runs one request in a fresh instance seeing `env`. `slot` is held
     /// until the instance is gone, i.e. after the response body has been
-    /// written.
+    /// written. The request body is guarded and reports faults to
+    /// `verdict`.
     pub async fn serve<B: super::RequestBody>(
         &self,
         req: hyper::Request<B>,
         env: &ProcessEnv,
-        permit: OwnedSemaphorePermit,
+        slot: Slot,
+        verdict: &BodyVerdict,
     ) -> Result<hyper::Response<BoxBody>, WebError> {
         let deadline = Instant::now() + self.limits.request_timeout;
+        // A guest creating resources in a loop (fields, streams, pollables)
+        // gets a trap at the cap instead of growing host memory.
+        let mut table = ResourceTable::new();
+        table.set_max_capacity(self.limits.max_resources);
         let mut store = Store::new(
             self.pre.engine(),
             ComponentState {
                 wasi: env.wasi_ctx().build(),
                 http: WasiHttpCtx::new(),
-                hooks: OutboundHooks::new(self.limits.allow_private_outbound),
-                table: ResourceTable::new(),
+                hooks: OutboundHooks::new(
+                    self.limits.allow_private_outbound,
+                    self.limits.max_outbound,
+                ),
+                table,
                 limits: sandbox::store_limits(&self.limits),
             },
         );
@@ -118,7 +128,7 @@ impl HttpComponent {
         // keeps running to write the body while hyper streams it out.
         let pre = self.pre.clone();
         let task = tokio::spawn(async move {
-            let _permit = permit;
+            let _slot = slot;
             let run = async {
                 let proxy = pre.instantiate_async(&mut store).await?;
                 proxy
@@ -132,7 +142,14 @@ impl HttpComponent {
             }
         });
 
-        match receiver.await {
+        let answer = receiver.await;
+        // A body that failed before the guest answered (too large, client
+        // stalled) decides the answer: the guest only saw a stream error.
+        // Once the head is out, a later fault can only cut the response.
+        if let Some(fault) = verdict.get() {
+            return Err(WebError::BadRequest(fault.status(), fault.to_string()));
+        }
+        match answer {
             Ok(Ok(response)) => Ok(response.map(|body| body.map_err(Into::into).boxed_unsync())),
             Ok(Err(code)) => Err(WebError::BadResponse(format!("{code:?}"))),
             // The outparam was dropped unset: the task ended; ask it why.

@@ -18,17 +18,55 @@ pub const EPOCH_TICK: Duration = Duration::from_millis(10);
 /// an app that is not serving holds no slot.
 #[derive(Debug, Clone)]
 pub struct EngineConfig {
-    /// Instances (of any app) that may be alive at once.
+    /// Instances (of any app) that may be alive at once. A request that
+    /// finds the pool full is answered 503 at once.
     pub max_instances: u32,
+    /// Instances one app's web process may hold at once, over all its
+    /// replicas (and over an old release still draining): its fair share
+    /// of the pool, so that one flooded app cannot starve the others.
+    /// Beyond it the app's requests are answered 503 at once.
+    pub app_instances: u32,
     /// Upper bound for any app's per-instance memory limit.
     pub max_memory: usize,
+    /// Bytes the host may hold buffered for guests at once, server-wide:
+    /// WAGI responses (CGI output is parsed before it is sent). A response
+    /// that would grow past what is left is answered 503.
+    pub buffer_budget: usize,
 }
 
+/// Instances in the pool unless `WPAAS_MAX_INSTANCES` says otherwise.
+pub const DEFAULT_MAX_INSTANCES: u32 = 1000;
+
 impl Default for EngineConfig {
+    /// The defaults: 1000 instances, a quarter of them per app, 1 GiB of
+    /// memory per instance at most, 256 MiB of buffers. The operator may
+    /// change the pool with `WPAAS_MAX_INSTANCES`, the per-app share with
+    /// `WPAAS_APP_INSTANCES` and the buffer budget with
+    /// `WPAAS_BUFFER_BUDGET` (a size: `512M`).
     fn default() -> Self {
+        let number = |name: &str| {
+            let value = std::env::var(name).ok()?;
+            match value.trim().parse::<u32>() {
+                Ok(n) if n > 0 => Some(n),
+                _ => {
+                    tracing::warn!("ignoring {name}={value:?}: expected a positive number");
+                    None
+                }
+            }
+        };
+        let max_instances = number("WPAAS_MAX_INSTANCES").unwrap_or(DEFAULT_MAX_INSTANCES);
+        let app_instances = number("WPAAS_APP_INSTANCES")
+            .unwrap_or(max_instances / 4)
+            .clamp(1, max_instances);
+        let buffer_budget = std::env::var("WPAAS_BUFFER_BUDGET")
+            .ok()
+            .and_then(|v| super::limits::parse_size(&v).ok())
+            .unwrap_or(256 << 20);
         Self {
-            max_instances: 1000,
+            max_instances,
+            app_instances,
             max_memory: 1 << 30,
+            buffer_budget,
         }
     }
 }

@@ -30,6 +30,14 @@ pub enum WebError {
 impl WebError {
     /// Classifies an error returned by running guest code.
     pub fn from_guest(err: wasmtime::Error) -> Self {
+        // Instances, memories, tables or stacks of the pool all in use
+        // (workers draw on it too): a fast 503, not a crash of the app.
+        if err
+            .downcast_ref::<wasmtime::PoolConcurrencyLimitError>()
+            .is_some()
+        {
+            return WebError::Unavailable(format!("the server is at capacity ({err})"));
+        }
         match err.downcast_ref::<Trap>() {
             Some(Trap::Interrupt) => WebError::Timeout,
             Some(Trap::StackOverflow) => WebError::Crashed("stack overflow".into()),

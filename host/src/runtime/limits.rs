@@ -17,10 +17,26 @@ pub struct Limits {
     pub max_concurrency: usize,
     /// Requests allowed to wait for a slot; beyond it the router answers 503.
     pub max_queue: usize,
-    /// Largest CGI response (headers + body) a WAGI module may write to stdout.
+    /// Largest CGI response (headers + body) a WAGI module may write to
+    /// stdout. It is buffered (the headers come first, the status may come
+    /// last), under the server-wide budget [`crate::runtime::EngineConfig::buffer_budget`].
     pub max_wagi_output: usize,
-    /// Largest request body buffered for a WAGI module's stdin.
-    pub max_wagi_input: usize,
+    /// Largest request body a guest may receive, components and WAGI alike:
+    /// a bigger `Content-Length` is answered 413 before anything runs, and
+    /// a body that grows past it while streaming fails with 413.
+    pub max_request_body: u64,
+    /// Longest the router waits for the next piece of a request body while
+    /// the guest is waiting for it; a client that stops sending mid-body is
+    /// answered 408 and its slot freed. Separate from (and shorter than)
+    /// `request_timeout`, which bounds the whole request.
+    pub body_timeout: Duration,
+    /// Outgoing `wasi:http` requests one instance may have open at once;
+    /// beyond it the guest gets `connection-limit-reached`.
+    pub max_outbound: usize,
+    /// Entries one instance may hold in its resource table (streams,
+    /// fields, requests, pollables…); beyond it the guest traps instead of
+    /// growing host memory.
+    pub max_resources: usize,
     /// Let outbound `wasi:http` requests reach loopback, private and
     /// link-local addresses. Only for local development: it exposes the
     /// host's own services (the control API) and the LAN to the guest.
@@ -35,7 +51,10 @@ impl Default for Limits {
             max_concurrency: 64,
             max_queue: 256,
             max_wagi_output: 64 << 20,
-            max_wagi_input: 64 << 20,
+            max_request_body: 64 << 20,
+            body_timeout: Duration::from_secs(10),
+            max_outbound: 16,
+            max_resources: 10_000,
             allow_private_outbound: false,
         }
     }

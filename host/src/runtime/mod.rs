@@ -7,6 +7,8 @@
 //! call).
 
 mod admission;
+mod body;
+mod buffer;
 mod cache;
 mod command;
 mod component;
@@ -20,11 +22,15 @@ mod wagi;
 mod web;
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use anyhow::Result;
 use bytes::Bytes;
+use tokio::sync::Semaphore;
 
 pub use admission::{Admission, Rejected};
+pub use body::BodyFault;
+pub use buffer::Budget;
 pub use cache::{CacheOutcome, CodeCache, Compiled};
 pub use command::{Exit, Stdio, WasiCommand};
 pub use component::HttpComponent;
@@ -62,10 +68,16 @@ impl<B> RequestBody for B where
 {
 }
 
-/// The engine plus its compiled-code cache.
+/// The engine plus its compiled-code cache, and what all apps share: the
+/// instance pool (with each app's share of it) and the buffer budget.
 pub struct Runtime {
     engine: WasmEngine,
     cache: CodeCache,
+    /// One permit per instance the pool holds; web requests take one.
+    pool: Arc<Semaphore>,
+    /// Instances one app's web process may hold at once.
+    app_instances: usize,
+    budget: Budget,
 }
 
 impl Runtime {
@@ -73,7 +85,18 @@ impl Runtime {
     pub fn new(settings: &EngineConfig, cache_dir: impl Into<PathBuf>) -> Result<Self> {
         let engine = WasmEngine::new(settings)?;
         let cache = CodeCache::new(cache_dir, engine.engine())?;
-        Ok(Self { engine, cache })
+        Ok(Self {
+            engine,
+            cache,
+            pool: Arc::new(Semaphore::new(settings.max_instances as usize)),
+            app_instances: settings.app_instances.max(1) as usize,
+            budget: Budget::new(settings.buffer_budget),
+        })
+    }
+
+    /// Bytes of the buffer budget in use now.
+    pub fn buffered_bytes(&self) -> usize {
+        self.budget.in_use()
     }
 
     /// The compiled-code cache (its hit/miss counters are public).
@@ -109,9 +132,20 @@ impl Runtime {
             Compiled::Component(c) => {
                 WebCode::Component(HttpComponent::new(engine, &c, limits.clone())?)
             }
-            Compiled::Module(m) => WebCode::Wagi(WagiModule::new(engine, &m, limits.clone())?),
+            Compiled::Module(m) => WebCode::Wagi(WagiModule::new(
+                engine,
+                &m,
+                limits.clone(),
+                self.budget.clone(),
+            )?),
         };
-        Ok((WebProcess::new(code, env, limits, 1), outcome))
+        // A share of its own until the routing table links it to the app's
+        // earlier release (`WebProcess::share_with`).
+        let shares = admission::Shares {
+            app: Arc::new(Semaphore::new(self.app_instances)),
+            pool: self.pool.clone(),
+        };
+        Ok((WebProcess::new(code, env, limits, 1, shares), outcome))
     }
 }
 

@@ -115,16 +115,24 @@ fn embedded_v4(ip: Ipv6Addr) -> Option<Ipv4Addr> {
 }
 
 /// The `wasi:http` hooks of one instance: default behaviour, except that
-/// outgoing requests are checked against [`is_forbidden`].
+/// outgoing requests are checked against [`is_forbidden`] and at most
+/// `max_connections` of them are open at once.
 pub struct OutboundHooks {
     allow_private: bool,
+    /// One permit per outgoing connection the instance may have open; a
+    /// permit is held until the connection ends.
+    connections: Arc<tokio::sync::Semaphore>,
 }
 
 impl OutboundHooks {
     /// `allow_private` skips the check (local development only); the request
-    /// still goes to the address resolved here.
-    pub fn new(allow_private: bool) -> Self {
-        Self { allow_private }
+    /// still goes to the address resolved here. Beyond `max_connections`
+    /// open requests the guest gets `connection-limit-reached`.
+    pub fn new(allow_private: bool, max_connections: usize) -> Self {
+        Self {
+            allow_private,
+            connections: Arc::new(tokio::sync::Semaphore::new(max_connections)),
+        }
     }
 }
 
@@ -138,9 +146,14 @@ impl WasiHttpHooks for OutboundHooks {
         _fut: IoFuture,
     ) -> Box<dyn Future<Output = Result<(http::Response<WasiBody>, IoFuture), Error>> + Send> {
         let allow_private = self.allow_private;
+        let permit = self.connections.clone().try_acquire_owned();
         Box::new(async move {
+            let permit = permit.map_err(|_| {
+                tracing::warn!("outbound request refused: too many open at once");
+                Error::ConnectionLimitReached
+            })?;
             let destination = check_destination(request.uri(), allow_private).await?;
-            send_to(&destination, request, options, web_pki()).await
+            send_to(&destination, request, options, web_pki(), permit).await
         })
     }
 }
@@ -240,12 +253,14 @@ impl Timeouts {
 }
 
 /// Sends `request` over HTTP/1.1 to `destination` (TLS for https). The
-/// returned future ends with the connection and reports how it ended.
+/// returned future ends with the connection and reports how it ended;
+/// `permit` is held as long as the connection lives.
 async fn send_to(
     destination: &Destination,
     request: http::Request<WasiBody>,
     options: Option<RequestOptions>,
     tls: Arc<rustls::ClientConfig>,
+    permit: tokio::sync::OwnedSemaphorePermit,
 ) -> Result<(http::Response<WasiBody>, IoFuture), Error> {
     let timeouts = Timeouts::new(options);
     let tcp = tokio::time::timeout(timeouts.connect, TcpStream::connect(destination.addr))
@@ -253,7 +268,7 @@ async fn send_to(
         .map_err(|_| Error::ConnectionTimeout)?
         .map_err(Error::Connect)?;
     match &destination.tls_name {
-        None => exchange(tcp, request, &timeouts).await,
+        None => exchange(tcp, request, &timeouts, permit).await,
         Some(name) => {
             let connector = tokio_rustls::TlsConnector::from(tls);
             let stream =
@@ -261,7 +276,7 @@ async fn send_to(
                     .await
                     .map_err(|_| Error::ConnectionTimeout)?
                     .map_err(Error::Tls)?;
-            exchange(stream, request, &timeouts).await
+            exchange(stream, request, &timeouts, permit).await
         }
     }
 }
@@ -271,6 +286,7 @@ async fn exchange<S>(
     stream: S,
     mut request: http::Request<WasiBody>,
     timeouts: &Timeouts,
+    permit: tokio::sync::OwnedSemaphorePermit,
 ) -> Result<(http::Response<WasiBody>, IoFuture), Error>
 where
     S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
@@ -284,6 +300,7 @@ where
     // The connection runs on its own; its outcome is the guest's to read.
     let (ended_tx, ended) = tokio::sync::oneshot::channel();
     tokio::spawn(async move {
+        let _permit = permit;
         let _ = ended_tx.send(connection.await);
     });
     // On the wire the request line carries only the path (the Host header
@@ -614,6 +631,7 @@ mod tests {
             request("https://pinned.test/hello?x=1"),
             None,
             test_pki(),
+            permit(),
         )
         .await
         .unwrap();
@@ -632,6 +650,7 @@ mod tests {
                 request("https://pinned.test/"),
                 None,
                 roots,
+                permit(),
             )
             .await;
             assert!(
@@ -656,9 +675,31 @@ mod tests {
             request("http://pinned.test/x?y"),
             None,
             web_pki(),
+            permit(),
         )
         .await
         .unwrap();
         assert_eq!(body_text(response).await, "/x?y on pinned.test");
+    }
+
+    fn permit() -> tokio::sync::OwnedSemaphorePermit {
+        Arc::new(tokio::sync::Semaphore::new(1))
+            .try_acquire_owned()
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn an_instance_may_have_only_so_many_requests_open() {
+        let mut hooks = OutboundHooks::new(false, 1);
+        let idle = || -> IoFuture { Box::new(async { Ok(()) }) };
+        // The first request holds the only permit from the moment it is
+        // sent (it is never polled here: it stays open).
+        let first = hooks.send_request(request("http://127.0.0.1:1/"), None, idle());
+        let second = Pin::from(hooks.send_request(request("http://127.0.0.1:1/"), None, idle()));
+        assert!(matches!(second.await, Err(Error::ConnectionLimitReached)));
+        drop(first);
+        // Dropped unsent, the first gives its permit back.
+        let third = Pin::from(hooks.send_request(request("http://127.0.0.1:1/"), None, idle()));
+        assert!(matches!(third.await, Err(Error::HttpRequestDenied)));
     }
 }

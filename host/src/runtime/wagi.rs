@@ -8,13 +8,16 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use bytes::Bytes;
 use http::{HeaderName, HeaderValue, StatusCode};
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Full};
 use tokio::sync::OwnedSemaphorePermit;
 use wasmtime::{Engine, InstancePre, Linker, Module, Store, StoreLimits};
+use wasmtime_wasi::cli::AsyncStdinStream;
 use wasmtime_wasi::p1::WasiP1Ctx;
-use wasmtime_wasi::p2::pipe::{MemoryInputPipe, MemoryOutputPipe};
 use wasmtime_wasi::I32Exit;
 
+use super::admission::Slot;
+use super::body::{BodyReader, BodyVerdict};
+use super::buffer::{Budget, BudgetedOutput, OutputFault};
 use super::error::WebError;
 use super::limits::Limits;
 use super::sandbox;
@@ -35,6 +38,8 @@ impl sandbox::HasLimits for WagiState {
 pub struct WagiModule {
     pre: InstancePre<WagiState>,
     limits: Limits,
+    /// Where buffered stdout is counted, server-wide.
+    budget: Budget,
 }
 
 /// Facts about the request that CGI wants and the HTTP request lacks.
@@ -46,8 +51,9 @@ pub struct CgiContext {
 }
 
 impl WagiModule {
-    /// Links `module` against WASI preview 1.
-    pub fn new(engine: &Engine, module: &Module, limits: Limits) -> Result<Self> {
+    /// Links `module` against WASI preview 1; its output buffers draw on
+    /// `budget`.
+    pub fn new(engine: &Engine, module: &Module, limits: Limits, budget: Budget) -> Result<Self> {
         let mut linker = Linker::new(engine);
         wasmtime_wasi::p1::add_to_linker_async(&mut linker, |s: &mut WagiState| &mut s.wasi)
             .map_err(anyhow::Error::from)?;
@@ -58,50 +64,41 @@ impl WagiModule {
         if module.get_export("_start").is_none() {
             anyhow::bail!("a WAGI module must be a WASI command exporting `_start`");
         }
-        Ok(Self { pre, limits })
+        Ok(Self {
+            pre,
+            limits,
+            budget,
+        })
     }
 
-    /// Runs the module once for `req`.
+    /// Runs the module once for `req`, whose body is already guarded
+    /// (size limit, idle timeout) and reports faults to `verdict`.
+    ///
+    /// The body streams to the module's stdin as it arrives; nothing of it
+    /// is buffered beyond a chunk or two. The module's stdout is buffered
+    /// (the CGI headers must be parsed before anything is sent), under the
+    /// server-wide [`Budget`], until the response has been sent.
     pub async fn serve<B: super::RequestBody>(
         &self,
         req: hyper::Request<B>,
         cgi: &CgiContext,
         env: &ProcessEnv,
-        permit: OwnedSemaphorePermit,
+        slot: Slot,
+        verdict: &BodyVerdict,
     ) -> Result<hyper::Response<BoxBody>, WebError> {
-        let _permit = permit;
+        let _slot = slot;
         let deadline = Instant::now() + self.limits.request_timeout;
         let (parts, body) = req.into_parts();
-        let body = match tokio::time::timeout_at(
-            deadline.into(),
-            Limited::new(body, self.limits.max_wagi_input).collect(),
-        )
-        .await
-        {
-            Ok(Ok(body)) => body.to_bytes(),
-            Ok(Err(err)) if err.is::<http_body_util::LengthLimitError>() => {
-                return Err(WebError::BadRequest(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    format!(
-                        "request body larger than {} bytes",
-                        self.limits.max_wagi_input
-                    ),
-                ))
-            }
-            Ok(Err(err)) => {
-                return Err(WebError::BadRequest(
-                    StatusCode::BAD_REQUEST,
-                    format!("could not read request body: {err}"),
-                ))
-            }
-            Err(_) => return Err(WebError::Timeout),
-        };
+        let content_length = parts
+            .headers
+            .get(http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok()?.trim().parse::<u64>().ok());
 
-        let stdout = MemoryOutputPipe::new(self.limits.max_wagi_output);
+        let stdout = BudgetedOutput::new(self.budget.clone(), self.limits.max_wagi_output);
         let mut builder = env.wasi_ctx();
         builder
-            .envs(&cgi_variables(&parts, body.len(), cgi))
-            .stdin(MemoryInputPipe::new(body))
+            .envs(&cgi_variables(&parts, content_length, cgi))
+            .stdin(AsyncStdinStream::new(BodyReader::new(body)))
             .stdout(stdout.clone());
         let mut store = Store::new(
             self.pre.module().engine(),
@@ -119,12 +116,26 @@ impl WagiModule {
         };
         let outcome = tokio::time::timeout_at(deadline.into(), run).await;
         drop(store);
-        let output = stdout.contents();
-        if output.len() >= self.limits.max_wagi_output {
-            return Err(WebError::BadResponse(format!(
-                "CGI response larger than {} bytes",
-                self.limits.max_wagi_output
-            )));
+        // A body that failed (too large, stalled) decides the answer, whatever
+        // the module made of the read error it got.
+        if let Some(fault) = verdict.get() {
+            return Err(WebError::BadRequest(fault.status(), fault.to_string()));
+        }
+        let output = stdout.collect();
+        match output.fault {
+            Some(OutputFault::TooLarge(cap)) => {
+                return Err(WebError::BadResponse(format!(
+                    "CGI response larger than {cap} bytes"
+                )))
+            }
+            Some(OutputFault::BudgetExhausted) => {
+                return Err(WebError::Unavailable(
+                    "the server's memory budget for buffered responses is spent; \
+                     try again shortly"
+                        .into(),
+                ))
+            }
+            None => {}
         }
         match outcome {
             Err(_) => return Err(WebError::Timeout),
@@ -137,14 +148,17 @@ impl WagiModule {
                 None => return Err(WebError::from_guest(err)),
             },
         }
-        parse_cgi_response(output)
+        parse_cgi_response(output.bytes, output.reserved)
     }
 }
 
 /// The CGI/1.1 meta-variables (RFC 3875) plus WAGI's `X_*` extras.
+///
+/// `CONTENT_LENGTH` is the request's `Content-Length`; a chunked body has
+/// none, so the variable is absent and the module reads stdin to its end.
 fn cgi_variables(
     parts: &http::request::Parts,
-    content_length: usize,
+    content_length: Option<u64>,
     cgi: &CgiContext,
 ) -> Vec<(String, String)> {
     let path = parts.uri.path();
@@ -178,19 +192,17 @@ fn cgi_variables(
         ("PATH_TRANSLATED".into(), path.to_string()),
         ("QUERY_STRING".into(), query.to_string()),
         ("CONTENT_TYPE".into(), header(http::header::CONTENT_TYPE)),
-        ("CONTENT_LENGTH".into(), content_length.to_string()),
         ("REMOTE_ADDR".into(), cgi.remote.ip().to_string()),
         ("REMOTE_HOST".into(), cgi.remote.ip().to_string()),
         ("X_RAW_PATH_INFO".into(), path.to_string()),
         ("X_FULL_URL".into(), format!("http://{host}{}", parts.uri)),
         ("X_MATCHED_ROUTE".into(), "/...".into()),
     ];
+    if let Some(length) = content_length {
+        vars.push(("CONTENT_LENGTH".into(), length.to_string()));
+    }
     for (name, value) in &parts.headers {
-        // RFC 3875 4.1.18: these are already given above, or hold credentials.
-        if matches!(
-            name.as_str(),
-            "content-type" | "content-length" | "authorization"
-        ) {
+        if !passed_as_http_variable(name.as_str()) {
             continue;
         }
         let key = format!(
@@ -209,8 +221,29 @@ fn cgi_variables(
     vars
 }
 
-/// Parses CGI output: header lines, a blank line, then the body.
-fn parse_cgi_response(output: Bytes) -> Result<hyper::Response<BoxBody>, WebError> {
+/// Whether a request header becomes an `HTTP_*` variable.
+///
+/// * Not `Content-Type`/`Content-Length` (given above) nor `Authorization`
+///   (credentials; RFC 3875 4.1.18).
+/// * Not a name with `_`: `X_Forwarded_For` and `X-Forwarded-For` would
+///   both become `HTTP_X_FORWARDED_FOR`, letting a client forge the
+///   entries the router adds. nginx and Apache drop such headers too.
+/// * Not `Proxy` ("httpoxy"): as `HTTP_PROXY` it would tell HTTP clients in
+///   the module where to send their outbound requests.
+fn passed_as_http_variable(name: &str) -> bool {
+    !matches!(
+        name,
+        "content-type" | "content-length" | "authorization" | "proxy"
+    ) && !name.contains('_')
+}
+
+/// Parses CGI output: header lines, a blank line, then the body. The body
+/// keeps `reserved` (the output's share of the buffer budget) until it has
+/// been sent or dropped.
+fn parse_cgi_response(
+    output: Bytes,
+    reserved: Option<OwnedSemaphorePermit>,
+) -> Result<hyper::Response<BoxBody>, WebError> {
     let (head_len, body_start) = find_header_end(&output).ok_or_else(|| {
         WebError::BadResponse("no blank line after the CGI headers on stdout".into())
     })?;
@@ -251,7 +284,11 @@ fn parse_cgi_response(output: Bytes) -> Result<hyper::Response<BoxBody>, WebErro
         .status(status)
         .body(
             Full::new(body)
-                .map_err(|never| match never {})
+                .map_err(move |never| {
+                    // Owning the permit ties it to the body's life.
+                    let _held = &reserved;
+                    match never {}
+                })
                 .boxed_unsync(),
         )
         .map_err(|e| WebError::BadResponse(e.to_string()))
@@ -284,7 +321,7 @@ mod tests {
     async fn parses_status_headers_and_body() {
         let out =
             Bytes::from_static(b"Status: 201 Created\r\nContent-Type: text/plain\r\n\r\nhi\n");
-        let response = parse_cgi_response(out).unwrap();
+        let response = parse_cgi_response(out, None).unwrap();
         assert_eq!(response.status(), 201);
         assert_eq!(response.headers()["content-type"], "text/plain");
         assert_eq!(body_of(response).await, "hi\n");
@@ -292,13 +329,37 @@ mod tests {
 
     #[tokio::test]
     async fn location_without_status_redirects() {
-        let response = parse_cgi_response(Bytes::from_static(b"Location: /x\n\n")).unwrap();
+        let response = parse_cgi_response(Bytes::from_static(b"Location: /x\n\n"), None).unwrap();
         assert_eq!(response.status(), 302);
     }
 
     #[test]
+    fn underscored_and_proxy_headers_are_not_variables() {
+        let req = http::Request::builder()
+            .uri("/x")
+            .header("x-forwarded-for", "1.2.3.4, 127.0.0.1")
+            .header("x_forwarded_for", "6.6.6.6")
+            .header("proxy", "http://evil:8080")
+            .header("x-ok", "yes")
+            .body(())
+            .unwrap();
+        let (parts, ()) = req.into_parts();
+        let addr = "127.0.0.1:1".parse().unwrap();
+        let cgi = CgiContext {
+            remote: addr,
+            local: addr,
+        };
+        let vars = cgi_variables(&parts, None, &cgi);
+        let get = |k: &str| vars.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+        assert_eq!(get("HTTP_X_FORWARDED_FOR"), Some("1.2.3.4, 127.0.0.1"));
+        assert_eq!(get("HTTP_PROXY"), None);
+        assert_eq!(get("HTTP_X_OK"), Some("yes"));
+        assert_eq!(get("CONTENT_LENGTH"), None);
+    }
+
+    #[test]
     fn output_without_blank_line_is_rejected() {
-        let err = parse_cgi_response(Bytes::from_static(b"hello world")).unwrap_err();
+        let err = parse_cgi_response(Bytes::from_static(b"hello world"), None).unwrap_err();
         assert!(matches!(err, WebError::BadResponse(_)));
     }
 }

@@ -12,6 +12,8 @@ use std::time::{Duration, Instant, SystemTime};
 
 use arc_swap::ArcSwap;
 
+use super::admission::{Shares, Slot};
+use super::body::Guarded;
 use super::{
     Admission, BoxBody, CgiContext, HttpComponent, Limits, ProcessEnv, RequestBody, WagiModule,
     WebError,
@@ -93,17 +95,23 @@ pub struct WebProcess {
     last_request_ms: AtomicU64,
     created: Instant,
     events: OnceLock<EventSink>,
+    /// The app's share of the instance pool; a new release takes over the
+    /// one of the release it replaces ([`WebProcess::share_with`]).
+    app_share: ArcSwap<tokio::sync::Semaphore>,
+    /// The engine's instance pool.
+    pool: Arc<tokio::sync::Semaphore>,
 }
 
 impl WebProcess {
-    pub(super) fn new(code: WebCode, env: ProcessEnv, limits: Limits, replicas: usize) -> Self {
-        // One replica to start; the caller scales.
-        Self::with_code(Arc::new(code), env, limits, replicas)
-    }
-
-    fn with_code(code: Arc<WebCode>, env: ProcessEnv, limits: Limits, replicas: usize) -> Self {
+    pub(super) fn new(
+        code: WebCode,
+        env: ProcessEnv,
+        limits: Limits,
+        replicas: usize,
+        shares: Shares,
+    ) -> Self {
         let process = Self {
-            code,
+            code: Arc::new(code),
             env,
             limits,
             replicas: ArcSwap::from_pointee(Vec::new()),
@@ -114,6 +122,8 @@ impl WebProcess {
             last_request_ms: AtomicU64::new(0),
             created: Instant::now(),
             events: OnceLock::new(),
+            app_share: ArcSwap::new(shares.app),
+            pool: shares.pool,
         };
         process.set_replicas(replicas);
         process
@@ -138,6 +148,18 @@ impl WebProcess {
             crashes_in_a_row: AtomicU32::new(0),
             restarts,
         }
+    }
+
+    /// Counts this process's instances against `previous`'s share of the
+    /// pool: the app's releases share one, so a release that is still
+    /// draining and the one replacing it cannot hold twice the share.
+    pub fn share_with(&self, previous: &WebProcess) {
+        self.app_share.store(previous.app_share.load_full());
+    }
+
+    /// Instances the app may still start before it reaches its share.
+    pub fn share_available(&self) -> usize {
+        self.app_share.load().available_permits()
     }
 
     /// Where health events go (a replica replaced after crashing).
@@ -273,7 +295,9 @@ impl WebProcess {
     }
 
     /// Serves one request on the least busy replica: waits for one of its
-    /// slots, then runs a fresh instance.
+    /// slots, takes a place in the app's share and the pool (or is refused
+    /// at once), then runs a fresh instance. A declared body larger than
+    /// the limit is refused before any of that.
     pub async fn serve<B: RequestBody>(
         &self,
         req: hyper::Request<B>,
@@ -281,16 +305,33 @@ impl WebProcess {
     ) -> Result<hyper::Response<BoxBody>, WebError> {
         self.last_request_ms
             .store(self.created.elapsed().as_millis() as u64, Ordering::Relaxed);
+        let max_body = self.limits.max_request_body;
+        if declared_length(&req).is_some_and(|length| length > max_body) {
+            return Err(WebError::BadRequest(
+                http::StatusCode::PAYLOAD_TOO_LARGE,
+                format!("request body larger than {max_body} bytes"),
+            ));
+        }
         let replica = self
             .pick()
             .ok_or_else(|| WebError::Unavailable("no web processes running".into()))?;
         let asked = Instant::now();
         let permit = replica.admission.admit(self.limits.request_timeout).await?;
+        let shares = Shares {
+            app: self.app_share.load_full(),
+            pool: self.pool.clone(),
+        };
+        let slot = Slot::new(permit, shares.take()?);
         let connect = asked.elapsed();
         replica.served.fetch_add(1, Ordering::Relaxed);
+        let (req, verdict) = {
+            let (parts, body) = req.into_parts();
+            let (body, verdict) = Guarded::new(body, max_body, self.limits.body_timeout);
+            (hyper::Request::from_parts(parts, body), verdict)
+        };
         let served = match &*self.code {
-            WebCode::Component(c) => c.serve(req, &replica.env, permit).await,
-            WebCode::Wagi(w) => w.serve(req, cgi, &replica.env, permit).await,
+            WebCode::Component(c) => c.serve(req, &replica.env, slot, &verdict).await,
+            WebCode::Wagi(w) => w.serve(req, cgi, &replica.env, slot, &verdict).await,
         };
         // Every request has a fresh instance, so one trap cannot poison the
         // next; a replica that keeps trapping is still replaced, visibly,
@@ -311,4 +352,13 @@ impl WebProcess {
         });
         Ok(response)
     }
+}
+
+/// The body length a request announces: its `Content-Length`, or what its
+/// body knows of itself.
+fn declared_length<B: http_body::Body>(req: &hyper::Request<B>) -> Option<u64> {
+    req.headers()
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.trim().parse().ok())
+        .or_else(|| req.body().size_hint().exact())
 }

@@ -1,6 +1,7 @@
 //! End-to-end tests: the real `wpaas` binary, real guests, real HTTP.
 //! One test binary (modules below) to keep link time down.
 
+mod bodies;
 mod build_sandbox;
 mod components;
 mod control;
@@ -10,6 +11,7 @@ mod logs;
 mod metrics;
 mod processes;
 mod sandbox;
+mod shares;
 mod source;
 mod wagi;
 mod zero_downtime;
