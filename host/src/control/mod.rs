@@ -11,3 +11,4 @@ pub mod server;
 pub mod store;
 pub mod supervisor;
 pub mod token;
+mod upload;

@@ -31,6 +31,10 @@ pub struct ServerConfig {
     pub access_log: bool,
     /// The most bytes a deploy upload or a git push may send.
     pub max_upload: u64,
+    /// The most entries (files, directories, links) of one deploy upload.
+    pub max_upload_entries: u64,
+    /// The most bytes of files one build may output (its slug).
+    pub max_slug: u64,
 }
 
 /// Runs until `shutdown` resolves. `on_bound` gets the bound router and API
@@ -82,7 +86,9 @@ pub async fn run(
             router_addr.port(),
             logs.clone(),
         )
-        .with_max_upload(config.max_upload),
+        .with_max_upload(config.max_upload)
+        .with_max_upload_entries(config.max_upload_entries)
+        .with_max_slug(config.max_slug),
     );
     platform.restore().await?;
     let scaler = tokio::spawn(super::scaler::run(platform.clone()));

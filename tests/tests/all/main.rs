@@ -1,6 +1,7 @@
 //! End-to-end tests: the real `wpaas` binary, real guests, real HTTP.
 //! One test binary (modules below) to keep link time down.
 
+mod bounds;
 mod components;
 mod control;
 mod git;
