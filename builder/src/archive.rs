@@ -740,8 +740,8 @@ mod tests {
         let data = hostile(&entries);
         let parent = tempfile::tempdir().unwrap();
         let limits = |entries| UnpackLimits { bytes: MB, entries };
-        let err = unpack_limited(data.as_slice(), &parent.path().join("app"), limits(10))
-            .unwrap_err();
+        let err =
+            unpack_limited(data.as_slice(), &parent.path().join("app"), limits(10)).unwrap_err();
         assert!(
             matches!(err, ArchiveError::TooManyEntries { limit: 10 }),
             "{err}"

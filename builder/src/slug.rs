@@ -59,12 +59,10 @@ pub fn pack_slug_file(slug_dir: &Path, out: &Path, max_bytes: u64) -> Result<u64
         let gz = builder.into_inner().map_err(io_err("finishing the tar"))?;
         let mut writer = gz.finish().map_err(io_err("compressing"))?;
         writer.flush().map_err(io_err("writing the slug"))?;
-        let file = writer
-            .into_inner()
-            .map_err(|e| ArchiveError::Io {
-                context: "writing the slug".into(),
-                source: e.into_error(),
-            })?;
+        let file = writer.into_inner().map_err(|e| ArchiveError::Io {
+            context: "writing the slug".into(),
+            source: e.into_error(),
+        })?;
         file.sync_all().map_err(io_err("writing the slug"))?;
         Ok(file.metadata().map_err(io_err("writing the slug"))?.len())
     })();
@@ -125,7 +123,10 @@ mod tests {
         let out = tempfile::tempdir().unwrap();
         let file = out.path().join("slug.tar.gz");
         let err = pack_slug_file(a.path(), &file, 10).unwrap_err();
-        assert!(matches!(err, ArchiveError::SlugTooLarge { limit: 10, .. }), "{err}");
+        assert!(
+            matches!(err, ArchiveError::SlugTooLarge { limit: 10, .. }),
+            "{err}"
+        );
         assert!(!file.exists());
         let len = pack_slug_file(a.path(), &file, 1 << 20).unwrap();
         assert_eq!(std::fs::metadata(&file).unwrap().len(), len);

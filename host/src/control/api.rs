@@ -46,9 +46,7 @@ impl From<StoreError> for ApiError {
             E::InvalidAppName(_)
             | E::InvalidConfigKey(_)
             | E::InvalidDomain(_)
-            | E::ReservedDomain { .. } => {
-                StatusCode::UNPROCESSABLE_ENTITY
-            }
+            | E::ReservedDomain { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             E::AppExists(_) | E::DomainTaken { .. } | E::ReleaseFinished { .. } => {
                 StatusCode::CONFLICT
             }
@@ -963,10 +961,9 @@ async fn pack_slug(
     let max = platform.max_slug();
     let dir = slug_dir.to_path_buf();
     let file = packed.clone();
-    let size = tokio::task::spawn_blocking(move || {
-        wpaas_builder::slug::pack_slug_file(&dir, &file, max)
-    })
-    .await??;
+    let size =
+        tokio::task::spawn_blocking(move || wpaas_builder::slug::pack_slug_file(&dir, &file, max))
+            .await??;
     let (digest, pin) = super::store::off_worker(|| platform.adopt_slug(&packed))?;
     Ok((digest, size, pin))
 }

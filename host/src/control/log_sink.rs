@@ -227,7 +227,9 @@ mod tests {
         assert_eq!(got[CLIENT_LINES - 1], dropped_line(500));
         // "next" itself found no room after the count: one more dropped,
         // told before the outcome, which waits for room.
-        let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
         rt.block_on(sink.send_wait("done"));
         assert_eq!(rx.try_recv().unwrap(), dropped_line(1));
         assert_eq!(rx.try_recv().unwrap(), "done");

@@ -55,8 +55,13 @@ pub enum StoreError {
         "domain {domain:?} is already used by app {app:?}; remove it there first (wpaas domains:remove {domain} -a {app})"
     )]
     DomainTaken { domain: String, app: String },
-    #[error("domain {domain:?} cannot be added: {reason}; add a name you own, e.g. www.example.com")]
-    ReservedDomain { domain: String, reason: &'static str },
+    #[error(
+        "domain {domain:?} cannot be added: {reason}; add a name you own, e.g. www.example.com"
+    )]
+    ReservedDomain {
+        domain: String,
+        reason: &'static str,
+    },
     #[error("no such domain")]
     NoSuchDomain,
     #[error("invalid domain {0:?}: use letters, digits, dashes and dots (e.g. www.example.com)")]
@@ -368,7 +373,9 @@ pub fn normalize_domain(domain: &str) -> Result<String, StoreError> {
 /// last label of digits only: no top-level domain is numeric).
 pub fn reserved_domain(domain: &str) -> Option<&'static str> {
     if domain == "localhost" || domain.ends_with(".localhost") {
-        return Some("localhost and *.localhost are the router's own names (APP.localhost reaches app APP)");
+        return Some(
+            "localhost and *.localhost are the router's own names (APP.localhost reaches app APP)",
+        );
     }
     let last = domain.rsplit('.').next().unwrap_or(domain);
     if last.bytes().all(|c| c.is_ascii_digit()) {
@@ -1570,7 +1577,12 @@ mod tests {
         }
         assert!(s.app("attacker").unwrap().domains.is_empty());
         // Punycode, digits in labels, single labels are fine.
-        for name in ["xn--bcher-kva.example", "1.example.com", "intranet", "localhost.example.com"] {
+        for name in [
+            "xn--bcher-kva.example",
+            "1.example.com",
+            "intranet",
+            "localhost.example.com",
+        ] {
             s.add_domain("attacker", name).unwrap();
         }
     }

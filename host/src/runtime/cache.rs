@@ -236,7 +236,10 @@ impl CodeCache {
         let mut mac = HmacSha256::new_from_slice(&self.key).expect("HMAC takes any key length");
         // The name binds the code to its module and engine: a valid file
         // copied under another name does not verify.
-        let name = cwasm.file_name().map(|n| n.as_encoded_bytes()).unwrap_or_default();
+        let name = cwasm
+            .file_name()
+            .map(|n| n.as_encoded_bytes())
+            .unwrap_or_default();
         mac.update(b"wpaas compiled code\0");
         mac.update(&(name.len() as u64).to_le_bytes());
         mac.update(name);
@@ -506,11 +509,17 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let engine = Engine::default();
         let cache_dir = dir.path().join("compiled");
-        let (a, b) = (wat_file(dir.path(), "a.wat", 0), wat_file(dir.path(), "b.wat", 1));
+        let (a, b) = (
+            wat_file(dir.path(), "a.wat", 0),
+            wat_file(dir.path(), "b.wat", 1),
+        );
         let cache = CodeCache::new(&cache_dir, &engine).unwrap();
         cache.load(&engine, &a).unwrap();
         cache.load(&engine, &b).unwrap();
-        let (entry_a, entry_b) = (cache.path_for_file(&a).unwrap(), cache.path_for_file(&b).unwrap());
+        let (entry_a, entry_b) = (
+            cache.path_for_file(&a).unwrap(),
+            cache.path_for_file(&b).unwrap(),
+        );
         // b's code and MAC, as a's file: valid bytes, wrong name.
         std::fs::copy(&entry_b, &entry_a).unwrap();
         let cache = CodeCache::new(&cache_dir, &engine).unwrap();

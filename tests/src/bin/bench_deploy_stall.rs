@@ -49,7 +49,13 @@ fn main() -> Result<()> {
     let size = format!("{}M", args.mib * 2 + 64);
     let server = Server::start_with(
         home.path(),
-        &["--max-upload", &size, "--max-slug", &size, "--no-access-log"],
+        &[
+            "--max-upload",
+            &size,
+            "--max-slug",
+            &size,
+            "--no-access-log",
+        ],
     )?;
     let probe = tempfile::tempdir()?;
     std::fs::copy(example("hello"), probe.path().join("hello.wasm"))?;

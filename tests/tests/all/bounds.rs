@@ -91,7 +91,10 @@ fn custom_domains_cannot_take_another_apps_traffic() {
     let out = server.cli(src.path(), &["domains", "-a", "attacker", "--json"]);
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "[]");
     // The victim keeps its traffic, by its name and its own domain.
-    let out = server.cli(src.path(), &["domains:add", "www.victim.test", "-a", "victim"]);
+    let out = server.cli(
+        src.path(),
+        &["domains:add", "www.victim.test", "-a", "victim"],
+    );
     assert!(out.status.success(), "{}", text(&out));
     for host in ["victim.localhost", "VICTIM.localhost", "www.victim.test"] {
         let response = wpaas_tests::client()
@@ -204,7 +207,10 @@ fn apps_destroy_leaves_nothing_of_the_app() {
     }
     assert!(during.len() > before.len() + 3, "{during:#?}");
 
-    let out = server.cli(doomed.path(), &["apps:destroy", "-a", "doomed", "--confirm", "doomed"]);
+    let out = server.cli(
+        doomed.path(),
+        &["apps:destroy", "-a", "doomed", "--confirm", "doomed"],
+    );
     assert!(out.status.success(), "{}", text(&out));
     eventually(Duration::from_secs(10), || {
         let after = files(home.path());
@@ -299,7 +305,11 @@ fn uploads_and_slugs_are_capped_and_a_refusal_changes_nothing() {
     // An existing app: refused, no build, no release.
     let out = server.cli(crowd.path(), &["deploy", "-a", "keep"]);
     assert!(!out.status.success());
-    assert!(text(&out).contains("more than 50 entries"), "{}", text(&out));
+    assert!(
+        text(&out).contains("more than 50 entries"),
+        "{}",
+        text(&out)
+    );
     assert_eq!(releases("keep"), before);
     assert_eq!(slugs(home.path()), slugs_before);
     let uploads = home.path().join("tmp/uploads");
@@ -310,11 +320,18 @@ fn uploads_and_slugs_are_capped_and_a_refusal_changes_nothing() {
 
     // A build whose output is over --max-slug fails with why.
     let big = app_source("hello");
-    std::fs::write(big.path().join("data.bin"), wpaas_tests::incompressible(300 << 10)).unwrap();
+    std::fs::write(
+        big.path().join("data.bin"),
+        wpaas_tests::incompressible(300 << 10),
+    )
+    .unwrap();
     let out = server.cli(big.path(), &["deploy", "-a", "keep"]);
     let said = text(&out);
     assert!(!out.status.success(), "{said}");
-    assert!(said.contains("more than this server's slug limit"), "{said}");
+    assert!(
+        said.contains("more than this server's slug limit"),
+        "{said}"
+    );
     assert_eq!(server.get("keep", "/").status(), 200);
     assert_eq!(slugs(home.path()), slugs_before);
 }
