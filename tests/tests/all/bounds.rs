@@ -159,6 +159,20 @@ fn tampered_compiled_code_is_rejected_and_compiled_again() {
     );
 }
 
+/// A git request for `app`, which makes its repository.
+fn git_request(server: &Server, app: &str) {
+    let token = std::fs::read_to_string(server.home.join("token")).unwrap();
+    let refs = wpaas_tests::client()
+        .get(format!(
+            "http://{}/git/{app}.git/info/refs?service=git-receive-pack",
+            server.api
+        ))
+        .basic_auth("wpaas", Some(token.trim()))
+        .send()
+        .unwrap();
+    assert_eq!(refs.status(), 200);
+}
+
 #[test]
 fn apps_destroy_leaves_nothing_of_the_app() {
     let home = tempfile::tempdir().unwrap();
@@ -166,6 +180,8 @@ fn apps_destroy_leaves_nothing_of_the_app() {
     // Another app, deployed before: what it has stays.
     let keep = app_source("hello");
     deploy(&server, keep.path(), "keep");
+    // `git/` (shared by every app's repository) exists before.
+    git_request(&server, "keep");
     let before = files(home.path());
 
     // The doomed app shares hello.wasm with `keep` and has a module of
@@ -183,16 +199,7 @@ fn apps_destroy_leaves_nothing_of_the_app() {
     assert!(out.status.success(), "{}", text(&out));
     assert_eq!(server.get("doomed", "/").status(), 200);
     // Its git repository (made on the first git request).
-    let token = std::fs::read_to_string(home.path().join("token")).unwrap();
-    let refs = wpaas_tests::client()
-        .get(format!(
-            "http://{}/git/doomed.git/info/refs?service=git-receive-pack",
-            server.api
-        ))
-        .basic_auth("wpaas", Some(token.trim()))
-        .send()
-        .unwrap();
-    assert_eq!(refs.status(), 200);
+    git_request(&server, "doomed");
     let during = files(home.path());
     for made in [
         "git/doomed.git",
