@@ -8,9 +8,10 @@
 //! the same way, at their paths below its root.
 //!
 //! [`unpack`] accepts only regular files, directories and links that stay
-//! inside the destination, counts the uncompressed bytes as it reads, and
-//! builds the tree in a temporary directory next to the destination that is
-//! renamed into place only when everything succeeded.
+//! inside the destination, counts the uncompressed bytes and the entries as
+//! it reads (at most [`DEFAULT_MAX_ENTRIES`] unless [`unpack_limited`] says
+//! otherwise), and builds the tree in a temporary directory next to the
+//! destination that is renamed into place only when everything succeeded.
 
 use std::cell::Cell;
 use std::ffi::OsString;
@@ -76,6 +77,20 @@ pub enum ArchiveError {
         /// The limit in bytes.
         limit: u64,
     },
+    /// More entries (files, directories, links) than allowed.
+    #[error("the upload holds more than {limit} entries (files, directories and links); leave dependencies and build output out with .wpaasignore")]
+    TooManyEntries {
+        /// The limit.
+        limit: u64,
+    },
+    /// A build's output over the slug size limit.
+    #[error("the build output is {}, more than this server's slug limit of {} (wpaas server --max-slug); keep build artifacts and data out of the slug", human(*.size), human(*.limit))]
+    SlugTooLarge {
+        /// Bytes of the output's files.
+        size: u64,
+        /// The limit in bytes.
+        limit: u64,
+    },
     /// The destination already exists with content.
     #[error("{0} already exists and is not empty")]
     DestinationExists(PathBuf),
@@ -90,6 +105,15 @@ pub enum ArchiveError {
         /// The underlying error.
         source: io::Error,
     },
+}
+
+/// `1.5 MiB`, `200 KiB`: a size for messages.
+fn human(bytes: u64) -> String {
+    match bytes {
+        b if b >= 1 << 20 => format!("{:.1} MiB", b as f64 / (1 << 20) as f64),
+        b if b >= 1 << 10 => format!("{:.0} KiB", b as f64 / (1 << 10) as f64),
+        b => format!("{b} bytes"),
+    }
 }
 
 fn io_err(context: impl Into<String>) -> impl FnOnce(io::Error) -> ArchiveError {
@@ -108,6 +132,18 @@ pub struct UnpackStats {
     pub links: u64,
     /// Uncompressed bytes read (headers included).
     pub bytes: u64,
+}
+
+/// The most entries [`unpack`] accepts in one archive.
+pub const DEFAULT_MAX_ENTRIES: u64 = 100_000;
+
+/// What [`unpack_limited`] reads at most.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UnpackLimits {
+    /// Uncompressed bytes (tar headers included).
+    pub bytes: u64,
+    /// Entries of any kind, `./` included.
+    pub entries: u64,
 }
 
 /// Packs `dir` as a deterministic tar.gz, honouring `.gitignore` and
@@ -229,8 +265,8 @@ fn normalised_header() -> Header {
 }
 
 /// Appends `paths` (relative to `dir`) as [`tar_paths`] describes.
-fn append_paths(
-    builder: &mut tar::Builder<Vec<u8>>,
+pub(crate) fn append_paths<W: Write>(
+    builder: &mut tar::Builder<W>,
     dir: &Path,
     paths: &[PathBuf],
 ) -> Result<(), ArchiveError> {
@@ -319,8 +355,23 @@ impl<R: BufRead> Read for Limited<R> {
 
 /// Unpacks the tar.gz read from `reader` into `dest` (which must not exist,
 /// or be an empty directory), refusing anything unsafe; at most `max_bytes`
-/// of uncompressed data are read. On error nothing is left behind.
+/// of uncompressed data and [`DEFAULT_MAX_ENTRIES`] entries are read. On
+/// error nothing is left behind.
 pub fn unpack(reader: impl Read, dest: &Path, max_bytes: u64) -> Result<UnpackStats, ArchiveError> {
+    let limits = UnpackLimits {
+        bytes: max_bytes,
+        entries: DEFAULT_MAX_ENTRIES,
+    };
+    unpack_limited(reader, dest, limits)
+}
+
+/// [`unpack`] with both limits given.
+pub fn unpack_limited(
+    reader: impl Read,
+    dest: &Path,
+    limits: UnpackLimits,
+) -> Result<UnpackStats, ArchiveError> {
+    let max_bytes = limits.bytes;
     if let Ok(mut entries) = fs::read_dir(dest) {
         if entries.next().is_some() {
             return Err(ArchiveError::DestinationExists(dest.to_path_buf()));
@@ -350,7 +401,7 @@ pub fn unpack(reader: impl Read, dest: &Path, max_bytes: u64) -> Result<UnpackSt
         limit: max_bytes,
         state: state.clone(),
     };
-    let mut stats = extract(decoder, tmp.path(), max_bytes, &state)?;
+    let mut stats = extract(decoder, tmp.path(), limits, &state)?;
     // Drain the end-of-archive padding so truncated gzip is noticed.
     stats.bytes = state.bytes.get();
 
@@ -369,9 +420,10 @@ pub fn unpack(reader: impl Read, dest: &Path, max_bytes: u64) -> Result<UnpackSt
 fn extract<R: Read>(
     reader: R,
     root: &Path,
-    max_bytes: u64,
+    limits: UnpackLimits,
     state: &ReadState,
 ) -> Result<UnpackStats, ArchiveError> {
+    let max_bytes = limits.bytes;
     let stream_error = |e: io::Error| {
         if state.too_large.get() {
             ArchiveError::TooLarge { limit: max_bytes }
@@ -385,8 +437,15 @@ fn extract<R: Read>(
     let mut stats = UnpackStats::default();
     let mut declared: u64 = 0;
     let mut symlinks: Vec<(PathBuf, String, String)> = Vec::new();
+    let mut entries: u64 = 0;
     for entry in archive.entries().map_err(stream_error)? {
         let mut entry = entry.map_err(stream_error)?;
+        entries += 1;
+        if entries > limits.entries {
+            return Err(ArchiveError::TooManyEntries {
+                limit: limits.entries,
+            });
+        }
         declared = declared.saturating_add(entry.header().entry_size().unwrap_or(0));
         if declared > max_bytes {
             return Err(ArchiveError::TooLarge { limit: max_bytes });
@@ -669,6 +728,28 @@ mod tests {
         let left: Vec<_> = fs::read_dir(parent.path()).unwrap().collect();
         assert!(left.is_empty(), "left behind: {left:?}");
         (err, parent)
+    }
+
+    #[test]
+    fn too_many_entries_are_refused_and_nothing_is_left() {
+        let names: Vec<String> = (0..11).map(|n| format!("f{n}")).collect();
+        let entries: Vec<(&str, EntryType, &str, &[u8])> = names
+            .iter()
+            .map(|n| (n.as_str(), EntryType::Regular, "", &b"x"[..]))
+            .collect();
+        let data = hostile(&entries);
+        let parent = tempfile::tempdir().unwrap();
+        let limits = |entries| UnpackLimits { bytes: MB, entries };
+        let err =
+            unpack_limited(data.as_slice(), &parent.path().join("app"), limits(10)).unwrap_err();
+        assert!(
+            matches!(err, ArchiveError::TooManyEntries { limit: 10 }),
+            "{err}"
+        );
+        assert_eq!(fs::read_dir(parent.path()).unwrap().count(), 0);
+        let stats =
+            unpack_limited(data.as_slice(), &parent.path().join("app"), limits(11)).unwrap();
+        assert_eq!(stats.files, 11);
     }
 
     #[test]

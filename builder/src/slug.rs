@@ -3,8 +3,12 @@
 //! tar of its tree (paths sorted, mtimes and owners zeroed, modes reduced to
 //! 0644/0755), so the same files always give the same digest.
 
+use std::fs;
+use std::io::{BufWriter, Write};
 use std::path::Path;
 
+use flate2::write::GzEncoder;
+use flate2::Compression;
 use sha2::{Digest, Sha256};
 
 use crate::archive::{self, ArchiveError};
@@ -21,6 +25,51 @@ pub fn pack_slug(slug_dir: &Path) -> Result<(String, Vec<u8>), ArchiveError> {
     let tar = deterministic_tar(slug_dir)?;
     let digest = hex::encode(Sha256::digest(&tar));
     Ok((digest, archive::gzip(&tar)?))
+}
+
+/// Packs the slug as [`pack_slug`] does, streaming the tar.gz into the file
+/// `out` instead of memory; fails with [`ArchiveError::SlugTooLarge`],
+/// writing nothing, when its files hold more than `max_bytes`. Returns the
+/// size of the tar.gz.
+pub fn pack_slug_file(slug_dir: &Path, out: &Path, max_bytes: u64) -> Result<u64, ArchiveError> {
+    let io_err = |context: &str| {
+        let context = context.to_string();
+        move |source| ArchiveError::Io { context, source }
+    };
+    let paths = archive::all_paths(slug_dir)?;
+    let mut size = 0u64;
+    for path in &paths {
+        let meta = fs::symlink_metadata(slug_dir.join(path))
+            .map_err(io_err(&format!("reading {}", path.display())))?;
+        if meta.is_file() {
+            size = size.saturating_add(meta.len());
+        }
+    }
+    if size > max_bytes {
+        return Err(ArchiveError::SlugTooLarge {
+            size,
+            limit: max_bytes,
+        });
+    }
+    let file = fs::File::create(out).map_err(io_err(&format!("creating {}", out.display())))?;
+    let written = (|| {
+        let gz = GzEncoder::new(BufWriter::new(file), Compression::default());
+        let mut builder = tar::Builder::new(gz);
+        archive::append_paths(&mut builder, slug_dir, &paths)?;
+        let gz = builder.into_inner().map_err(io_err("finishing the tar"))?;
+        let mut writer = gz.finish().map_err(io_err("compressing"))?;
+        writer.flush().map_err(io_err("writing the slug"))?;
+        let file = writer.into_inner().map_err(|e| ArchiveError::Io {
+            context: "writing the slug".into(),
+            source: e.into_error(),
+        })?;
+        file.sync_all().map_err(io_err("writing the slug"))?;
+        Ok(file.metadata().map_err(io_err("writing the slug"))?.len())
+    })();
+    if written.is_err() {
+        let _ = fs::remove_file(out);
+    }
+    written
 }
 
 fn deterministic_tar(slug_dir: &Path) -> Result<Vec<u8>, ArchiveError> {
@@ -65,6 +114,25 @@ mod tests {
 
         fs::write(b.path().join("public/index.html"), "<h1>ho</h1>").unwrap();
         assert_ne!(d, digest(b.path()).unwrap());
+    }
+
+    #[test]
+    fn a_slug_file_is_capped_and_unpacks_like_the_packed_one() {
+        let a = tempfile::tempdir().unwrap();
+        make(a.path());
+        let out = tempfile::tempdir().unwrap();
+        let file = out.path().join("slug.tar.gz");
+        let err = pack_slug_file(a.path(), &file, 10).unwrap_err();
+        assert!(
+            matches!(err, ArchiveError::SlugTooLarge { limit: 10, .. }),
+            "{err}"
+        );
+        assert!(!file.exists());
+        let len = pack_slug_file(a.path(), &file, 1 << 20).unwrap();
+        assert_eq!(std::fs::metadata(&file).unwrap().len(), len);
+        let dest = out.path().join("slug");
+        archive::unpack(std::fs::File::open(&file).unwrap(), &dest, 1 << 20).unwrap();
+        assert_eq!(digest(&dest).unwrap(), digest(a.path()).unwrap());
     }
 
     #[test]

@@ -37,12 +37,6 @@ impl Deploy {
             }
         };
         let api = self.target.api.client()?;
-        // Like Dokku: deploying to a new name creates the app.
-        match api.call(Method::POST, "/apps", Some(json!({ "name": app }))) {
-            Ok(_) => eprintln!("Creating {app}... done"),
-            Err(err) if err.to_string().contains("already exists") => {}
-            Err(err) => return Err(err),
-        }
         // Path dependencies outside DIR (like examples/hello's ../../sdk)
         // are uploaded with it; the server builds DIR inside that tree.
         let upload = wpaas_builder::source::Upload::plan(&self.dir)
@@ -56,8 +50,27 @@ impl Deploy {
         let tarball = upload
             .pack()
             .with_context(|| format!("could not pack {}", self.dir.display()))?;
+        // Like Dokku: deploying to a new name creates the app.
+        let created = match api.call(Method::POST, "/apps", Some(json!({ "name": app }))) {
+            Ok(_) => {
+                eprintln!("Creating {app}... done");
+                true
+            }
+            Err(err) if err.to_string().contains("already exists") => false,
+            Err(err) => return Err(err),
+        };
         eprintln!("Uploading source ({} KiB)...", tarball.len() / 1024);
-        let response = api.upload(&format!("/apps/{app}/deploy"), tarball)?;
+        let response = match api.upload(&format!("/apps/{app}/deploy"), tarball) {
+            Ok(response) => response,
+            Err(err) => {
+                // Refused before any build (too large, too many files, not
+                // a tar.gz): the app made for it goes too.
+                if created {
+                    let _ = api.call(Method::DELETE, &format!("/apps/{app}"), None);
+                }
+                return Err(err);
+            }
+        };
         let result = crate::client::read_result_stream(response, |line| println!("{line}"))?;
         match result {
             Some(r) if r.get("release").is_some() => Ok(()),

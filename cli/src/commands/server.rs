@@ -38,6 +38,13 @@ pub struct Server {
     /// read the API token and every app's config. Development only.
     #[arg(long)]
     unsandboxed_builds: bool,
+    /// The most files, directories and links one deploy upload may hold.
+    #[arg(long, default_value_t = wpaas_host::control::platform::DEFAULT_MAX_UPLOAD_ENTRIES)]
+    max_upload_entries: u64,
+    /// The most bytes of files one build may output (its slug,
+    /// uncompressed; e.g. 512M, 1G). A larger output fails the build.
+    #[arg(long, default_value = "512M", value_parser = wpaas_host::runtime::limits::parse_size)]
+    max_slug: usize,
 }
 
 impl Server {
@@ -64,6 +71,8 @@ impl Server {
                     },
                     unsandboxed: self.unsandboxed_builds,
                 },
+                max_upload_entries: self.max_upload_entries,
+                max_slug: self.max_slug as u64,
             },
             |router, api| {
                 // Tests and scripts read these lines for the bound ports.

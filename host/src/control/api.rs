@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::sync::Arc;
 
+use anyhow::Context as _;
 use bytes::Bytes;
 use http::{Method, StatusCode};
 use http_body_util::{BodyExt, Full, Limited, StreamBody};
@@ -33,7 +34,7 @@ pub const MAX_UNPACKED: u64 = 1 << 30;
 pub struct ApiError(StatusCode, String);
 
 impl ApiError {
-    fn new(status: StatusCode, message: impl Into<String>) -> Self {
+    pub(super) fn new(status: StatusCode, message: impl Into<String>) -> Self {
         Self(status, message.into())
     }
 }
@@ -42,9 +43,10 @@ impl From<StoreError> for ApiError {
     fn from(err: StoreError) -> Self {
         use StoreError as E;
         let status = match &err {
-            E::InvalidAppName(_) | E::InvalidConfigKey(_) | E::InvalidDomain(_) => {
-                StatusCode::UNPROCESSABLE_ENTITY
-            }
+            E::InvalidAppName(_)
+            | E::InvalidConfigKey(_)
+            | E::InvalidDomain(_)
+            | E::ReservedDomain { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             E::AppExists(_) | E::DomainTaken { .. } | E::ReleaseFinished { .. } => {
                 StatusCode::CONFLICT
             }
@@ -148,8 +150,7 @@ async fn route(platform: Arc<Platform>, req: hyper::Request<Incoming>) -> ApiRes
         }
         (Method::DELETE, ["apps", app]) => {
             let _guard = platform.lock(app).await;
-            store.destroy_app(app)?;
-            platform.app_destroyed(app);
+            platform.destroy(app).await?;
             json_ok(&json!({ "destroyed": app }))
         }
         (Method::GET, ["apps", app, "config"]) => {
@@ -222,6 +223,19 @@ async fn route(platform: Arc<Platform>, req: hyper::Request<Incoming>) -> ApiRes
                 None => previous_version(store, &app, current.version)?,
             };
             let target = store.release(&app, target)?;
+            let _pin = match &target.slug {
+                Some(slug) => Some(platform.pin_stored_slug(slug).ok_or_else(|| {
+                    ApiError::new(
+                        StatusCode::CONFLICT,
+                        format!(
+                            "v{} of {app} cannot be rolled back to: its slug was removed (wpaas keeps the slugs of each app's last {} releases); deploy that code again",
+                            target.version,
+                            super::platform::KEEP_RELEASE_SLUGS
+                        ),
+                    )
+                })?),
+                None => None,
+            };
             let log = LogSink::discard();
             let description = format!("Rollback to v{}", target.version);
             let release = platform
@@ -370,7 +384,11 @@ async fn route(platform: Arc<Platform>, req: hyper::Request<Incoming>) -> ApiRes
                     format!("{app} has no build {id}; see `wpaas builds -a {app}`"),
                 )
             })?;
-            let log = std::fs::read_to_string(store.build_log_path(&build.id)?).unwrap_or_default();
+            let path = store.build_log_path(&build.id)?;
+            let log = tokio::task::spawn_blocking(move || std::fs::read_to_string(path))
+                .await
+                .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
+                .unwrap_or_default();
             let output: String = log
                 .lines()
                 .filter(|line| !line.starts_with(RESULT_PREFIX))
@@ -403,14 +421,16 @@ fn run_stream(
     command: Arc<crate::runtime::WasiCommand>,
     env: crate::runtime::ProcessEnv,
 ) -> hyper::Response<BoxBody> {
-    let (tx, lines) = tokio::sync::mpsc::unbounded_channel::<String>();
+    // Bounded: a client reading slowly loses lines (and is told how many),
+    // the process never waits for it.
+    let (tx, lines) = super::log_sink::ClientLines::channel();
     // Held by the sinks: once only we hold it, every output line is out.
     let in_use = Arc::new(());
     let sink = |fd: u8| -> crate::runtime::output::LineSink {
         let (tx, in_use) = (tx.clone(), in_use.clone());
         Arc::new(move |line: &str| {
             let _in_use = &in_use;
-            let _ = tx.send(format!("{fd} {line}"));
+            tx.offer(format!("{fd} {line}"));
         })
     };
     let stdio = crate::runtime::Stdio {
@@ -438,15 +458,13 @@ fn run_stream(
             tokio::time::sleep(std::time::Duration::from_millis(1)).await;
         }
         let result = json!({ "exit": exit.code(), "process": process, "status": exit.to_string() });
-        let _ = tx.send(format!("{RESULT_PREFIX}{result}"));
+        tx.send_wait(format!("{RESULT_PREFIX}{result}")).await;
     });
     line_stream(lines)
 }
 
 /// A streaming text response of `lines`, one per line.
-fn line_stream(
-    mut lines: tokio::sync::mpsc::UnboundedReceiver<String>,
-) -> hyper::Response<BoxBody> {
+fn line_stream(mut lines: tokio::sync::mpsc::Receiver<String>) -> hyper::Response<BoxBody> {
     let stream = futures::stream::poll_fn(move |cx| {
         lines
             .poll_recv(cx)
@@ -736,25 +754,7 @@ fn parse_version(text: &str) -> Result<u32, ApiError> {
 async fn deploy(platform: Arc<Platform>, app: String, req: hyper::Request<Incoming>) -> ApiResult {
     platform.store().app(&app)?;
     let commit = commit_param(req.uri().query())?;
-    let limit = platform.max_upload();
-    let body = match Limited::new(req.into_body(), limit as usize).collect().await {
-        Ok(body) => body.to_bytes(),
-        Err(err) if err.is::<http_body_util::LengthLimitError>() => {
-            return Err(ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                format!(
-                    "the upload is larger than this server's limit of {} (wpaas server --max-upload); leave build output and data out with .wpaasignore",
-                    super::platform::human_size(limit)
-                ),
-            ))
-        }
-        Err(err) => {
-            return Err(ApiError::new(
-                StatusCode::BAD_REQUEST,
-                format!("could not read upload: {err}"),
-            ))
-        }
-    };
+    let body = super::upload::receive(&platform, req.into_body()).await?;
     let (log, lines) = LogSink::channel();
     let build_log = platform.logs().sink(&app, "build");
     let log = log.with_app_log(Arc::new(move |line: &str| {
@@ -763,18 +763,20 @@ async fn deploy(platform: Arc<Platform>, app: String, req: hyper::Request<Incomi
         }
     }));
     tokio::spawn(async move {
-        let result = deploy_steps(&platform, &app, body, commit, &log).await;
+        let result = deploy_steps(&platform, &app, body.path().to_path_buf(), commit, &log).await;
+        body.remove().await;
         let last = match result {
             Ok((version, url)) => {
-                log.send(format!("-----> Released v{version}: {url}"));
+                log.send_wait(format!("-----> Released v{version}: {url}"))
+                    .await;
                 json!({ "release": version, "url": url })
             }
             Err(err) => {
-                log.send(format!(" !     {err:#}"));
+                log.send_wait(format!(" !     {err:#}")).await;
                 json!({ "error": format!("{err:#}") })
             }
         };
-        log.send(format!("{RESULT_PREFIX}{last}"));
+        log.send_wait(format!("{RESULT_PREFIX}{last}")).await;
     });
     Ok(line_stream(lines))
 }
@@ -833,6 +835,9 @@ async fn release_built(
         anyhow::bail!("build {} has no slug to release", built.id);
     };
     let short = &commit[..7];
+    let _pin = platform
+        .pin_stored_slug(slug)
+        .ok_or_else(|| anyhow::anyhow!("the slug of build {} was removed", built.id))?;
     log.send(format!(
         "-----> Commit {short} was built before (build {}); releasing its slug without rebuilding",
         built.id
@@ -856,7 +861,7 @@ async fn release_built(
 async fn deploy_steps(
     platform: &Platform,
     app: &str,
-    tarball: Bytes,
+    upload: std::path::PathBuf,
     commit: Option<String>,
     log: &LogSink,
 ) -> anyhow::Result<(u32, String)> {
@@ -881,9 +886,15 @@ async fn deploy_steps(
         // A platform-wide cap on concurrent builds; the rest wait here.
         let slot = platform.builds().slot(log).await;
         let sandbox = platform.builds().sandbox()?;
-        let _ = std::fs::remove_dir_all(&source);
-        wpaas_builder::archive::unpack(std::io::Cursor::new(tarball), &source, MAX_UNPACKED)
-            .map_err(|e| anyhow::anyhow!("bad upload: {e}"))?;
+        // Unpacked as it arrived (upload.rs); moved to the build's place.
+        let (from, to) = (upload.clone(), source.clone());
+        tokio::task::spawn_blocking(move || {
+            let _ = std::fs::remove_dir_all(&to);
+            std::fs::create_dir_all(to.parent().expect("build dirs have a parent"))?;
+            std::fs::rename(from, to)
+        })
+        .await?
+        .context("could not move the upload into place")?;
         let request = wpaas_builder::buildpack::BuildRequest {
             source_dir: source.clone(),
             slug_dir: slug_dir.clone(),
@@ -901,13 +912,11 @@ async fn deploy_steps(
         })
         .await??;
         drop(slot);
-        let (_, packed) = wpaas_builder::slug::pack_slug(&slug_dir)?;
-        // The store names slugs by the digest of the stored file.
-        let digest = store.put_slug(&packed)?;
-        log.send(format!(
-            "-----> Compressing... done, {} KiB",
-            packed.len() / 1024
-        ));
+        // Packed into a file and moved into the store, on a blocking
+        // thread; pinned until it is released. The store names slugs by
+        // the digest of the stored file.
+        let (digest, packed, _pin) = pack_slug(platform, &slug_dir).await?;
+        log.send(format!("-----> Compressing... done, {} KiB", packed / 1024));
         let process_types: Vec<(String, String)> = output
             .procfile
             .types
@@ -931,8 +940,7 @@ async fn deploy_steps(
         anyhow::Ok((release.version, digest))
     }
     .await;
-    let _ = std::fs::remove_dir_all(&source);
-    let _ = std::fs::remove_dir_all(&slug_dir);
+    remove_dirs(vec![source, slug_dir]).await;
     let outcome = match &result {
         Ok((version, digest)) => Ok(super::store::BuildOutput {
             slug: Some(digest.clone()),
@@ -946,6 +954,33 @@ async fn deploy_steps(
         .build_finished(app, build_started.elapsed(), result.is_ok());
     let (version, _) = result?;
     Ok((version, platform.app_url(app)))
+}
+
+/// Packs the build's output into the store (see [`deploy_steps`]):
+/// digest, size of the tar.gz, pin.
+async fn pack_slug(
+    platform: &Platform,
+    slug_dir: &std::path::Path,
+) -> anyhow::Result<(String, u64, super::platform::SlugPin)> {
+    let packed = slug_dir.with_extension("tar.gz");
+    let max = platform.max_slug();
+    let dir = slug_dir.to_path_buf();
+    let file = packed.clone();
+    let size =
+        tokio::task::spawn_blocking(move || wpaas_builder::slug::pack_slug_file(&dir, &file, max))
+            .await??;
+    let (digest, pin) = super::store::off_worker(|| platform.adopt_slug(&packed))?;
+    Ok((digest, size, pin))
+}
+
+/// Removes build directories on a blocking thread.
+async fn remove_dirs(dirs: Vec<std::path::PathBuf>) {
+    let _ = tokio::task::spawn_blocking(move || {
+        for dir in dirs {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    })
+    .await;
 }
 
 async fn read_json<T: serde::de::DeserializeOwned>(

@@ -151,7 +151,7 @@ impl GitHttp {
             // Made aside and renamed into place, so a half-made repository
             // is never served.
             let parent = repo.parent().context("repository path has no parent")?;
-            std::fs::create_dir_all(parent)?;
+            tokio::fs::create_dir_all(parent).await?;
             let tmp = parent.join(format!(
                 ".tmp-{}",
                 super::token::random_hex(8).context("random name")?
@@ -164,24 +164,26 @@ impl GitHttp {
                 .await
                 .context("could not run git; is git installed on the server?")?;
             if !output.status.success() {
-                let _ = std::fs::remove_dir_all(&tmp);
+                let _ = tokio::fs::remove_dir_all(&tmp).await;
                 bail!(
                     "git init failed: {}",
                     String::from_utf8_lossy(&output.stderr).trim()
                 );
             }
-            std::fs::rename(&tmp, repo)
+            tokio::fs::rename(&tmp, repo)
+                .await
                 .with_context(|| format!("could not create {}", repo.display()))?;
         }
         let hook = repo.join("hooks/pre-receive");
         let script = hook_script(&self.exe);
-        if std::fs::read_to_string(&hook).ok().as_deref() != Some(script.as_str()) {
+        // tokio::fs: off the async workers, like everything on disk here.
+        if tokio::fs::read_to_string(&hook).await.ok().as_deref() != Some(script.as_str()) {
             use std::os::unix::fs::PermissionsExt;
             let tmp = hook.with_extension("tmp");
-            std::fs::create_dir_all(repo.join("hooks"))?;
-            std::fs::write(&tmp, &script)?;
-            std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o755))?;
-            std::fs::rename(&tmp, &hook)?;
+            tokio::fs::create_dir_all(repo.join("hooks")).await?;
+            tokio::fs::write(&tmp, &script).await?;
+            tokio::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o755)).await?;
+            tokio::fs::rename(&tmp, &hook).await?;
         }
         Ok(())
     }

@@ -12,3 +12,4 @@ pub mod server;
 pub mod store;
 pub mod supervisor;
 pub mod token;
+mod upload;

@@ -5,7 +5,7 @@
 //! routing entry), then record it as succeeded — which moves the current
 //! pointer — or as failed, leaving the old release serving.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -49,7 +49,47 @@ pub struct Platform {
     max_upload: u64,
     /// Build slots and the build sandbox.
     builds: Arc<super::builds::Builds>,
+    /// The most entries an upload may hold.
+    max_upload_entries: u64,
+    /// The most bytes of files a build may output.
+    max_slug: u64,
+    /// Slugs about to be released (count of holders), which slug garbage
+    /// collection leaves alone.
+    slug_pins: Arc<Mutex<BTreeMap<String, usize>>>,
+    /// Held while slugs are collected, and while a slug is stored or looked
+    /// up and pinned: a collection never sees a slug unpinned in between.
+    slug_gc: Arc<Mutex<()>>,
 }
+
+/// Keeps a slug from garbage collection while it is held.
+pub struct SlugPin {
+    digest: String,
+    pins: Arc<Mutex<BTreeMap<String, usize>>>,
+}
+
+impl Drop for SlugPin {
+    fn drop(&mut self) {
+        let mut pins = self.pins.lock().expect("slug pins");
+        if let Some(n) = pins.get_mut(&self.digest) {
+            *n -= 1;
+            if *n == 0 {
+                pins.remove(&self.digest);
+            }
+        }
+    }
+}
+
+/// Slugs kept per app: those of its newest releases (and its current one).
+/// A rollback to an older release fails with a message saying so.
+pub const KEEP_RELEASE_SLUGS: usize = 10;
+
+/// The most entries (files, directories, links) of one upload unless
+/// `wpaas server --max-upload-entries` says otherwise.
+pub const DEFAULT_MAX_UPLOAD_ENTRIES: u64 = wpaas_builder::archive::DEFAULT_MAX_ENTRIES;
+
+/// The largest build output (the slug's files, uncompressed) unless
+/// `wpaas server --max-slug` says otherwise.
+pub const DEFAULT_MAX_SLUG: u64 = 512 << 20;
 
 /// The largest deploy upload or git push unless `wpaas server --max-upload`
 /// says otherwise.
@@ -88,6 +128,10 @@ impl Platform {
             app_locks: Mutex::default(),
             max_upload: DEFAULT_MAX_UPLOAD,
             builds: Arc::default(),
+            max_upload_entries: DEFAULT_MAX_UPLOAD_ENTRIES,
+            max_slug: DEFAULT_MAX_SLUG,
+            slug_pins: Arc::default(),
+            slug_gc: Arc::default(),
         }
     }
 
@@ -100,6 +144,122 @@ impl Platform {
     /// Build slots and the build sandbox.
     pub fn builds(&self) -> &super::builds::Builds {
         &self.builds
+    }
+
+    /// Caps the entries of one upload (default [`DEFAULT_MAX_UPLOAD_ENTRIES`]).
+    pub fn with_max_upload_entries(mut self, entries: u64) -> Self {
+        self.max_upload_entries = entries;
+        self
+    }
+
+    /// The most entries an upload may hold.
+    pub fn max_upload_entries(&self) -> u64 {
+        self.max_upload_entries
+    }
+
+    /// Caps a build's output (default [`DEFAULT_MAX_SLUG`]).
+    pub fn with_max_slug(mut self, bytes: u64) -> Self {
+        self.max_slug = bytes;
+        self
+    }
+
+    /// The most bytes of files a build may output.
+    pub fn max_slug(&self) -> u64 {
+        self.max_slug
+    }
+
+    /// Stores the packed slug in `file` (moved into the store) and pins it
+    /// until the returned pin is dropped. Blocking: call it off the async
+    /// workers.
+    pub fn adopt_slug(&self, file: &Path) -> Result<(String, SlugPin)> {
+        let _gc = self.slug_gc.lock().expect("slug gc");
+        let digest = self.store.adopt_slug_file(file)?;
+        let pin = self.pin(&digest);
+        Ok((digest, pin))
+    }
+
+    /// Pins a stored slug; `None` if it is not stored (any more).
+    pub fn pin_stored_slug(&self, digest: &str) -> Option<SlugPin> {
+        let _gc = self.slug_gc.lock().expect("slug gc");
+        self.store.slug_path(digest)?;
+        Some(self.pin(digest))
+    }
+
+    fn pin(&self, digest: &str) -> SlugPin {
+        *self
+            .slug_pins
+            .lock()
+            .expect("slug pins")
+            .entry(digest.to_string())
+            .or_default() += 1;
+        SlugPin {
+            digest: digest.to_string(),
+            pins: self.slug_pins.clone(),
+        }
+    }
+
+    /// Deletes the slugs no app keeps (see [`KEEP_RELEASE_SLUGS`]), on a
+    /// blocking thread; returns their digests.
+    pub async fn collect_slugs(&self) -> Result<Vec<String>> {
+        let (store, pins, gc) = (
+            self.store.clone(),
+            self.slug_pins.clone(),
+            self.slug_gc.clone(),
+        );
+        let removed = tokio::task::spawn_blocking(move || {
+            let _gc = gc.lock().expect("slug gc");
+            let pinned = pins.lock().expect("slug pins").keys().cloned().collect();
+            store.remove_unused_slugs(KEEP_RELEASE_SLUGS, &pinned)
+        })
+        .await
+        .map_err(|e| anyhow!("slug collection panicked: {e}"))??;
+        if !removed.is_empty() {
+            tracing::info!("removed {} unused slugs", removed.len());
+        }
+        Ok(removed)
+    }
+
+    /// `apps:destroy`: stops the app and removes everything of it in
+    /// WPAAS_HOME — records, domains, build logs, build cache, git
+    /// repository, log file, its slugs and the compiled code of its modules
+    /// that no other app's kept slugs use. Caller holds the app's lock.
+    pub async fn destroy(&self, app: &str) -> Result<()> {
+        let slugs: BTreeSet<String> = self
+            .store
+            .releases(app)?
+            .into_iter()
+            .filter_map(|r| r.slug)
+            .collect();
+        self.store.destroy_app(app)?;
+        self.app_destroyed(app);
+        // Its compiled code: modules in its unpacked slugs, less those in
+        // the slugs other apps keep. (Unpacked slugs are the ones that ran.)
+        let unpacked = self.store.home().join("slugs/unpacked");
+        let kept = {
+            let store = self.store.clone();
+            tokio::task::spawn_blocking(move || store.slugs_in_use(KEEP_RELEASE_SLUGS))
+                .await
+                .map_err(|e| anyhow!("{e}"))??
+        };
+        let runtime = self.runtime.clone();
+        tokio::task::spawn_blocking(move || {
+            let cache = runtime.cache();
+            let modules = |digests: Vec<&String>| -> BTreeSet<PathBuf> {
+                digests
+                    .into_iter()
+                    .flat_map(|d| module_files(&unpacked.join(d)))
+                    .filter_map(|file| cache.path_for_file(&file))
+                    .collect()
+            };
+            let others = modules(kept.iter().collect());
+            let ours = modules(slugs.iter().filter(|d| !kept.contains(*d)).collect());
+            let unused: Vec<PathBuf> = ours.difference(&others).cloned().collect();
+            cache.remove(&unused);
+        })
+        .await
+        .map_err(|e| anyhow!("{e}"))?;
+        self.collect_slugs().await?;
+        Ok(())
     }
 
     /// Caps deploy uploads and git pushes at `bytes` (default
@@ -153,6 +313,9 @@ impl Platform {
 
     /// Brings every app back to its current release (server start).
     pub async fn restore(&self) -> Result<()> {
+        // Uploads a crash interrupted.
+        let uploads = super::upload::uploads_dir(self.store.home());
+        let _ = tokio::task::spawn_blocking(move || std::fs::remove_dir_all(uploads)).await;
         for app in self.store.apps()? {
             self.note_autoscale(&app);
             self.table.set_app(AppRoute {
@@ -160,6 +323,11 @@ impl Platform {
                 web: None,
             });
             for domain in &app.domains {
+                // Added before such names were refused: never routed.
+                if let Some(reason) = super::store::reserved_domain(domain) {
+                    tracing::warn!(app = %app.name, "not routing domain {domain}: {reason}; remove it with `wpaas domains:remove {domain} -a {}`", app.name);
+                    continue;
+                }
                 self.table.add_domain(domain, &app.name);
             }
             let Some(release) = self.store.current_release(&app.name)? else {
@@ -240,6 +408,9 @@ impl Platform {
         };
         self.logs.push(app, "api", &said);
         outcome?;
+        if let Err(err) = self.collect_slugs().await {
+            tracing::warn!(app, "could not remove unused slugs: {err:#}");
+        }
         Ok(release)
     }
 
@@ -625,18 +796,26 @@ impl Platform {
         Some(route.web.as_ref()?.status())
     }
 
-    /// The slug's files, unpacked once per digest.
+    /// The slug's files, unpacked once per digest (off the async workers).
     fn unpacked_slug(&self, digest: &str) -> Result<PathBuf> {
+        super::store::off_worker(|| self.unpack_slug(digest))
+    }
+
+    fn unpack_slug(&self, digest: &str) -> Result<PathBuf> {
         let dir = self.store.home().join("slugs/unpacked").join(digest);
         if dir.is_dir() {
             return Ok(dir);
         }
-        let tarball = self
-            .store
-            .slug_path(digest)
-            .ok_or_else(|| anyhow!("slug {digest} is missing from the store"))?;
+        let tarball = self.store.slug_path(digest).ok_or_else(|| {
+            anyhow!("slug {digest} is no longer stored (wpaas keeps the slugs of each app's last {KEEP_RELEASE_SLUGS} releases); deploy the code again")
+        })?;
         let file = std::fs::File::open(&tarball)?;
-        wpaas_builder::archive::unpack(file, &dir, u64::MAX)
+        // The server packed it: no entry cap beyond the slug's own size cap.
+        let limits = wpaas_builder::archive::UnpackLimits {
+            bytes: u64::MAX,
+            entries: u64::MAX,
+        };
+        wpaas_builder::archive::unpack_limited(file, &dir, limits)
             .with_context(|| format!("could not unpack slug {digest}"))?;
         Ok(dir)
     }
@@ -739,6 +918,23 @@ async fn health_check(web: &WebProcess, app: &str, path: &str, timeout: Duration
         }
         Ok(Ok(_)) => Ok(()),
     }
+}
+
+/// The WebAssembly files of an unpacked slug (`.wasm`, `.wat`, anything
+/// starting with the wasm magic is checked by the cache itself).
+fn module_files(dir: &Path) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            match entry.file_type() {
+                Ok(t) if t.is_dir() => stack.push(entry.path()),
+                Ok(t) if t.is_file() => found.push(entry.path()),
+                _ => {}
+            }
+        }
+    }
+    found
 }
 
 /// Where an app's source is unpacked for a build.

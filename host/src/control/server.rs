@@ -33,6 +33,10 @@ pub struct ServerConfig {
     pub max_upload: u64,
     /// Concurrent builds and the build sandbox.
     pub builds: super::builds::BuildConfig,
+    /// The most entries (files, directories, links) of one deploy upload.
+    pub max_upload_entries: u64,
+    /// The most bytes of files one build may output (its slug).
+    pub max_slug: u64,
 }
 
 /// Runs until `shutdown` resolves. `on_bound` gets the bound router and API
@@ -85,7 +89,9 @@ pub async fn run(
             logs.clone(),
         )
         .with_max_upload(config.max_upload)
-        .with_builds(super::builds::Builds::new(&config.builds)),
+        .with_builds(super::builds::Builds::new(&config.builds))
+        .with_max_upload_entries(config.max_upload_entries)
+        .with_max_slug(config.max_slug),
     );
     platform.restore().await?;
     let scaler = tokio::spawn(super::scaler::run(platform.clone()));

@@ -3,6 +3,7 @@
 //! ```text
 //! db/                      sled: apps, releases, builds, domains, counters
 //! slugs/<sha256>.tar.gz    content-addressed slugs (shared between apps and releases)
+//! slugs/unpacked/<sha256>/ a slug's files, unpacked once for the processes that run it
 //! builds/<id>.log          build output
 //! cache/build/<app>/       per-app build cache (cargo target dir, custom buildpack cache)
 //! git/<app>.git/           bare repository per app, pushed to with `git push`
@@ -20,7 +21,7 @@
 //! and must not call back into the store.
 
 use std::cell::RefCell;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
@@ -50,8 +51,17 @@ pub enum StoreError {
     ReleaseFinished { app: String, version: u32 },
     #[error("no such build: {0:?}")]
     NoSuchBuild(String),
-    #[error("domain {domain:?} is already used by app {app:?}")]
+    #[error(
+        "domain {domain:?} is already used by app {app:?}; remove it there first (wpaas domains:remove {domain} -a {app})"
+    )]
     DomainTaken { domain: String, app: String },
+    #[error(
+        "domain {domain:?} cannot be added: {reason}; add a name you own, e.g. www.example.com"
+    )]
+    ReservedDomain {
+        domain: String,
+        reason: &'static str,
+    },
     #[error("no such domain")]
     NoSuchDomain,
     #[error("invalid domain {0:?}: use letters, digits, dashes and dots (e.g. www.example.com)")]
@@ -333,7 +343,8 @@ pub fn validate_config_key(key: &str) -> Result<(), StoreError> {
 
 /// Lower-cases a domain (dropping one trailing dot) and checks it is a host name:
 /// dot-separated labels of 1-63 letters, digits and dashes, not starting or ending
-/// with a dash, at most 253 characters.
+/// with a dash, at most 253 characters. (Internationalised names are given in
+/// punycode, `xn--…`.)
 pub fn normalize_domain(domain: &str) -> Result<String, StoreError> {
     let d = domain.trim().to_ascii_lowercase();
     let d = d.strip_suffix('.').unwrap_or(&d).to_string();
@@ -355,6 +366,24 @@ pub fn normalize_domain(domain: &str) -> Result<String, StoreError> {
     }
 }
 
+/// Why a (normalized) domain cannot be an app's custom domain, if it cannot:
+/// the router's own names (`localhost` and every `*.localhost`, which it
+/// derives as `APP.localhost` for each app — a custom domain is looked up
+/// first, so it would take another app's traffic) and IP addresses (a
+/// last label of digits only: no top-level domain is numeric).
+pub fn reserved_domain(domain: &str) -> Option<&'static str> {
+    if domain == "localhost" || domain.ends_with(".localhost") {
+        return Some(
+            "localhost and *.localhost are the router's own names (APP.localhost reaches app APP)",
+        );
+    }
+    let last = domain.rsplit('.').next().unwrap_or(domain);
+    if last.bytes().all(|c| c.is_ascii_digit()) {
+        return Some("IP addresses are not domains");
+    }
+    None
+}
+
 fn is_digest(s: &str) -> bool {
     s.len() == 64 && s.bytes().all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f'))
 }
@@ -369,6 +398,21 @@ fn is_build_id(s: &str) -> bool {
 /// Current time, RFC 3339 UTC with seconds precision.
 pub fn now_rfc3339() -> String {
     humantime::format_rfc3339_seconds(SystemTime::now()).to_string()
+}
+
+/// Runs blocking `f` (an fsync, a tree removal) without holding up an
+/// async worker: on a multi-thread runtime's worker it is run in place
+/// while the worker's other tasks move to another thread; anywhere else
+/// (a blocking thread, a plain thread, a current-thread runtime) it just
+/// runs.
+pub fn off_worker<T>(f: impl FnOnce() -> T) -> T {
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    match Handle::try_current() {
+        Ok(handle) if handle.runtime_flavor() == RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(f)
+        }
+        _ => f(),
+    }
 }
 
 // ---------------------------------------------------------------------------
@@ -478,9 +522,9 @@ impl Store {
         &self.home
     }
 
-    /// Makes every write so far durable.
+    /// Makes every write so far durable (an fsync: off the async workers).
     pub fn flush(&self) -> Result<(), StoreError> {
-        self.db.flush()?;
+        off_worker(|| self.db.flush())?;
         Ok(())
     }
 
@@ -551,8 +595,9 @@ impl Store {
         Ok(app)
     }
 
-    /// Removes the app with its releases, builds (records, logs) and domains, and its
-    /// build cache. Slugs stay: they are content-addressed and may be shared.
+    /// Removes the app with its releases, builds (records, logs) and domains, its
+    /// build cache and git repository. Slugs stay: they are content-addressed and may
+    /// be shared; [`Store::remove_unused_slugs`] removes those nothing keeps.
     pub fn destroy_app(&self, name: &str) -> Result<(), StoreError> {
         let build_ids = (
             &self.apps,
@@ -587,22 +632,28 @@ impl Store {
             })?;
         self.flush()?;
         // Best effort: files are not part of the record.
-        for id in build_ids {
-            let _ = fs::remove_file(self.home.join("builds").join(format!("{id}.log")));
-        }
-        let _ = fs::remove_dir_all(self.home.join("cache/build").join(name));
-        // A re-created app starts with an empty repository, so pushing the
-        // same commits again deploys them.
-        let _ = fs::remove_dir_all(self.home.join("git").join(format!("{name}.git")));
+        off_worker(|| {
+            for id in build_ids {
+                let _ = fs::remove_file(self.home.join("builds").join(format!("{id}.log")));
+            }
+            let _ = fs::remove_dir_all(self.home.join("cache/build").join(name));
+            // A re-created app starts with an empty repository, so pushing the
+            // same commits again deploys them.
+            let _ = fs::remove_dir_all(self.home.join("git").join(format!("{name}.git")));
+        });
         Ok(())
     }
 
     // ----- domains ---------------------------------------------------------
 
     /// Adds a custom domain (lower-cased). Domains are globally unique; adding one the
-    /// app already has is a no-op. Returns the updated app.
+    /// app already has is a no-op; [`reserved_domain`]s are refused. Returns the
+    /// updated app.
     pub fn add_domain(&self, app: &str, domain: &str) -> Result<App, StoreError> {
         let domain = normalize_domain(domain)?;
+        if let Some(reason) = reserved_domain(&domain) {
+            return Err(StoreError::ReservedDomain { domain, reason });
+        }
         let updated = (&self.apps, &self.domains).transaction(|(apps, domains)| {
             let mut a = tx_app(apps, app)?;
             if let Some(owner) = domains.get(domain.as_bytes())? {
@@ -1063,6 +1114,90 @@ impl Store {
         Ok(digest)
     }
 
+    /// Stores the slug in file `src` by content, moving it (same file system:
+    /// `src` is under `home`); returns its digest. Like [`Store::put_slug`].
+    pub fn adopt_slug_file(&self, src: &Path) -> Result<String, StoreError> {
+        let digest = (|| -> io::Result<String> {
+            let mut input = fs::File::open(src)?;
+            let mut hasher = Sha256::new();
+            io::copy(&mut input, &mut hasher)?;
+            input.sync_all()?;
+            let digest = hex::encode(hasher.finalize());
+            let dest = self.slug_file(&digest);
+            if dest.exists() {
+                fs::remove_file(src)?;
+            } else {
+                fs::rename(src, &dest)?;
+            }
+            Ok(digest)
+        })();
+        if digest.is_err() {
+            let _ = fs::remove_file(src);
+        }
+        let digest = digest?;
+        self.sync_slug_dir();
+        Ok(digest)
+    }
+
+    /// The slugs that stay: for every app, those of its newest `keep` releases
+    /// (whatever their status) and of its current release.
+    pub fn slugs_in_use(&self, keep: usize) -> Result<BTreeSet<String>, StoreError> {
+        let mut newest: BTreeMap<String, Vec<(u32, Option<String>)>> = BTreeMap::new();
+        for kv in self.releases.iter() {
+            let (_, v) = kv?;
+            let r: Release = decode("release", &v)?;
+            newest.entry(r.app).or_default().push((r.version, r.slug));
+        }
+        let mut in_use = BTreeSet::new();
+        for app in self.apps()? {
+            let mut releases = newest.remove(&app.name).unwrap_or_default();
+            releases.sort_by_key(|(version, _)| std::cmp::Reverse(*version));
+            let current = releases.iter().find(|(v, _)| Some(*v) == app.current);
+            let kept = releases.iter().take(keep).chain(current);
+            in_use.extend(kept.filter_map(|(_, slug)| slug.clone()));
+        }
+        Ok(in_use)
+    }
+
+    /// Deletes every stored slug (tarball and unpacked files) that is neither in
+    /// [`Store::slugs_in_use`]`(keep)` nor in `pinned` (slugs about to be
+    /// released). Returns the digests removed.
+    pub fn remove_unused_slugs(
+        &self,
+        keep: usize,
+        pinned: &BTreeSet<String>,
+    ) -> Result<Vec<String>, StoreError> {
+        let in_use = self.slugs_in_use(keep)?;
+        let slugs = self.home.join("slugs");
+        let unpacked = slugs.join("unpacked");
+        let mut stored = BTreeSet::new();
+        for entry in fs::read_dir(&slugs)?.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if let Some(digest) = name.strip_suffix(".tar.gz").filter(|d| is_digest(d)) {
+                stored.insert(digest.to_string());
+            }
+        }
+        for entry in fs::read_dir(&unpacked).into_iter().flatten().flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if is_digest(&name) {
+                stored.insert(name);
+            }
+        }
+        let mut removed = Vec::new();
+        for digest in stored {
+            if in_use.contains(&digest) || pinned.contains(&digest) {
+                continue;
+            }
+            let _ = fs::remove_file(self.slug_file(&digest));
+            let _ = fs::remove_dir_all(unpacked.join(&digest));
+            removed.push(digest);
+        }
+        if !removed.is_empty() {
+            self.sync_slug_dir();
+        }
+        Ok(removed)
+    }
+
     /// Path of a stored slug, `None` if the digest is malformed or not stored.
     pub fn slug_path(&self, digest: &str) -> Option<PathBuf> {
         if !is_digest(digest) {
@@ -1408,6 +1543,48 @@ mod tests {
             s.domain_owner("www.example.com").unwrap().as_deref(),
             Some("two")
         );
+    }
+
+    #[test]
+    fn router_names_and_addresses_are_not_domains() {
+        let (_d, s) = store();
+        s.create_app("attacker").unwrap();
+        for name in [
+            "victim.localhost",
+            "VICTIM.localhost.",
+            "web.victim.localhost",
+            "localhost",
+            "127.0.0.1",
+            "10.0.0.1.",
+            "1",
+        ] {
+            assert!(
+                matches!(
+                    s.add_domain("attacker", name),
+                    Err(StoreError::ReservedDomain { .. })
+                ),
+                "{name}"
+            );
+        }
+        for name in ["::1", "[::1]", "under_score.com", "a..b", &"x".repeat(64)] {
+            assert!(
+                matches!(
+                    s.add_domain("attacker", name),
+                    Err(StoreError::InvalidDomain(_))
+                ),
+                "{name}"
+            );
+        }
+        assert!(s.app("attacker").unwrap().domains.is_empty());
+        // Punycode, digits in labels, single labels are fine.
+        for name in [
+            "xn--bcher-kva.example",
+            "1.example.com",
+            "intranet",
+            "localhost.example.com",
+        ] {
+            s.add_domain("attacker", name).unwrap();
+        }
     }
 
     #[test]

@@ -3,6 +3,7 @@
 
 mod bodies;
 mod build_sandbox;
+mod bounds;
 mod components;
 mod control;
 mod git;
