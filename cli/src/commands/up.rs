@@ -6,6 +6,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
+
+use super::edge::EdgeArgs;
+use wpaas_host::edge;
 use wpaas_host::logs::TerminalAccessLog;
 use wpaas_host::router::{self, AppRoute, RouteTable, Router, ServeOptions};
 use wpaas_host::runtime::limits::{parse_duration, parse_size};
@@ -60,6 +63,10 @@ pub struct Up {
     /// method=GET path="/" … status=200`) on stderr.
     #[arg(long)]
     no_access_log: bool,
+
+    // The edges: connection caps and timeouts.
+    #[command(flatten)]
+    edge: EdgeArgs,
 }
 
 impl Up {
@@ -120,6 +127,10 @@ impl Up {
         }
         let router = Arc::new(router);
 
+        let limits = self
+            .edge
+            .limits()
+            .fit_open_files(edge::raise_open_files_limit(), 1);
         let rt = tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()?;
@@ -140,7 +151,11 @@ impl Up {
                 listener,
                 router,
                 super::shutdown_signal(),
-                ServeOptions { grace: self.grace },
+                ServeOptions {
+                    grace: self.grace,
+                    limits,
+                    tls: None,
+                },
             )
             .await?;
             eprintln!("Stopped.");

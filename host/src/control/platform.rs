@@ -47,6 +47,8 @@ pub struct Platform {
     app_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     /// The most bytes a deploy upload or a git push may send.
     max_upload: u64,
+    /// "https" when the router serves TLS, else "http".
+    router_scheme: &'static str,
 }
 
 /// The largest deploy upload or git push unless `wpaas server --max-upload`
@@ -85,7 +87,14 @@ impl Platform {
             autoscale_specs: Mutex::default(),
             app_locks: Mutex::default(),
             max_upload: DEFAULT_MAX_UPLOAD,
+            router_scheme: "http",
         }
+    }
+
+    /// The router serves HTTPS: app URLs say so.
+    pub fn with_https_router(mut self) -> Self {
+        self.router_scheme = "https";
+        self
     }
 
     /// Caps deploy uploads and git pushes at `bytes` (default
@@ -120,9 +129,12 @@ impl Platform {
         &self.runtime
     }
 
-    /// `http://APP.localhost:PORT`.
+    /// `http://APP.localhost:PORT` (https when the router serves TLS).
     pub fn app_url(&self, app: &str) -> String {
-        format!("http://{app}.localhost:{}", self.router_port)
+        format!(
+            "{}://{app}.localhost:{}",
+            self.router_scheme, self.router_port
+        )
     }
 
     /// Serialises changes to `app`.

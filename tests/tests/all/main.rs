@@ -3,6 +3,7 @@
 
 mod components;
 mod control;
+mod edges;
 mod git;
 mod lifecycle;
 mod logs;
@@ -10,5 +11,6 @@ mod metrics;
 mod processes;
 mod sandbox;
 mod source;
+mod tls;
 mod wagi;
 mod zero_downtime;
