@@ -135,9 +135,7 @@ impl Up {
             .enable_all()
             .build()?;
         rt.block_on(async move {
-            let listener = tokio::net::TcpListener::bind(self.listen)
-                .await
-                .with_context(|| {
+            let listener = edge::bind(self.listen).with_context(|| {
                     format!(
                         "could not listen on {}; is another server using it? Try --listen 127.0.0.1:0",
                         self.listen

@@ -78,13 +78,13 @@ pub async fn run(
     )?);
     let table = Arc::new(RouteTable::new());
 
-    let router_listener = TcpListener::bind(config.listen).await.with_context(|| {
+    let router_listener = edge::bind(config.listen).with_context(|| {
         format!(
             "could not listen on {} (router); try --listen 127.0.0.1:0",
             config.listen
         )
     })?;
-    let api_listener = TcpListener::bind(config.api).await.with_context(|| {
+    let api_listener = edge::bind(config.api).with_context(|| {
         format!(
             "could not listen on {} (API); try --api 127.0.0.1:0",
             config.api

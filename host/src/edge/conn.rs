@@ -51,15 +51,18 @@ pub(crate) enum Verdict {
     WriteStalled,
     /// Nothing happened for the idle timeout: close politely.
     Idle,
-    /// The listener is full and this was its longest-quiet connection.
+    /// The listener is full and this was its longest-quiet connection:
+    /// close at once.
     Evicted,
 }
 
 impl Verdict {
-    /// Whether to stop serving at once rather than let hyper finish the
-    /// exchange (a quiet connection has none, so both end at once there).
+    /// Whether to drop the connection at once rather than ask hyper to
+    /// close it. hyper closes only a connection between two requests at
+    /// once; one still receiving a request head (which an evicted one may
+    /// be) it would keep until the head completes.
     pub(crate) fn abrupt(self) -> bool {
-        matches!(self, Verdict::HeaderTimeout | Verdict::WriteStalled)
+        !matches!(self, Verdict::Idle)
     }
 }
 
@@ -127,10 +130,12 @@ impl Activity {
     }
 
     /// Since when it has been quiet (no request in flight, no write
-    /// waiting), or `None` while busy.
+    /// waiting), or `None` while busy or already evicted (it closes within
+    /// microseconds, but is counted until then).
     pub(crate) fn quiet_since(&self) -> Option<Instant> {
         if self.in_flight.load(Ordering::SeqCst) > 0
             || self.write_blocked_since.load(Ordering::SeqCst) != NONE
+            || self.evict.load(Ordering::SeqCst)
         {
             return None;
         }
@@ -379,6 +384,7 @@ mod tests {
         assert_eq!(activity.deadline(&limits()).map(|d| d.1), Some(Verdict::Idle));
         assert!(activity.quiet_since().is_some());
         activity.read_some(b"GET / HT", false);
+        assert!(activity.quiet_since().is_some(), "a head in progress is quiet");
         assert_eq!(
             activity.deadline(&limits()).map(|d| d.1),
             Some(Verdict::HeaderTimeout)
@@ -395,6 +401,8 @@ mod tests {
         drop(activity.request_started());
         activity.read_some(b"\x00\x00\x08\x06", false);
         assert_eq!(activity.deadline(&limits()).map(|d| d.1), Some(Verdict::Idle));
+        activity.evict();
+        assert!(activity.quiet_since().is_none(), "evicted once only");
         assert!(is_h2_preface_start(b"PRI"));
         assert!(!is_h2_preface_start(b"GET / HTTP/1.1"));
         assert!(!is_h2_preface_start(b""));

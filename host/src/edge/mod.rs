@@ -79,6 +79,25 @@ impl Limits {
     }
 }
 
+/// Connections the kernel may hold for a listener before it accepts them
+/// (the kernel caps it at net.core.somaxconn). The standard library's 128
+/// fills within milliseconds when a full listener makes new clients wait,
+/// and the clients behind it then wait a second or more for a SYN resend.
+const BACKLOG: u32 = 4096;
+
+/// Binds a listener with a deep backlog (and SO_REUSEADDR, so a restarted
+/// server gets its port back while old connections linger in TIME_WAIT).
+pub fn bind(addr: std::net::SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(BACKLOG)
+}
+
 /// Raises the soft open-files limit (RLIMIT_NOFILE) to the hard limit, as
 /// servers that hold many sockets do, and returns the limit now in force.
 pub fn raise_open_files_limit() -> u64 {
