@@ -172,6 +172,11 @@ pub fn certificate_failure(err: &(dyn std::error::Error + 'static)) -> Option<St
                 return Some(tls.to_string());
             }
         }
+        // Some layers wrap the TLS error in a string of their own.
+        let text = err.to_string();
+        if let Some(at) = text.find("invalid peer certificate") {
+            return Some(text[at..].to_string());
+        }
         next = err.source();
     }
     None
