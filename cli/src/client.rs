@@ -47,7 +47,11 @@ impl Api {
             .unwrap_or_else(|| "http://127.0.0.1:7070".into());
         let saved = saved.filter(|c| c.api == base);
         let ca = ca
-            .or_else(|| std::env::var_os("WPAAS_CA").filter(|s| !s.is_empty()).map(PathBuf::from))
+            .or_else(|| {
+                std::env::var_os("WPAAS_CA")
+                    .filter(|s| !s.is_empty())
+                    .map(PathBuf::from)
+            })
             .or_else(|| saved.as_ref().and_then(|c| c.ca.clone()));
         let token = match std::env::var("WPAAS_TOKEN").ok().filter(|s| !s.is_empty()) {
             Some(token) => token,

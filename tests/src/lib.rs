@@ -283,7 +283,10 @@ impl Server {
     pub fn start_with_open_files(home: &Path, open_files: u32, args: &[&str]) -> Result<Self> {
         let mut command = Command::new("bash");
         command
-            .args(["-c", &format!("ulimit -n {open_files} && exec \"$0\" \"$@\"")])
+            .args([
+                "-c",
+                &format!("ulimit -n {open_files} && exec \"$0\" \"$@\""),
+            ])
             .arg(wpaas_bin())
             .arg("server");
         Self::spawn(home, command, args)

@@ -97,7 +97,9 @@ fn read_token() -> Result<String> {
     };
     let token = token.trim().to_string();
     if token.is_empty() {
-        bail!("no token given: pipe it in (`wpaas login URL < token-file`) or type it at the prompt");
+        bail!(
+            "no token given: pipe it in (`wpaas login URL < token-file`) or type it at the prompt"
+        );
     }
     Ok(token)
 }

@@ -44,7 +44,11 @@ pub struct Server {
 impl Server {
     pub fn run(self) -> Result<()> {
         let home = super::wpaas_home()?;
-        let scheme = if self.tls_cert.is_some() { "https" } else { "http" };
+        let scheme = if self.tls_cert.is_some() {
+            "https"
+        } else {
+            "http"
+        };
         let rt = tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()?;
@@ -57,7 +61,10 @@ impl Server {
                 access_log: !self.no_access_log,
                 max_upload: self.max_upload as u64,
                 limits: self.edge.limits(),
-                tls: self.tls_cert.zip(self.tls_key).map(|(cert, key)| TlsFiles { cert, key }),
+                tls: self
+                    .tls_cert
+                    .zip(self.tls_key)
+                    .map(|(cert, key)| TlsFiles { cert, key }),
             },
             |router, api| {
                 // Tests and scripts read these lines for the bound ports.

@@ -136,14 +136,17 @@ impl Up {
             .build()?;
         rt.block_on(async move {
             let listener = edge::bind(self.listen).with_context(|| {
-                    format!(
-                        "could not listen on {}; is another server using it? Try --listen 127.0.0.1:0",
-                        self.listen
-                    )
-                })?;
+                format!(
+                    "could not listen on {}; is another server using it? Try --listen 127.0.0.1:0",
+                    self.listen
+                )
+            })?;
             let addr = listener.local_addr()?;
             // Tests and scripts read this line to find the bound port.
-            println!("Serving {app} on http://{addr} (also http://{app}.localhost:{})", addr.port());
+            println!(
+                "Serving {app} on http://{addr} (also http://{app}.localhost:{})",
+                addr.port()
+            );
             println!("Press Ctrl-C to stop.");
             router::serve(
                 listener,

@@ -208,9 +208,7 @@ impl Drop for InFlight {
     fn drop(&mut self) {
         let activity = &self.0;
         if activity.in_flight.fetch_sub(1, Ordering::SeqCst) == 1 {
-            activity
-                .quiet_since
-                .store(activity.now(), Ordering::SeqCst);
+            activity.quiet_since.store(activity.now(), Ordering::SeqCst);
             activity.wake.notify_one();
         }
     }
@@ -381,17 +379,26 @@ mod tests {
         activity.write_progressed();
         drop(request);
         // Between requests: the idle timeout, until bytes of a head arrive.
-        assert_eq!(activity.deadline(&limits()).map(|d| d.1), Some(Verdict::Idle));
+        assert_eq!(
+            activity.deadline(&limits()).map(|d| d.1),
+            Some(Verdict::Idle)
+        );
         assert!(activity.quiet_since().is_some());
         activity.read_some(b"GET / HT", false);
-        assert!(activity.quiet_since().is_some(), "a head in progress is quiet");
+        assert!(
+            activity.quiet_since().is_some(),
+            "a head in progress is quiet"
+        );
         assert_eq!(
             activity.deadline(&limits()).map(|d| d.1),
             Some(Verdict::HeaderTimeout)
         );
         let again = activity.request_started();
         drop(again);
-        assert_eq!(activity.deadline(&limits()).map(|d| d.1), Some(Verdict::Idle));
+        assert_eq!(
+            activity.deadline(&limits()).map(|d| d.1),
+            Some(Verdict::Idle)
+        );
     }
 
     #[test]
@@ -400,7 +407,10 @@ mod tests {
         activity.read_some(b"PRI * HTTP/2.0\r\n", true);
         drop(activity.request_started());
         activity.read_some(b"\x00\x00\x08\x06", false);
-        assert_eq!(activity.deadline(&limits()).map(|d| d.1), Some(Verdict::Idle));
+        assert_eq!(
+            activity.deadline(&limits()).map(|d| d.1),
+            Some(Verdict::Idle)
+        );
         activity.evict();
         assert!(activity.quiet_since().is_none(), "evicted once only");
         assert!(is_h2_preface_start(b"PRI"));

@@ -304,7 +304,10 @@ where
                         self.http(tls, info, &activity, deadline).await;
                     }
                     Err(err) => {
-                        tracing::debug!("{}: TLS handshake from {remote} failed: {err}", self.edge.name);
+                        tracing::debug!(
+                            "{}: TLS handshake from {remote} failed: {err}",
+                            self.edge.name
+                        );
                     }
                 }
             }

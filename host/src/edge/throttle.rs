@@ -103,9 +103,6 @@ mod tests {
         assert_eq!(gate.pass(at(1500)), None);
         assert_eq!(gate.pass(at(2000)), Some(1));
         assert_eq!(suppressed_note(0), "");
-        assert_eq!(
-            suppressed_note(3),
-            " (3 more like it since the last line)"
-        );
+        assert_eq!(suppressed_note(3), " (3 more like it since the last line)");
     }
 }

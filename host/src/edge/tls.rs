@@ -13,7 +13,8 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 /// PKCS#1 or SEC1).
 pub fn server_config(cert: &Path, key: &Path) -> Result<Arc<rustls::ServerConfig>> {
     let read = |path: &Path, what: &str| {
-        std::fs::read(path).with_context(|| format!("could not read the TLS {what} {}", path.display()))
+        std::fs::read(path)
+            .with_context(|| format!("could not read the TLS {what} {}", path.display()))
     };
     let pem = read(cert, "certificate")?;
     let chain = CertificateDer::pem_slice_iter(&pem)

@@ -26,7 +26,10 @@ fn text(output: &Output) -> String {
 /// This process opens thousands of sockets: raise its own open-files limit.
 fn enough_files() {
     let limit = rlimit::increase_nofile_limit(u64::MAX).expect("raise RLIMIT_NOFILE");
-    assert!(limit >= 4096, "the tests need `ulimit -n` >= 4096, have {limit}");
+    assert!(
+        limit >= 4096,
+        "the tests need `ulimit -n` >= 4096, have {limit}"
+    );
 }
 
 /// `n` connections to `to` from the loopback address `from` (not the
@@ -199,7 +202,10 @@ fn header_and_idle_timeouts_and_the_per_address_cap() {
     );
     // ... and closed after the idle timeout.
     assert!(
-        closed_within(&idle, Duration::from_secs(6 + 5).saturating_sub(idle_since.elapsed())),
+        closed_within(
+            &idle,
+            Duration::from_secs(6 + 5).saturating_sub(idle_since.elapsed())
+        ),
         "the idle connection was still open {:?} after its request",
         idle_since.elapsed()
     );
@@ -240,6 +246,9 @@ fn under_a_low_open_files_limit_the_server_keeps_serving_and_its_log_stays_small
         log.len()
     );
     // At most one line a second per listener.
-    assert!(emfile as u64 <= 2 * elapsed, "{emfile} lines in {elapsed} s");
+    assert!(
+        emfile as u64 <= 2 * elapsed,
+        "{emfile} lines in {elapsed} s"
+    );
     assert!(log.len() < 200_000, "the log grew to {} bytes", log.len());
 }

@@ -47,7 +47,8 @@ fn make_pki(dir: &Path) -> Pki {
         "127.0.0.1".to_string(),
     ])
     .unwrap();
-    leaf.distinguished_name.push(DnType::CommonName, "localhost");
+    leaf.distinguished_name
+        .push(DnType::CommonName, "localhost");
     let cert = leaf.signed_by(&key, &ca_cert, &ca_key).unwrap();
 
     let pki = Pki {
@@ -120,12 +121,18 @@ fn the_cli_deploys_over_https_with_the_ca_and_refuses_the_server_without_it() {
         .unwrap();
     let log = text(&out);
     assert!(out.status.success(), "{log}");
-    assert!(log.contains("Released v1: https://echo.localhost:"), "{log}");
+    assert!(
+        log.contains("Released v1: https://echo.localhost:"),
+        "{log}"
+    );
 
     // The app over the HTTPS router, by name (one of the certificate's
     // names), told the request came over https.
     let response = https_client(&pki, "echo", server.router)
-        .get(format!("https://echo.localhost:{}/hi", server.router.port()))
+        .get(format!(
+            "https://echo.localhost:{}/hi",
+            server.router.port()
+        ))
         .header("x-forwarded-proto", "http")
         .send();
     let response = match response {
@@ -134,10 +141,7 @@ fn the_cli_deploys_over_https_with_the_ca_and_refuses_the_server_without_it() {
     };
     assert_eq!(response.status(), 200);
     let echoed: serde_json::Value = response.json().unwrap();
-    assert_eq!(
-        echoed["headers"]["x-forwarded-proto"], "https",
-        "{echoed}"
-    );
+    assert_eq!(echoed["headers"]["x-forwarded-proto"], "https", "{echoed}");
 
     // Plain HTTP to the HTTPS ports gets nothing served.
     let plain = reqwest::blocking::Client::new()
@@ -262,10 +266,17 @@ fn login_reads_the_token_from_stdin_and_saves_it_only_when_the_server_accepts_it
     let token = std::fs::read_to_string(server.home.join("token")).unwrap();
     let out = login(client_home.path(), &[&url, "--ca", ca], &token);
     assert!(out.status.success(), "{}", text(&out));
-    assert!(text(&out).contains(&format!("Logged in to {url}")), "{}", text(&out));
+    assert!(
+        text(&out).contains(&format!("Logged in to {url}")),
+        "{}",
+        text(&out)
+    );
     assert!(!text(&out).contains(token.trim()), "the token was printed");
     use std::os::unix::fs::PermissionsExt;
-    let mode = std::fs::metadata(&credentials).unwrap().permissions().mode();
+    let mode = std::fs::metadata(&credentials)
+        .unwrap()
+        .permissions()
+        .mode();
     assert_eq!(mode & 0o777, 0o600);
 
     // Later commands use the saved server, token and CA.
@@ -282,10 +293,6 @@ fn login_reads_the_token_from_stdin_and_saves_it_only_when_the_server_accepts_it
     assert!(out.status.success(), "{}", text(&out));
 
     // The token is not an argument any more.
-    let out = login(
-        client_home.path(),
-        &[&url, "--token", token.trim()],
-        "",
-    );
+    let out = login(client_home.path(), &[&url, "--token", token.trim()], "");
     assert!(!out.status.success(), "{}", text(&out));
 }
