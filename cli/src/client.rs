@@ -1,17 +1,20 @@
-//! The CLI's side of the API: where the server is, the token, and requests
-//! that turn `{"error": …}` answers into one-line errors with a hint.
+//! The CLI's side of the API: where the server is, the token, whom to
+//! trust for https, and requests that turn `{"error": …}` answers into
+//! one-line errors with a hint.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context, Result};
 use serde_json::Value;
 
 use crate::commands::wpaas_home;
+use crate::tls::{certificate_failure, Trust};
 
 /// A configured API client.
 pub struct Api {
     base: String,
     token: String,
+    trust: Trust,
     http: reqwest::blocking::Client,
 }
 
@@ -20,6 +23,9 @@ pub struct Api {
 pub struct Credentials {
     pub api: String,
     pub token: String,
+    /// The CA file to trust for this server (`wpaas login --ca`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca: Option<PathBuf>,
 }
 
 pub fn credentials_path() -> Result<PathBuf> {
@@ -29,8 +35,9 @@ pub fn credentials_path() -> Result<PathBuf> {
 impl Api {
     /// Server: `--api`, `WPAAS_API`, the saved login, else the local
     /// default. Token: `WPAAS_TOKEN`, the saved login, else the local
-    /// server's token file.
-    pub fn from_env(api: Option<String>) -> Result<Self> {
+    /// server's token file. CA for https: `--ca`, `WPAAS_CA`, the saved
+    /// login's, else the system's.
+    pub fn from_env(api: Option<String>, ca: Option<PathBuf>) -> Result<Self> {
         let saved: Option<Credentials> = std::fs::read(credentials_path()?)
             .ok()
             .and_then(|bytes| serde_json::from_slice(&bytes).ok());
@@ -38,9 +45,17 @@ impl Api {
             .or_else(|| std::env::var("WPAAS_API").ok().filter(|s| !s.is_empty()))
             .or_else(|| saved.as_ref().map(|c| c.api.clone()))
             .unwrap_or_else(|| "http://127.0.0.1:7070".into());
+        let saved = saved.filter(|c| c.api == base);
+        let ca = ca
+            .or_else(|| {
+                std::env::var_os("WPAAS_CA")
+                    .filter(|s| !s.is_empty())
+                    .map(PathBuf::from)
+            })
+            .or_else(|| saved.as_ref().and_then(|c| c.ca.clone()));
         let token = match std::env::var("WPAAS_TOKEN").ok().filter(|s| !s.is_empty()) {
             Some(token) => token,
-            None => match saved.filter(|c| c.api == base) {
+            None => match saved {
                 Some(c) => c.token,
                 None => {
                     let path = wpaas_home()?.join("token");
@@ -48,26 +63,35 @@ impl Api {
                         .map(|t| t.trim().to_string())
                         .map_err(|_| {
                             anyhow!(
-                                "no API token for {base}: run `wpaas login --api {base} --token TOKEN`, set WPAAS_TOKEN, or start `wpaas server` with this WPAAS_HOME"
+                                "no API token for {base}: run `wpaas login {base}`, set WPAAS_TOKEN, or start `wpaas server` with this WPAAS_HOME"
                             )
                         })?
                 }
             },
         };
-        Self::new(&base, token)
+        Self::new(&base, token, Trust::from_ca(ca))
     }
 
-    /// A client for the server at `base` with `token`.
-    pub fn new(base: &str, token: String) -> Result<Self> {
-        let http = reqwest::blocking::Client::builder()
+    /// A client for the server at `base` with `token`, verifying an https
+    /// server's certificate as `trust` says.
+    pub fn new(base: &str, token: String, trust: Trust) -> Result<Self> {
+        let mut http = reqwest::blocking::Client::builder()
             .no_proxy()
-            .timeout(None)
-            .build()?;
+            .timeout(None);
+        if base.starts_with("https://") {
+            http = http.use_preconfigured_tls(trust.client_config()?);
+        }
         Ok(Self {
             base: base.trim_end_matches('/').to_string(),
             token,
-            http,
+            trust,
+            http: http.build()?,
         })
+    }
+
+    /// The CA file this client trusts for https, if one was given.
+    pub fn ca_file(&self) -> Option<&Path> {
+        self.trust.ca_file()
     }
 
     /// The server's address, e.g. `http://127.0.0.1:7070`.
@@ -107,6 +131,11 @@ impl Api {
         )
     }
 
+    /// GETs `path` and returns the streaming response.
+    pub fn get_streaming(&self, path: &str) -> Result<reqwest::blocking::Response> {
+        self.stream(self.http.get(self.url(path)))
+    }
+
     /// POSTs `body` as JSON and returns the streaming response.
     pub fn post_streaming(&self, path: &str, body: Value) -> Result<reqwest::blocking::Response> {
         self.stream(self.http.post(self.url(path)).json(&body))
@@ -128,6 +157,12 @@ impl Api {
     }
 
     fn unreachable(&self, err: reqwest::Error) -> anyhow::Error {
+        if let Some(reason) = certificate_failure(&err) {
+            return anyhow!(
+                "could not verify the TLS certificate of {} ({reason}); if the server uses its own CA, pass --ca FILE or set WPAAS_CA=FILE",
+                self.base
+            );
+        }
         anyhow!(
             "could not reach the wpaas API at {} ({err}); is `wpaas server` running? Use --api or WPAAS_API to point elsewhere",
             self.base

@@ -2,6 +2,7 @@
 
 mod client;
 mod commands;
+mod tls;
 
 use clap::Parser;
 

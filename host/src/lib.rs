@@ -4,10 +4,13 @@
 //!   and web processes (wasi:http components and WAGI modules).
 //! * [`router`] — the HTTP front door: Host-based routing, forwarding
 //!   headers, error pages and graceful shutdown.
+//! * [`edge`] — what every listener shares: connection caps, header and
+//!   idle timeouts, accept back-off, TLS.
 //! * [`logs`] — one bounded, persistent log stream per app.
 //! * [`metrics`] — request, build and host counters in Prometheus's format.
 
 pub mod control;
+pub mod edge;
 pub mod logs;
 pub mod metrics;
 pub mod router;

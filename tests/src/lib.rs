@@ -274,6 +274,8 @@ pub struct Server {
     pub api: SocketAddr,
     /// Its WPAAS_HOME.
     pub home: PathBuf,
+    /// "https" when started with --tls-cert, else "http".
+    pub scheme: &'static str,
 }
 
 impl Server {
@@ -291,23 +293,42 @@ impl Server {
     /// Like [`Server::start_with`], with environment variables for the
     /// server (engine-wide settings such as `WPAAS_MAX_INSTANCES`).
     pub fn start_with_env(home: &Path, args: &[&str], env: &[(&str, &str)]) -> Result<Self> {
+        let mut command = Command::new(wpaas_bin());
+        command.arg("server").envs(env.iter().copied());
+        Self::spawn(home, command, args)
+    }
+
+    /// Like [`Server::start_with`], under `ulimit -n open_files` (soft and
+    /// hard: the server cannot raise it).
+    pub fn start_with_open_files(home: &Path, open_files: u32, args: &[&str]) -> Result<Self> {
+        let mut command = Command::new("bash");
+        command
+            .args([
+                "-c",
+                &format!("ulimit -n {open_files} && exec \"$0\" \"$@\""),
+            ])
+            .arg(wpaas_bin())
+            .arg("server");
+        Self::spawn(home, command, args)
+    }
+
+    fn spawn(home: &Path, mut command: Command, args: &[&str]) -> Result<Self> {
         let stderr = std::fs::File::options()
             .create(true)
             .append(true)
             .open(home.join("server-stderr.log"))?;
-        let mut child = Command::new(wpaas_bin())
-            .args(["server", "--listen", "127.0.0.1:0", "--api", "127.0.0.1:0"])
+        let mut child = command
+            .args(["--listen", "127.0.0.1:0", "--api", "127.0.0.1:0"])
             .args(args)
             .env("WPAAS_HOME", home)
             .env("CARGO_TARGET_DIR", examples_target_dir())
-            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(stderr)
             .spawn()
             .context("could not start wpaas server")?;
         let mut stdout = BufReader::new(child.stdout.take().expect("piped"));
-        let (mut router, mut api) = (None, None);
+        let (mut router, mut api, mut scheme) = (None, None, "http");
         let mut line = String::new();
         while router.is_none() || api.is_none() {
             line.clear();
@@ -316,12 +337,17 @@ impl Server {
                 bail!("wpaas server exited before listening");
             }
             let addr = |prefix: &str| {
-                line.trim()
-                    .strip_prefix(prefix)
-                    .and_then(|a| a.parse::<SocketAddr>().ok())
+                let rest = line.trim().strip_prefix(prefix)?;
+                let (url_scheme, addr) = rest.split_once("://")?;
+                Some((url_scheme == "https", addr.parse::<SocketAddr>().ok()?))
             };
-            router = router.or(addr("Router listening on http://"));
-            api = api.or(addr("API listening on http://"));
+            if let Some((https, addr)) = addr("Router listening on ") {
+                router = Some(addr);
+                if https {
+                    scheme = "https";
+                }
+            }
+            api = api.or(addr("API listening on ").map(|(_, addr)| addr));
         }
         drain(stdout);
         Ok(Self {
@@ -329,6 +355,7 @@ impl Server {
             router: router.expect("set"),
             api: api.expect("set"),
             home: home.to_path_buf(),
+            scheme,
         })
     }
 
@@ -346,7 +373,7 @@ impl Server {
             .args(args)
             .current_dir(dir)
             .env("WPAAS_HOME", &self.home)
-            .env("WPAAS_API", format!("http://{}", self.api))
+            .env("WPAAS_API", format!("{}://{}", self.scheme, self.api))
             .env("CARGO_TARGET_DIR", examples_target_dir())
             .stdin(Stdio::null());
         command

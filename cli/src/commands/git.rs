@@ -12,6 +12,7 @@ use reqwest::Method;
 
 use super::target::AppArgs;
 use crate::client::Api;
+use crate::tls::Trust;
 
 /// The branches a push deploys.
 const DEPLOY_BRANCHES: [&str; 2] = ["refs/heads/main", "refs/heads/master"];
@@ -77,6 +78,13 @@ pub fn set_remote(api: &Api, app: &str, remote: &str, replace: bool) -> Result<S
     let _ = git(&["config", "--local", "--unset-all", &key]);
     git(&["config", "--local", "--add", &key, ""])?;
     git(&["config", "--local", "--add", &key, &helper])?;
+    // git verifies an https server with its own TLS library: tell it the
+    // CA this client trusts, for this server only.
+    if let (true, Some(ca)) = (api.base().starts_with("https://"), api.ca_file()) {
+        let ca = std::fs::canonicalize(ca).unwrap_or_else(|_| ca.to_path_buf());
+        let key = format!("http.{}/.sslCAInfo", api.base());
+        git(&["config", "--local", &key, &ca.to_string_lossy()])?;
+    }
     Ok(url)
 }
 
@@ -106,7 +114,7 @@ impl Credential {
         let (Some(protocol), Some(host)) = (field("protocol"), field("host")) else {
             return Ok(());
         };
-        let api = Api::from_env(Some(format!("{protocol}://{host}")))?;
+        let api = Api::from_env(Some(format!("{protocol}://{host}")), None)?;
         println!("username=wpaas");
         println!("password={}", api.token());
         Ok(())
@@ -193,7 +201,13 @@ impl Hook {
             "-----> Deploying {short} to {app} ({} KiB of source)",
             tarball.len() / 1024
         );
-        let api = Api::new(&base, token)?;
+        // The server calls itself on loopback, where its certificate's
+        // names do not apply: it pins the certificate instead.
+        let trust = match std::env::var("WPAAS_API_CERT_SHA256") {
+            Ok(sha256) if !sha256.is_empty() => Trust::Pinned(sha256),
+            _ => Trust::System,
+        };
+        let api = Api::new(&base, token, trust)?;
         let response = api.upload(
             &format!("/apps/{app}/deploy?commit={}", update.new),
             tarball,

@@ -1,32 +1,72 @@
-//! `wpaas login --api URL --token T`: remember a (remote) server.
+//! `wpaas login URL`: check a token against a (remote) server and remember
+//! both. The token never goes on the command line, where `ps` and shell
+//! history would show it.
 
-use std::io::Write;
+use std::io::{IsTerminal, Read, Write};
 use std::os::unix::fs::OpenOptionsExt;
+use std::path::PathBuf;
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
+use reqwest::Method;
 
-use crate::client::{credentials_path, Credentials};
+use crate::client::{credentials_path, Api, Credentials};
+use crate::tls::Trust;
 
-/// Save the API address and token for later commands.
+/// Log in to a wpaas server: check its token and remember both.
+///
+/// The token (the `token` file in the server's WPAAS_HOME) is read from
+/// standard input when that is not a terminal (`wpaas login URL <
+/// token-file`), else asked for without echo. It is saved, readable only by
+/// you, in WPAAS_HOME/credentials.json, and only once the server accepted
+/// it.
 #[derive(clap::Args)]
 pub struct Login {
-    /// e.g. http://127.0.0.1:7070
-    #[arg(long)]
-    api: String,
-    /// The server's token (the `token` file in its WPAAS_HOME).
-    #[arg(long)]
-    token: String,
+    /// The API's address, e.g. https://paas.example.com:7070.
+    #[arg(value_name = "URL", required_unless_present = "api")]
+    url: Option<String>,
+    /// The same as URL.
+    #[arg(long = "api", hide = true, conflicts_with = "url")]
+    api: Option<String>,
+    /// For an https server: trust only the CA certificates in FILE (PEM);
+    /// remembered with the login.
+    #[arg(long, value_name = "FILE")]
+    ca: Option<PathBuf>,
 }
 
 impl Login {
     pub fn run(self) -> Result<()> {
+        let url = self
+            .url
+            .or(self.api)
+            .context("which server? `wpaas login URL`")?;
+        let url = url.trim_end_matches('/').to_string();
+        if !url.starts_with("http://") && !url.starts_with("https://") {
+            bail!("`{url}` is not a URL: use http://HOST:PORT or https://HOST:PORT");
+        }
+        // Saved absolute, so that later commands find it from anywhere.
+        let ca = match self.ca {
+            Some(ca) => Some(
+                std::fs::canonicalize(&ca)
+                    .with_context(|| format!("could not find the CA file {}", ca.display()))?,
+            ),
+            None => None,
+        };
+        let token = read_token()?;
+        let api = Api::new(&url, token.clone(), Trust::from_ca(ca.clone()))?;
+        if let Err(err) = api.call(Method::GET, "/apps", None) {
+            if err.to_string().ends_with("(HTTP 401)") {
+                bail!("{url} refused this token; it is the `token` file in the server's WPAAS_HOME. Nothing was saved");
+            }
+            return Err(err);
+        }
         let path = credentials_path()?;
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)?;
         }
         let body = serde_json::to_vec_pretty(&Credentials {
-            api: self.api.clone(),
-            token: self.token,
+            api: url.clone(),
+            token,
+            ca,
         })?;
         let mut file = std::fs::OpenOptions::new()
             .write(true)
@@ -36,7 +76,30 @@ impl Login {
             .open(&path)
             .with_context(|| format!("could not write {}", path.display()))?;
         file.write_all(&body)?;
-        println!("Logged in to {}", self.api);
+        println!("Logged in to {url}");
         Ok(())
     }
+}
+
+/// The token from standard input, or from a prompt without echo when
+/// standard input is a terminal.
+fn read_token() -> Result<String> {
+    let token = if std::io::stdin().is_terminal() {
+        rpassword::prompt_password("API token (the `token` file in the server's WPAAS_HOME): ")
+            .context("could not read the token from the terminal")?
+    } else {
+        let mut input = String::new();
+        std::io::stdin()
+            .take(64 * 1024)
+            .read_to_string(&mut input)
+            .context("could not read the token from standard input")?;
+        input
+    };
+    let token = token.trim().to_string();
+    if token.is_empty() {
+        bail!(
+            "no token given: pipe it in (`wpaas login URL < token-file`) or type it at the prompt"
+        );
+    }
+    Ok(token)
 }

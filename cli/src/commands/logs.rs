@@ -58,33 +58,17 @@ impl Logs {
     pub fn run(self) -> Result<()> {
         let app = self.target.app()?;
         let api = self.target.api.client()?;
-        let mut url = format!(
-            "{}/apps/{app}/logs?n={}&format=json&tail={}",
-            api.base(),
-            self.num,
-            self.tail
+        let mut path = format!(
+            "/apps/{app}/logs?n={}&format=json&tail={}",
+            self.num, self.tail
         );
         if let Some(ps) = &self.ps {
-            url += &format!("&ps={ps}");
+            path += &format!("&ps={ps}");
         }
         if let Some(source) = self.source {
-            url += &format!("&source={}", source.name());
+            path += &format!("&source={}", source.name());
         }
-        let http = reqwest::blocking::Client::builder()
-            .no_proxy()
-            .timeout(None)
-            .build()?;
-        let response = http
-            .get(&url)
-            .bearer_auth(api.token())
-            .send()
-            .with_context(|| format!("could not reach the wpaas API at {}", api.base()))?;
-        if !response.status().is_success() {
-            let status = response.status();
-            let body: Value = response.json().unwrap_or(Value::Null);
-            let message = body["error"].as_str().unwrap_or("request failed");
-            anyhow::bail!("{message} (HTTP {})", status.as_u16());
-        }
+        let response = api.get_streaming(&path)?;
         let stdout = std::io::stdout();
         let colour = stdout.is_terminal() && std::env::var_os("NO_COLOR").is_none();
         let mut out = stdout.lock();

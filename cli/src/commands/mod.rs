@@ -6,6 +6,7 @@ mod builds;
 mod config;
 mod deploy;
 mod domains;
+mod edge;
 mod git;
 mod healthcheck;
 mod login;

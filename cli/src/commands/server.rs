@@ -1,11 +1,14 @@
 //! `wpaas server` — the daemon: router for all apps plus the JSON API.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 
 use anyhow::Result;
 use wpaas_builder::sandbox::Limits;
 use wpaas_host::control::builds::{default_max_builds, BuildConfig};
-use wpaas_host::control::server::{self, ServerConfig};
+use wpaas_host::control::server::{self, ServerConfig, TlsFiles};
+
+use super::edge::EdgeArgs;
 
 /// Run the wpaas server: the router for every app and the JSON API.
 #[derive(clap::Args)]
@@ -45,11 +48,28 @@ pub struct Server {
     /// uncompressed; e.g. 512M, 1G). A larger output fails the build.
     #[arg(long, default_value = "512M", value_parser = wpaas_host::runtime::limits::parse_size)]
     max_slug: usize,
+
+    // The edges: connection caps, timeouts and TLS.
+    #[command(flatten)]
+    edge: EdgeArgs,
+    /// Serve the API, git and the router over HTTPS with this certificate
+    /// chain (PEM, leaf first). Without TLS the API token crosses the
+    /// network in clear.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM).
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
 }
 
 impl Server {
     pub fn run(self) -> Result<()> {
         let home = super::wpaas_home()?;
+        let scheme = if self.tls_cert.is_some() {
+            "https"
+        } else {
+            "http"
+        };
         let rt = tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()?;
@@ -73,11 +93,16 @@ impl Server {
                 },
                 max_upload_entries: self.max_upload_entries,
                 max_slug: self.max_slug as u64,
+                limits: self.edge.limits(),
+                tls: self
+                    .tls_cert
+                    .zip(self.tls_key)
+                    .map(|(cert, key)| TlsFiles { cert, key }),
             },
             |router, api| {
                 // Tests and scripts read these lines for the bound ports.
-                println!("Router listening on http://{router}");
-                println!("API listening on http://{api}");
+                println!("Router listening on {scheme}://{router}");
+                println!("API listening on {scheme}://{api}");
                 println!("State in {}", home.display());
             },
             super::shutdown_signal(),

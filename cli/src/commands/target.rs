@@ -20,6 +20,10 @@ pub struct ApiArgs {
     /// API address (default: WPAAS_API, the saved login, or http://127.0.0.1:7070).
     #[arg(long = "api", global = true)]
     pub api: Option<String>,
+    /// For an https API: trust only the CA certificates in FILE (PEM)
+    /// (default: WPAAS_CA, the saved login's, else the system's).
+    #[arg(long = "ca", global = true, value_name = "FILE")]
+    pub ca: Option<std::path::PathBuf>,
     /// Print JSON instead of a table.
     #[arg(long, global = true)]
     pub json: bool,
@@ -27,7 +31,7 @@ pub struct ApiArgs {
 
 impl ApiArgs {
     pub fn client(&self) -> Result<Api> {
-        Api::from_env(self.api.clone())
+        Api::from_env(self.api.clone(), self.ca.clone())
     }
 }
 

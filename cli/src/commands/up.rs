@@ -6,6 +6,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
+
+use super::edge::EdgeArgs;
+use wpaas_host::edge;
 use wpaas_host::logs::TerminalAccessLog;
 use wpaas_host::router::{self, AppRoute, RouteTable, Router, ServeOptions};
 use wpaas_host::runtime::limits::{parse_duration, parse_size};
@@ -69,6 +72,10 @@ pub struct Up {
     /// method=GET path="/" … status=200`) on stderr.
     #[arg(long)]
     no_access_log: bool,
+
+    // The edges: connection caps and timeouts.
+    #[command(flatten)]
+    edge: EdgeArgs,
 }
 
 impl Up {
@@ -131,27 +138,36 @@ impl Up {
         }
         let router = Arc::new(router);
 
+        let limits = self
+            .edge
+            .limits()
+            .fit_open_files(edge::raise_open_files_limit(), 1);
         let rt = tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()?;
         rt.block_on(async move {
-            let listener = tokio::net::TcpListener::bind(self.listen)
-                .await
-                .with_context(|| {
-                    format!(
-                        "could not listen on {}; is another server using it? Try --listen 127.0.0.1:0",
-                        self.listen
-                    )
-                })?;
+            let listener = edge::bind(self.listen).with_context(|| {
+                format!(
+                    "could not listen on {}; is another server using it? Try --listen 127.0.0.1:0",
+                    self.listen
+                )
+            })?;
             let addr = listener.local_addr()?;
             // Tests and scripts read this line to find the bound port.
-            println!("Serving {app} on http://{addr} (also http://{app}.localhost:{})", addr.port());
+            println!(
+                "Serving {app} on http://{addr} (also http://{app}.localhost:{})",
+                addr.port()
+            );
             println!("Press Ctrl-C to stop.");
             router::serve(
                 listener,
                 router,
                 super::shutdown_signal(),
-                ServeOptions { grace: self.grace },
+                ServeOptions {
+                    grace: self.grace,
+                    limits,
+                    tls: None,
+                },
             )
             .await?;
             eprintln!("Stopped.");

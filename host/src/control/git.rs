@@ -62,6 +62,10 @@ pub struct GitHttp {
     /// could deploy between the first one's deploy and its branch update,
     /// and then find its own update refused, with its commit serving.
     pushes: std::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// With TLS: the SHA-256 of the API's certificate, which the hook pins
+    /// (it calls the API on loopback, where the certificate's names do not
+    /// apply).
+    api_cert_sha256: Option<String>,
 }
 
 impl GitHttp {
@@ -80,7 +84,16 @@ impl GitHttp {
             exe,
             setup: tokio::sync::Mutex::new(()),
             pushes: std::sync::Mutex::default(),
+            api_cert_sha256: None,
         })
+    }
+
+    /// The API serves HTTPS with the certificate whose SHA-256 is
+    /// `cert_sha256`: the hook calls it over https and pins it.
+    pub fn with_tls(mut self, cert_sha256: String) -> Self {
+        self.api_url = self.api_url.replacen("http://", "https://", 1);
+        self.api_cert_sha256 = Some(cert_sha256);
+        self
     }
 
     /// Whether `path` belongs to git rather than to the JSON API.
@@ -244,6 +257,9 @@ impl GitHttp {
             .env("WPAAS_API", &self.api_url)
             .env("WPAAS_TOKEN", token)
             .env("WPAAS_APP", app);
+        if let Some(pin) = &self.api_cert_sha256 {
+            cmd.env("WPAAS_API_CERT_SHA256", pin);
+        }
         if let Some(value) = header(http::header::CONTENT_TYPE) {
             cmd.env("CONTENT_TYPE", value);
         }

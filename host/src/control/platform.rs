@@ -59,6 +59,8 @@ pub struct Platform {
     /// Held while slugs are collected, and while a slug is stored or looked
     /// up and pinned: a collection never sees a slug unpinned in between.
     slug_gc: Arc<Mutex<()>>,
+    /// "https" when the router serves TLS, else "http".
+    router_scheme: &'static str,
 }
 
 /// Keeps a slug from garbage collection while it is held.
@@ -262,6 +264,16 @@ impl Platform {
         Ok(())
     }
 
+            router_scheme: "http",
+        }
+    }
+
+    /// The router serves HTTPS: app URLs say so.
+    pub fn with_https_router(mut self) -> Self {
+        self.router_scheme = "https";
+        self
+    }
+
     /// Caps deploy uploads and git pushes at `bytes` (default
     /// [`DEFAULT_MAX_UPLOAD`]).
     pub fn with_max_upload(mut self, bytes: u64) -> Self {
@@ -294,9 +306,12 @@ impl Platform {
         &self.runtime
     }
 
-    /// `http://APP.localhost:PORT`.
+    /// `http://APP.localhost:PORT` (https when the router serves TLS).
     pub fn app_url(&self, app: &str) -> String {
-        format!("http://{app}.localhost:{}", self.router_port)
+        format!(
+            "{}://{app}.localhost:{}",
+            self.router_scheme, self.router_port
+        )
     }
 
     /// Serialises changes to `app`.

@@ -4,17 +4,16 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto;
 use tokio::net::TcpListener;
 
 use super::git::GitHttp;
 use super::platform::Platform;
 use super::store::Store;
+use crate::edge::{self, Edge, Limits};
 use crate::logs::LogHub;
 use crate::router::{self, Observer, RouteTable, Router, ServeOptions};
 use crate::runtime::{EngineConfig, Runtime};
@@ -37,6 +36,20 @@ pub struct ServerConfig {
     pub max_upload_entries: u64,
     /// The most bytes of files one build may output (its slug).
     pub max_slug: u64,
+    /// Connection caps and timeouts of each listener (fitted to the
+    /// open-files limit at start).
+    pub limits: Limits,
+    /// Serve the router and the API (with git) over HTTPS.
+    pub tls: Option<TlsFiles>,
+}
+
+/// A PEM certificate chain (leaf first) and its private key.
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    /// The certificate chain.
+    pub cert: PathBuf,
+    /// The private key.
+    pub key: PathBuf,
 }
 
 /// Runs until `shutdown` resolves. `on_bound` gets the bound router and API
@@ -47,6 +60,16 @@ pub async fn run(
     on_bound: impl FnOnce(SocketAddr, SocketAddr),
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
+    // Everything that can be wrong with the files is found before binding.
+    let tls = match &config.tls {
+        Some(files) => Some((
+            edge::tls::server_config(&files.cert, &files.key)?,
+            edge::tls::leaf_sha256(&files.cert)?,
+        )),
+        None => None,
+    };
+    let open_files = edge::raise_open_files_limit();
+    let limits = config.limits.clone().fit_open_files(open_files, 2);
     std::fs::create_dir_all(home)
         .with_context(|| format!("could not create {}", home.display()))?;
     let token: Arc<str> = super::token::ensure_token(home)
@@ -61,13 +84,13 @@ pub async fn run(
     )?);
     let table = Arc::new(RouteTable::new());
 
-    let router_listener = TcpListener::bind(config.listen).await.with_context(|| {
+    let router_listener = edge::bind(config.listen).with_context(|| {
         format!(
             "could not listen on {} (router); try --listen 127.0.0.1:0",
             config.listen
         )
     })?;
-    let api_listener = TcpListener::bind(config.api).await.with_context(|| {
+    let api_listener = edge::bind(config.api).with_context(|| {
         format!(
             "could not listen on {} (API); try --api 127.0.0.1:0",
             config.api
@@ -75,24 +98,31 @@ pub async fn run(
     })?;
     let router_addr = router_listener.local_addr()?;
     let api_addr = api_listener.local_addr()?;
+    if tls.is_none() && !api_addr.ip().is_loopback() {
+        tracing::warn!(
+            "the API listens on {api_addr} without TLS: the token crosses the network in clear; use --tls-cert and --tls-key"
+        );
+    }
 
     let logs = Arc::new(
         LogHub::open(&home.join("logs"), config.log_lines)
             .context("could not open the logs directory")?,
     );
-    let platform = Arc::new(
-        Platform::new(
-            store,
-            runtime,
-            table.clone(),
-            router_addr.port(),
-            logs.clone(),
-        )
-        .with_max_upload(config.max_upload)
-        .with_builds(super::builds::Builds::new(&config.builds))
-        .with_max_upload_entries(config.max_upload_entries)
-        .with_max_slug(config.max_slug),
-    );
+    let mut platform = Platform::new(
+        store,
+        runtime,
+        table.clone(),
+        router_addr.port(),
+        logs.clone(),
+    )
+    .with_max_upload(config.max_upload)
+    .with_builds(super::builds::Builds::new(&config.builds))
+    .with_max_upload_entries(config.max_upload_entries)
+    .with_max_slug(config.max_slug);
+    if tls.is_some() {
+        platform = platform.with_https_router();
+    }
+    let platform = Arc::new(platform);
     platform.restore().await?;
     let scaler = tokio::spawn(super::scaler::run(platform.clone()));
     on_bound(router_addr, api_addr);
@@ -102,9 +132,19 @@ pub async fn run(
         shutdown.await;
         let _ = stop_tx.send(true);
     });
-    let git = Arc::new(GitHttp::new(api_addr)?);
+    let mut git = GitHttp::new(api_addr)?;
+    if let Some((_, cert_sha256)) = &tls {
+        git = git.with_tls(cert_sha256.clone());
+    }
+    let git = Arc::new(git);
+    let tls_config = tls.map(|(config, _)| config);
     let api = tokio::spawn(serve_api(
         api_listener,
+        Edge {
+            limits: limits.clone(),
+            tls: tls_config.clone(),
+            ..Edge::new("API")
+        },
         platform.clone(),
         git,
         token,
@@ -121,10 +161,16 @@ pub async fn run(
         async move {
             let _ = router_stop.wait_for(|stop| *stop).await;
         },
-        ServeOptions::default(),
+        ServeOptions {
+            limits,
+            tls: tls_config,
+            ..ServeOptions::default()
+        },
     )
     .await?;
-    let _ = api.await;
+    if let Ok(Err(err)) = api.await {
+        tracing::warn!("the API stopped: {err}");
+    }
     scaler.abort();
     platform.store().flush()?;
     Ok(())
@@ -133,44 +179,30 @@ pub async fn run(
 /// Serves the JSON API and, under `/git/`, git's smart HTTP protocol.
 async fn serve_api(
     listener: TcpListener,
+    edge: Edge,
     platform: Arc<Platform>,
     git: Arc<GitHttp>,
     token: Arc<str>,
     mut stop: tokio::sync::watch::Receiver<bool>,
-) {
-    let builder = auto::Builder::new(TokioExecutor::new());
-    loop {
-        let (stream, _) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(conn) => conn,
-                Err(err) => {
-                    tracing::warn!("API accept failed: {err}");
-                    continue;
-                }
-            },
-            _ = stop.wait_for(|stop| *stop) => return,
-        };
-        let platform = platform.clone();
-        let git = git.clone();
-        let token = token.clone();
-        let service = hyper::service::service_fn(move |req: hyper::Request<_>| {
+) -> std::io::Result<()> {
+    edge::serve(
+        listener,
+        edge,
+        move |req: hyper::Request<_>, _conn| {
             let platform = platform.clone();
             let git = git.clone();
             let token = token.clone();
             async move {
-                let response = if GitHttp::handles(req.uri().path()) {
+                if GitHttp::handles(req.uri().path()) {
                     git.handle(&platform, &token, req).await
                 } else {
                     super::api::handle(platform, token, req).await
-                };
-                Ok::<_, std::convert::Infallible>(response)
+                }
             }
-        });
-        let conn = builder
-            .serve_connection(TokioIo::new(stream), service)
-            .into_owned();
-        tokio::spawn(async move {
-            let _ = conn.await;
-        });
-    }
+        },
+        async move {
+            let _ = stop.wait_for(|stop| *stop).await;
+        },
+    )
+    .await
 }

@@ -56,6 +56,10 @@ impl Router {
     ) -> hyper::Response<BoxBody> {
         let started = Instant::now();
         let request_id = forwarded::annotate(req.headers_mut(), remote, local);
+        if req.extensions().get::<crate::edge::Secure>().is_some() {
+            req.headers_mut()
+                .insert("x-forwarded-proto", HeaderValue::from_static("https"));
+        }
         let host = req
             .headers()
             .get(http::header::HOST)

@@ -1,28 +1,32 @@
-//! The accept loop: HTTP/1.1 keep-alive and HTTP/2 cleartext on one port,
-//! with graceful shutdown.
+//! The router's listener: the shared edge (caps, timeouts, TLS, graceful
+//! shutdown) in front of [`Router::handle`].
 
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 
 use super::Router;
+use crate::edge::{self, Edge, Limits};
 
-/// How the server stops.
-#[derive(Debug, Clone)]
+/// How the router listens and stops.
+#[derive(Clone)]
 pub struct ServeOptions {
     /// After the shutdown signal, how long in-flight requests may take.
     pub grace: Duration,
+    /// Connection caps and timeouts.
+    pub limits: Limits,
+    /// Serve HTTPS (and tell apps `X-Forwarded-Proto: https`).
+    pub tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 impl Default for ServeOptions {
     fn default() -> Self {
         Self {
             grace: Duration::from_secs(30),
+            limits: Limits::default(),
+            tls: None,
         }
     }
 }
@@ -36,48 +40,20 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
     options: ServeOptions,
 ) -> std::io::Result<()> {
-    let local = listener.local_addr()?;
-    let builder = auto::Builder::new(TokioExecutor::new());
-    let graceful = GracefulShutdown::new();
-    tokio::pin!(shutdown);
-    loop {
-        let (stream, remote) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(conn) => conn,
-                Err(err) => {
-                    // EMFILE and friends: back off instead of spinning.
-                    tracing::warn!("accept failed: {err}");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-            () = &mut shutdown => break,
-        };
-        // Responses are written in one go by hyper; Nagle would only add
-        // latency to small keep-alive responses.
-        let _ = stream.set_nodelay(true);
-        let router = router.clone();
-        let service = hyper::service::service_fn(move |req| {
+    let edge = Edge {
+        name: "router",
+        limits: options.limits,
+        tls: options.tls,
+        grace: options.grace,
+    };
+    edge::serve(
+        listener,
+        edge,
+        move |req, conn| {
             let router = router.clone();
-            async move { Ok::<_, std::convert::Infallible>(router.handle(req, remote, local).await) }
-        });
-        let conn = builder
-            .serve_connection_with_upgrades(TokioIo::new(stream), service)
-            .into_owned();
-        let conn = graceful.watch(conn);
-        tokio::spawn(async move {
-            if let Err(err) = conn.await {
-                tracing::debug!("connection from {remote} ended: {err}");
-            }
-        });
-    }
-    drop(listener);
-    tracing::info!("shutting down: waiting for in-flight requests");
-    if tokio::time::timeout(options.grace, graceful.shutdown())
-        .await
-        .is_err()
-    {
-        tracing::warn!("grace period over; dropping remaining connections");
-    }
-    Ok(())
+            async move { router.handle(req, conn.remote, conn.local).await }
+        },
+        shutdown,
+    )
+    .await
 }
