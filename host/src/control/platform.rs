@@ -134,6 +134,7 @@ impl Platform {
             max_slug: DEFAULT_MAX_SLUG,
             slug_pins: Arc::default(),
             slug_gc: Arc::default(),
+            router_scheme: "http",
         }
     }
 
@@ -262,10 +263,6 @@ impl Platform {
         .map_err(|e| anyhow!("{e}"))?;
         self.collect_slugs().await?;
         Ok(())
-    }
-
-            router_scheme: "http",
-        }
     }
 
     /// The router serves HTTPS: app URLs say so.
