@@ -2,8 +2,8 @@
 //! One test binary (modules below) to keep link time down.
 
 mod bodies;
-mod build_sandbox;
 mod bounds;
+mod build_sandbox;
 mod components;
 mod control;
 mod edges;
