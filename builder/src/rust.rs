@@ -188,29 +188,13 @@ pub fn compile(
             path: dir.to_path_buf(),
             message: e.to_string(),
         })?;
-    let package = metadata.root_package().ok_or_else(|| {
-        BuildError::NoArtifact(format!(
-            "{} is a workspace without a root package; point at one member crate",
-            dir.display()
-        ))
-    })?;
-    let target = choose_target(package);
-    let stems = artifact_stems(package);
-    if stems.is_empty() {
-        return Err(BuildError::NoArtifact(format!(
-            "crate `{}` has no binary or cdylib target to build into .wasm",
-            package.name
-        )));
-    }
-    let (primary_stem, no_primary) = match pick_artifact(package) {
-        Ok(stem) => (Some(stem), None),
-        Err(e) => (None, Some(e)),
-    };
+    let plan = Plan::of(dir, &metadata)?;
+    let target = plan.target;
     target::ensure_installed(target, log)?;
 
     log(&format!(
         "Building {} for {} (cargo build --release)",
-        package.name,
+        plan.package,
         target.triple()
     ));
     let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
@@ -256,26 +240,7 @@ pub fn compile(
         .unwrap_or_else(|| metadata.target_directory.as_std_path().to_path_buf())
         .join(target.triple())
         .join("release");
-    let mut artifacts = Vec::new();
-    for stem in &stems {
-        let wasm = release.join(format!("{stem}.wasm"));
-        if !wasm.exists() {
-            return Err(BuildError::NoArtifact(format!(
-                "cargo succeeded but {} is missing",
-                wasm.display()
-            )));
-        }
-        artifacts.push(wasm);
-    }
-    artifacts.sort();
-    let primary = primary_stem.map(|stem| release.join(format!("{stem}.wasm")));
-    Ok(Compiled {
-        package: package.name.to_string(),
-        target,
-        artifacts,
-        primary,
-        no_primary,
-    })
+    plan.collect(&release, |wasm| wasm.display().to_string())
 }
 
 /// [`compile`] in the build sandbox, in three steps: `cargo metadata`
@@ -322,24 +287,8 @@ fn compile_sandboxed(
             message: errors.trim().to_string(),
         });
     };
-    let package = metadata.root_package().ok_or_else(|| {
-        BuildError::NoArtifact(format!(
-            "{} is a workspace without a root package; point at one member crate",
-            dir.display()
-        ))
-    })?;
-    let target = choose_target(package);
-    let stems = artifact_stems(package);
-    if stems.is_empty() {
-        return Err(BuildError::NoArtifact(format!(
-            "crate `{}` has no binary or cdylib target to build into .wasm",
-            package.name
-        )));
-    }
-    let (primary_stem, no_primary) = match pick_artifact(package) {
-        Ok(stem) => (Some(stem), None),
-        Err(e) => (None, Some(e)),
-    };
+    let plan = Plan::of(dir, &metadata)?;
+    let target = plan.target;
     target::ensure_installed(target, log)?;
 
     let stream = opts.stream;
@@ -369,7 +318,7 @@ fn compile_sandboxed(
         Stream::Stderr,
         &format!(
             "Building {} for {} (cargo build --release, offline)",
-            package.name,
+            plan.package,
             target.triple()
         ),
     );
@@ -395,26 +344,83 @@ fn compile_sandboxed(
         .join("target")
         .join(target.triple())
         .join("release");
-    let mut artifacts = Vec::new();
-    for stem in &stems {
-        let wasm = release.join(format!("{stem}.wasm"));
-        if !wasm.exists() {
+    // Named as the build saw it: the host path of the cache means nothing to the user.
+    plan.collect(&release, |wasm| {
+        format!(
+            "target/{}/release/{}",
+            target.triple(),
+            wasm.file_name().unwrap_or_default().to_string_lossy()
+        )
+    })
+}
+
+/// What a crate's metadata says to build: its WASI target and the `.wasm`
+/// files cargo will produce (the same for sandboxed and local builds).
+struct Plan {
+    package: String,
+    target: WasiTarget,
+    stems: Vec<String>,
+    primary_stem: Option<String>,
+    no_primary: Option<BuildError>,
+}
+
+impl Plan {
+    fn of(dir: &Path, metadata: &cargo_metadata::Metadata) -> Result<Plan, BuildError> {
+        let package = metadata.root_package().ok_or_else(|| {
+            BuildError::NoArtifact(format!(
+                "{} is a workspace without a root package; point at one member crate",
+                dir.display()
+            ))
+        })?;
+        let stems = artifact_stems(package);
+        if stems.is_empty() {
             return Err(BuildError::NoArtifact(format!(
-                "cargo succeeded but target/{}/release/{stem}.wasm is missing",
-                target.triple()
+                "crate `{}` has no binary or cdylib target to build into .wasm",
+                package.name
             )));
         }
-        artifacts.push(wasm);
+        let (primary_stem, no_primary) = match pick_artifact(package) {
+            Ok(stem) => (Some(stem), None),
+            Err(e) => (None, Some(e)),
+        };
+        Ok(Plan {
+            package: package.name.to_string(),
+            target: choose_target(package),
+            stems,
+            primary_stem,
+            no_primary,
+        })
     }
-    artifacts.sort();
-    let primary = primary_stem.map(|stem| release.join(format!("{stem}.wasm")));
-    Ok(Compiled {
-        package: package.name.to_string(),
-        target,
-        artifacts,
-        primary,
-        no_primary,
-    })
+
+    /// The built artifacts in cargo's `release` directory; a missing one is
+    /// reported with `shown(path)`.
+    fn collect(
+        self,
+        release: &Path,
+        shown: impl Fn(&Path) -> String,
+    ) -> Result<Compiled, BuildError> {
+        let mut artifacts = Vec::new();
+        for stem in &self.stems {
+            let wasm = release.join(format!("{stem}.wasm"));
+            if !wasm.exists() {
+                return Err(BuildError::NoArtifact(format!(
+                    "cargo succeeded but {} is missing",
+                    shown(&wasm)
+                )));
+            }
+            artifacts.push(wasm);
+        }
+        artifacts.sort();
+        Ok(Compiled {
+            package: self.package,
+            target: self.target,
+            artifacts,
+            primary: self
+                .primary_stem
+                .map(|stem| release.join(format!("{stem}.wasm"))),
+            no_primary: self.no_primary,
+        })
+    }
 }
 
 /// The `.wasm` file stems of every bin and cdylib target.
