@@ -7,6 +7,7 @@ use anyhow::Result;
 use wpaas_builder::sandbox::Limits;
 use wpaas_host::control::builds::{default_max_builds, BuildConfig};
 use wpaas_host::control::server::{self, ServerConfig, TlsFiles};
+use wpaas_host::runtime::EngineConfig;
 
 use super::edge::EdgeArgs;
 
@@ -44,6 +45,21 @@ pub struct Server {
     /// The most files, directories and links one deploy upload may hold.
     #[arg(long, default_value_t = wpaas_host::control::platform::DEFAULT_MAX_UPLOAD_ENTRIES)]
     max_upload_entries: u64,
+    /// Wasm instances alive at once over all apps; a request that finds
+    /// the pool full is answered 503 at once.
+    #[arg(long, env = "WPAAS_MAX_INSTANCES", value_name = "N",
+          value_parser = clap::value_parser!(u32).range(1..))]
+    max_instances: Option<u32>,
+    /// Instances one app may hold at once over all its replicas, its fair
+    /// share of the pool (default: a quarter of --max-instances).
+    #[arg(long, env = "WPAAS_APP_INSTANCES", value_name = "N",
+          value_parser = clap::value_parser!(u32).range(1..))]
+    app_instances: Option<u32>,
+    /// Bytes the server holds buffered for guests at once (WAGI responses),
+    /// e.g. 256M; past it the response is a 503.
+    #[arg(long, env = "WPAAS_BUFFER_BUDGET", value_name = "SIZE",
+          value_parser = wpaas_host::runtime::limits::parse_size)]
+    buffer_budget: Option<usize>,
     /// The most bytes of files one build may output (its slug,
     /// uncompressed; e.g. 512M, 1G). A larger output fails the build.
     #[arg(long, default_value = "512M", value_parser = wpaas_host::runtime::limits::parse_size)]
@@ -63,6 +79,21 @@ pub struct Server {
 }
 
 impl Server {
+    /// The instance pool, each app's share of it and the buffer budget.
+    fn engine(&self) -> EngineConfig {
+        let defaults = EngineConfig::default();
+        let max_instances = self.max_instances.unwrap_or(defaults.max_instances);
+        EngineConfig {
+            max_instances,
+            app_instances: self
+                .app_instances
+                .unwrap_or(max_instances / 4)
+                .clamp(1, max_instances),
+            buffer_budget: self.buffer_budget.unwrap_or(defaults.buffer_budget),
+            ..defaults
+        }
+    }
+
     pub fn run(self) -> Result<()> {
         let home = super::wpaas_home()?;
         let scheme = if self.tls_cert.is_some() {
@@ -92,6 +123,7 @@ impl Server {
                     unsandboxed: self.unsandboxed_builds,
                 },
                 max_upload_entries: self.max_upload_entries,
+                engine: self.engine(),
                 max_slug: self.max_slug as u64,
                 limits: self.edge.limits(),
                 tls: self

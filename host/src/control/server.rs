@@ -34,6 +34,8 @@ pub struct ServerConfig {
     pub builds: super::builds::BuildConfig,
     /// The most entries (files, directories, links) of one deploy upload.
     pub max_upload_entries: u64,
+    /// The instance pool, each app's share and the buffer budget.
+    pub engine: EngineConfig,
     /// The most bytes of files one build may output (its slug).
     pub max_slug: u64,
     /// Connection caps and timeouts of each listener (fitted to the
@@ -78,10 +80,7 @@ pub async fn run(
     let store = Store::open(home).context("could not open the store")?;
     // Releases and builds a crash interrupted are recorded as failed.
     store.recover_interrupted()?;
-    let runtime = Arc::new(Runtime::new(
-        &EngineConfig::default(),
-        home.join("cache/compiled"),
-    )?);
+    let runtime = Arc::new(Runtime::new(&config.engine, home.join("cache/compiled"))?);
     let table = Arc::new(RouteTable::new());
 
     let router_listener = edge::bind(config.listen).with_context(|| {
