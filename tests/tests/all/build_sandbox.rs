@@ -69,6 +69,16 @@ fn server_with_victim(home: &Path) -> (Server, String, String) {
     (server, token, secret)
 }
 
+/// Every attack the hostile script reported must have failed.
+fn assert_attacks_failed(log: &str, attacks: &[&str]) {
+    for attack in attacks {
+        assert!(
+            log.contains(&format!("ATTACK {attack}: failed")),
+            "attack {attack} did not fail:\n{log}"
+        );
+    }
+}
+
 /// What must hold on the host after a hostile build.
 fn assert_host_untouched(home: &Path, log: &str, token: &str, secret: &str, before: &[u32]) {
     assert!(!log.contains(token), "the API token leaked:\n{log}");
@@ -148,27 +158,25 @@ echo "ATTACK done"
     assert!(out.status.success(), "{log}");
     assert!(log.contains("ATTACK done"), "{log}");
     assert!(log.contains("uid 65534"), "{log}");
-    for attack in [
-        "token",
-        "token-search",
-        "db",
-        "slugs",
-        "write-slug",
-        "write-cwasm",
-        "write-victim-cache",
-        "write-home",
-        "write-registry",
-        "secret-search",
-        "proc1-environ",
-        "server-env",
-        "api-port",
-        "api-gateway",
-    ] {
-        assert!(
-            log.contains(&format!("ATTACK {attack}: failed")),
-            "attack {attack} did not fail:\n{log}"
-        );
-    }
+    assert_attacks_failed(
+        &log,
+        &[
+            "token",
+            "token-search",
+            "db",
+            "slugs",
+            "write-slug",
+            "write-cwasm",
+            "write-victim-cache",
+            "write-home",
+            "write-registry",
+            "secret-search",
+            "proc1-environ",
+            "server-env",
+            "api-port",
+            "api-gateway",
+        ],
+    );
     // Its /tmp is its own.
     assert!(log.contains("ATTACK write-tmp: OK"), "{log}");
     assert_host_untouched(home.path(), &log, &token, &secret, &before);
@@ -243,23 +251,21 @@ fn main() {{
     let log = text(&out);
     assert!(out.status.success(), "{log}");
     assert!(log.contains("ATTACK done"), "{log}");
-    for attack in [
-        "token",
-        "db",
-        "victim-cache",
-        "write-slug",
-        "write-cwasm",
-        "write-registry",
-        "proc1-environ",
-        "server-env",
-        "api-port",
-        "internet",
-    ] {
-        assert!(
-            log.contains(&format!("ATTACK {attack}: failed")),
-            "attack {attack} did not fail:\n{log}"
-        );
-    }
+    assert_attacks_failed(
+        &log,
+        &[
+            "token",
+            "db",
+            "victim-cache",
+            "write-slug",
+            "write-cwasm",
+            "write-registry",
+            "proc1-environ",
+            "server-env",
+            "api-port",
+            "internet",
+        ],
+    );
     // It may start a process; it does not outlive the build.
     assert!(log.contains("ATTACK leave-process: OK"), "{log}");
     assert_host_untouched(home.path(), &log, &token, &secret, &before);
