@@ -8,9 +8,11 @@
 //!   idle timeouts, accept back-off, TLS.
 //! * [`logs`] — one bounded, persistent log stream per app.
 //! * [`metrics`] — request, build and host counters in Prometheus's format.
+//! * [`home`] — every path under `WPAAS_HOME`.
 
 pub mod control;
 pub mod edge;
+pub mod home;
 pub mod logs;
 pub mod metrics;
 pub mod router;

@@ -722,7 +722,11 @@ fn processes(platform: &Platform, app: &str) -> Result<Vec<Value>, ApiError> {
 }
 
 /// The newest succeeded release older than `current`.
-fn previous_version(store: &super::store::Store, app: &str, current: u32) -> Result<u32, ApiError> {
+fn previous_version(
+    store: &dyn super::store::Store,
+    app: &str,
+    current: u32,
+) -> Result<u32, ApiError> {
     store
         .releases(app)?
         .into_iter()

@@ -16,6 +16,7 @@ use http_body_util::{BodyExt, Empty};
 
 use super::store::{App, Autoscale, ProcessLimits, Release, ReleaseDraft, Store};
 use super::supervisor::Supervisor;
+use crate::home::Home;
 use crate::logs::LogHub;
 use crate::metrics::Metrics;
 use crate::router::{AppRoute, RouteTable};
@@ -29,7 +30,7 @@ pub use super::log_sink::LogSink;
 
 /// Shared state of a running `wpaas server`.
 pub struct Platform {
-    store: Store,
+    store: Arc<dyn Store>,
     runtime: Arc<Runtime>,
     table: Arc<RouteTable>,
     /// The router's address, for the URLs we print.
@@ -109,7 +110,7 @@ pub fn human_size(bytes: u64) -> String {
 impl Platform {
     /// A platform over an opened store and runtime, routing through `table`.
     pub fn new(
-        store: Store,
+        store: Arc<dyn Store>,
         runtime: Arc<Runtime>,
         table: Arc<RouteTable>,
         router_port: u16,
@@ -237,7 +238,7 @@ impl Platform {
         self.app_destroyed(app);
         // Its compiled code: modules in its unpacked slugs, less those in
         // the slugs other apps keep. (Unpacked slugs are the ones that ran.)
-        let unpacked = self.store.home().join("slugs/unpacked");
+        let unpacked = self.store.home().unpacked_slugs();
         let kept = {
             let store = self.store.clone();
             tokio::task::spawn_blocking(move || store.slugs_in_use(KEEP_RELEASE_SLUGS))
@@ -284,8 +285,13 @@ impl Platform {
     }
 
     /// The durable store.
-    pub fn store(&self) -> &Store {
-        &self.store
+    pub fn store(&self) -> &dyn Store {
+        &*self.store
+    }
+
+    /// The durable store, to move into a blocking task.
+    pub fn shared_store(&self) -> Arc<dyn Store> {
+        self.store.clone()
     }
 
     /// Every app's log stream.
@@ -814,7 +820,7 @@ impl Platform {
     }
 
     fn unpack_slug(&self, digest: &str) -> Result<PathBuf> {
-        let dir = self.store.home().join("slugs/unpacked").join(digest);
+        let dir = self.store.home().unpacked_slug(digest);
         if dir.is_dir() {
             return Ok(dir);
         }
@@ -950,6 +956,6 @@ fn module_files(dir: &Path) -> Vec<PathBuf> {
 }
 
 /// Where an app's source is unpacked for a build.
-pub fn build_dir(home: &Path, build_id: &str) -> PathBuf {
-    home.join("tmp/builds").join(build_id)
+pub fn build_dir(home: &Home, build_id: &str) -> PathBuf {
+    home.build_dir(build_id)
 }

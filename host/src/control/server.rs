@@ -12,8 +12,9 @@ use tokio::net::TcpListener;
 
 use super::git::GitHttp;
 use super::platform::Platform;
-use super::store::Store;
+use super::store::{SledStore, Store};
 use crate::edge::{self, Edge, Limits};
+use crate::home::Home;
 use crate::logs::LogHub;
 use crate::router::{self, Observer, RouteTable, Router, ServeOptions};
 use crate::runtime::{EngineConfig, Runtime};
@@ -72,15 +73,17 @@ pub async fn run(
     };
     let open_files = edge::raise_open_files_limit();
     let limits = config.limits.clone().fit_open_files(open_files, 2);
-    std::fs::create_dir_all(home)
-        .with_context(|| format!("could not create {}", home.display()))?;
-    let token: Arc<str> = super::token::ensure_token(home)
+    let home = Home::new(home);
+    std::fs::create_dir_all(home.root())
+        .with_context(|| format!("could not create {}", home.root().display()))?;
+    let token: Arc<str> = super::token::ensure_token(&home)
         .context("could not create the API token")?
         .into();
-    let store = Store::open(home).context("could not open the store")?;
+    let store: Arc<dyn Store> =
+        Arc::new(SledStore::open(&home).context("could not open the store")?);
     // Releases and builds a crash interrupted are recorded as failed.
     store.recover_interrupted()?;
-    let runtime = Arc::new(Runtime::new(&config.engine, home.join("cache/compiled"))?);
+    let runtime = Arc::new(Runtime::new(&config.engine, home.compiled_cache())?);
     let table = Arc::new(RouteTable::new());
 
     let router_listener = edge::bind(config.listen).with_context(|| {
@@ -104,7 +107,7 @@ pub async fn run(
     }
 
     let logs = Arc::new(
-        LogHub::open(&home.join("logs"), config.log_lines)
+        LogHub::open(&home.logs(), config.log_lines)
             .context("could not open the logs directory")?,
     );
     let mut platform = Platform::new(

@@ -1,28 +1,22 @@
-//! The API's bearer token: created once under `WPAAS_HOME/token` (mode 0600) and
+//! The API's bearer token: created once as `WPAAS_HOME/token` (mode 0600) and
 //! compared in constant time.
 
 use std::fs::{self, OpenOptions};
 use std::io::{self, Write};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-/// File name of the token inside `WPAAS_HOME`.
-pub const TOKEN_FILE: &str = "token";
+use crate::home::Home;
 
-/// Path of the token file for `home`.
-pub fn token_path(home: &Path) -> PathBuf {
-    home.join(TOKEN_FILE)
-}
-
-/// Returns the server's API token, creating `home/token` (32 random bytes as 64 hex
+/// Returns the server's API token, creating [`Home::token`] (32 random bytes as 64 hex
 /// characters, file mode 0600) on first use.
 ///
 /// Creation is race-free: the token is written to a private temporary file
 /// (`create_new`, mode 0600), synced, then hard-linked into place, so two servers or
 /// CLIs starting together agree on one token and nobody ever reads a half-written file.
-pub fn ensure_token(home: &Path) -> io::Result<String> {
-    fs::create_dir_all(home)?;
-    let path = token_path(home);
+pub fn ensure_token(home: &Home) -> io::Result<String> {
+    fs::create_dir_all(home.root())?;
+    let path = home.token();
     match read_token(&path) {
         Ok(token) => return Ok(token),
         Err(e) if e.kind() == io::ErrorKind::NotFound => {}
@@ -30,7 +24,7 @@ pub fn ensure_token(home: &Path) -> io::Result<String> {
     }
 
     let token = random_hex(32)?;
-    let tmp = home.join(format!(".token.tmp-{}", random_hex(8)?));
+    let tmp = home.root().join(format!(".token.tmp-{}", random_hex(8)?));
     {
         let mut file = OpenOptions::new()
             .write(true)
@@ -45,7 +39,7 @@ pub fn ensure_token(home: &Path) -> io::Result<String> {
     let _ = fs::remove_file(&tmp);
     match linked {
         Ok(()) => {
-            sync_dir(home);
+            sync_dir(home.root());
             Ok(token)
         }
         // Someone else won the race: theirs is the token.
@@ -105,23 +99,20 @@ mod tests {
     #[test]
     fn creates_token_with_mode_0600_and_keeps_it() {
         let dir = tempfile::tempdir().unwrap();
-        let home = dir.path().join("home");
+        let home = Home::new(dir.path().join("home"));
         let t1 = ensure_token(&home).unwrap();
         assert_eq!(t1.len(), 64);
         assert!(t1.bytes().all(|b| b.is_ascii_hexdigit()));
-        let mode = fs::metadata(token_path(&home))
-            .unwrap()
-            .permissions()
-            .mode();
+        let mode = fs::metadata(home.token()).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600);
         let t2 = ensure_token(&home).unwrap();
         assert_eq!(t1, t2);
         // No temporary files left behind.
-        let names: Vec<_> = fs::read_dir(&home)
+        let names: Vec<_> = fs::read_dir(home.root())
             .unwrap()
-            .map(|e| e.unwrap().file_name())
+            .map(|e| e.unwrap().path())
             .collect();
-        assert_eq!(names, vec![std::ffi::OsString::from(TOKEN_FILE)]);
+        assert_eq!(names, vec![home.token()]);
     }
 
     #[test]
@@ -129,15 +120,15 @@ mod tests {
         let a = tempfile::tempdir().unwrap();
         let b = tempfile::tempdir().unwrap();
         assert_ne!(
-            ensure_token(a.path()).unwrap(),
-            ensure_token(b.path()).unwrap()
+            ensure_token(&Home::new(a.path())).unwrap(),
+            ensure_token(&Home::new(b.path())).unwrap()
         );
     }
 
     #[test]
     fn concurrent_first_start_agrees_on_one_token() {
         let dir = tempfile::tempdir().unwrap();
-        let home = dir.path().to_path_buf();
+        let home = Home::new(dir.path());
         let tokens: Vec<String> = std::thread::scope(|s| {
             let hs: Vec<_> = (0..8)
                 .map(|_| s.spawn(|| ensure_token(&home).unwrap()))
@@ -150,15 +141,16 @@ mod tests {
     #[test]
     fn loose_mode_is_tightened_and_empty_file_is_an_error() {
         let dir = tempfile::tempdir().unwrap();
-        let t = ensure_token(dir.path()).unwrap();
-        let path = token_path(dir.path());
+        let home = Home::new(dir.path());
+        let t = ensure_token(&home).unwrap();
+        let path = home.token();
         fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
-        assert_eq!(ensure_token(dir.path()).unwrap(), t);
+        assert_eq!(ensure_token(&home).unwrap(), t);
         let mode = fs::metadata(&path).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600);
 
         fs::write(&path, "  \n").unwrap();
-        let err = ensure_token(dir.path()).unwrap_err();
+        let err = ensure_token(&home).unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::InvalidData);
     }
 

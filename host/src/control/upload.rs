@@ -21,13 +21,14 @@ use wpaas_builder::archive::{self, ArchiveError, UnpackLimits};
 
 use super::api::{ApiError, MAX_UNPACKED};
 use super::platform::{human_size, Platform};
+use crate::home::Home;
 
 /// Body chunks in flight between the connection and the unpacking thread.
 const CHUNKS: usize = 8;
 
 /// Where uploads are unpacked while they arrive.
-pub fn uploads_dir(home: &Path) -> PathBuf {
-    home.join("tmp/uploads")
+pub fn uploads_dir(home: &Home) -> PathBuf {
+    home.uploads()
 }
 
 /// An unpacked upload.

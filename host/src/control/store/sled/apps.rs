@@ -1,0 +1,164 @@
+//! Apps and the global domain index (`apps`, `domains` trees).
+
+use sled::Transactional;
+
+use super::keys::{
+    abort, build_key, decode, encode, lease_key, release_key, tx_app, tx_counters, tx_put,
+    Counters, BUILD_LEASE, RELEASE_LEASE,
+};
+use super::SledStore;
+use crate::control::store::{
+    claimable_domain, normalize_domain, off_worker, remove_app_files, validate_app_name, App,
+    AppStore, Build, Change, StoreError,
+};
+
+impl AppStore for SledStore {
+    fn create_app(&self, name: &str) -> Result<App, StoreError> {
+        validate_app_name(name)?;
+        let app = App::new(name);
+        let bytes = encode(&app)?;
+        let counters = encode(&Counters::default())?;
+        (&self.apps, &self.counters).transaction(|(apps, ctr)| {
+            if apps.get(name.as_bytes())?.is_some() {
+                return abort(StoreError::AppExists(name.to_string()));
+            }
+            apps.insert(name.as_bytes(), bytes.as_slice())?;
+            ctr.insert(name.as_bytes(), counters.as_slice())?;
+            Ok(())
+        })?;
+        self.committed([Change::App(name.to_string())])?;
+        Ok(app)
+    }
+
+    fn app(&self, name: &str) -> Result<App, StoreError> {
+        match self.apps.get(name.as_bytes())? {
+            Some(v) => decode("app", &v),
+            None => Err(StoreError::NoSuchApp(name.to_string())),
+        }
+    }
+
+    fn apps(&self) -> Result<Vec<App>, StoreError> {
+        self.apps
+            .iter()
+            .map(|kv| {
+                let (_, v) = kv?;
+                decode("app", &v)
+            })
+            .collect()
+    }
+
+    fn update_app_with(
+        &self,
+        name: &str,
+        change: &mut dyn FnMut(&mut App),
+    ) -> Result<App, StoreError> {
+        // sled re-runs the closure when the transaction conflicts; the
+        // RefCell lets the `Fn` closure sled wants call the `FnMut`.
+        let change = std::cell::RefCell::new(change);
+        let app = self.apps.transaction(|apps| {
+            let before = tx_app(apps, name)?;
+            let mut app = before.clone();
+            (change.borrow_mut())(&mut app);
+            app.name = before.name;
+            app.created_at = before.created_at;
+            app.domains = before.domains;
+            app.current = before.current;
+            tx_put(apps, name.as_bytes(), &app)?;
+            Ok(app)
+        })?;
+        self.committed([Change::App(name.to_string())])?;
+        Ok(app)
+    }
+
+    fn destroy_app(&self, name: &str) -> Result<(), StoreError> {
+        let build_ids = (
+            &self.apps,
+            &self.releases,
+            &self.builds,
+            &self.domains,
+            &self.counters,
+            &self.leases,
+        )
+            .transaction(|(apps, releases, builds, domains, counters, leases)| {
+                let app = tx_app(apps, name)?;
+                let ctr = tx_counters(counters, name)?;
+                for v in 1..=ctr.releases {
+                    let key = release_key(name, v);
+                    releases.remove(key.as_slice())?;
+                    leases.remove(lease_key(RELEASE_LEASE, &key))?;
+                }
+                let mut ids = Vec::new();
+                for seq in 1..=ctr.builds {
+                    let key = build_key(name, seq);
+                    if let Some(b) = builds.remove(key.as_slice())? {
+                        if let Ok(b) = decode::<Build>("build", &b) {
+                            ids.push(b.id);
+                        }
+                    }
+                    leases.remove(lease_key(BUILD_LEASE, &key))?;
+                }
+                for d in &app.domains {
+                    if domains.get(d.as_bytes())?.as_deref() == Some(name.as_bytes()) {
+                        domains.remove(d.as_bytes())?;
+                    }
+                }
+                counters.remove(name.as_bytes())?;
+                apps.remove(name.as_bytes())?;
+                Ok(ids)
+            })?;
+        self.committed([Change::AppDestroyed(name.to_string())])?;
+        off_worker(|| remove_app_files(&self.home, name, &build_ids));
+        Ok(())
+    }
+
+    fn add_domain(&self, app: &str, domain: &str) -> Result<App, StoreError> {
+        let domain = claimable_domain(domain)?;
+        let updated = (&self.apps, &self.domains).transaction(|(apps, domains)| {
+            let mut a = tx_app(apps, app)?;
+            if let Some(owner) = domains.get(domain.as_bytes())? {
+                if owner.as_ref() != app.as_bytes() {
+                    return abort(StoreError::DomainTaken {
+                        domain: domain.clone(),
+                        app: String::from_utf8_lossy(&owner).into_owned(),
+                    });
+                }
+            }
+            domains.insert(domain.as_bytes(), app.as_bytes())?;
+            if !a.domains.contains(&domain) {
+                a.domains.push(domain.clone());
+            }
+            tx_put(apps, app.as_bytes(), &a)?;
+            Ok(a)
+        })?;
+        self.committed([Change::App(app.to_string())])?;
+        Ok(updated)
+    }
+
+    fn remove_domain(&self, app: &str, domain: &str) -> Result<App, StoreError> {
+        let domain = normalize_domain(domain).map_err(|_| StoreError::NoSuchDomain)?;
+        let updated = (&self.apps, &self.domains).transaction(|(apps, domains)| {
+            let mut a = tx_app(apps, app)?;
+            let Some(pos) = a.domains.iter().position(|d| *d == domain) else {
+                return abort(StoreError::NoSuchDomain);
+            };
+            a.domains.remove(pos);
+            if domains.get(domain.as_bytes())?.as_deref() == Some(app.as_bytes()) {
+                domains.remove(domain.as_bytes())?;
+            }
+            tx_put(apps, app.as_bytes(), &a)?;
+            Ok(a)
+        })?;
+        self.committed([Change::App(app.to_string())])?;
+        Ok(updated)
+    }
+
+    fn domain_owner(&self, domain: &str) -> Result<Option<String>, StoreError> {
+        let Ok(domain) = normalize_domain(domain) else {
+            return Ok(None);
+        };
+        Ok(self
+            .domains
+            .get(domain.as_bytes())?
+            .map(|v| String::from_utf8_lossy(&v).into_owned()))
+    }
+}

@@ -1,0 +1,234 @@
+//! The store on one node: sled trees under `WPAAS_HOME/db`.
+//!
+//! ```text
+//! apps      name → App
+//! releases  app\0 + version → Release
+//! builds    app\0 + sequence → Build
+//! domains   domain → app name
+//! counters  name → highest release version and build sequence
+//! leases    kind + record key → lease id of the handle that holds it
+//! ```
+//!
+//! Writes that belong together — a new release and its app's version
+//! counter, a successful release and the app's `current` pointer, an app
+//! and its domain index entries, a build and its lease — are one sled
+//! transaction across trees, and every write is flushed before the method
+//! returns, so a `kill -9` never leaves one half without the other.
+//!
+//! Leases: one process has the database open (sled locks it), so every
+//! lease in the `leases` tree when it is opened belongs to a process that is
+//! gone; [`SledStore::open`] clears them, and
+//! [`Store::recover_interrupted`] then fails the records that lost theirs.
+//!
+//! Transactions in sled 0.34 hold a process-wide lock while their closure
+//! runs: the closures passed to `update_app` and `next_release` must be
+//! quick and must not call back into the store.
+
+mod apps;
+mod builds;
+mod keys;
+mod recovery;
+mod releases;
+mod slugs;
+
+use std::fs;
+
+use tokio::sync::broadcast;
+
+use super::files::SlugFiles;
+use super::{Change, Store, StoreError};
+use crate::home::Home;
+
+/// Changes a watcher may fall behind before it is told it lagged.
+const WATCH_BUFFER: usize = 1024;
+
+/// The sled store. Share it as `Arc<dyn Store>`.
+pub struct SledStore {
+    home: Home,
+    db: sled::Db,
+    apps: sled::Tree,
+    releases: sled::Tree,
+    builds: sled::Tree,
+    domains: sled::Tree,
+    counters: sled::Tree,
+    leases: sled::Tree,
+    /// This handle's lease: held by the builds it runs and the releases it
+    /// activates, gone when the process is.
+    lease: u64,
+    slugs: SlugFiles,
+    changes: broadcast::Sender<Change>,
+}
+
+impl std::fmt::Debug for SledStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SledStore")
+            .field("home", &self.home)
+            .finish()
+    }
+}
+
+impl SledStore {
+    /// Opens (creating if needed) the store under `home`. Leases of the
+    /// process that had it open before are dropped (see the module docs).
+    pub fn open(home: &Home) -> Result<SledStore, StoreError> {
+        fs::create_dir_all(home.build_logs())?;
+        fs::create_dir_all(home.build_caches())?;
+        let slugs = SlugFiles::open(home)?;
+        let db = sled::Config::new().path(home.db()).open()?;
+        let leases = db.open_tree("leases")?;
+        leases.clear()?;
+        let lease = db.generate_id()?;
+        let store = SledStore {
+            home: home.clone(),
+            apps: db.open_tree("apps")?,
+            releases: db.open_tree("releases")?,
+            builds: db.open_tree("builds")?,
+            domains: db.open_tree("domains")?,
+            counters: db.open_tree("counters")?,
+            leases,
+            lease,
+            slugs,
+            changes: broadcast::channel(WATCH_BUFFER).0,
+            db,
+        };
+        store.sync()?;
+        Ok(store)
+    }
+
+    /// Makes the writes so far durable (an fsync: off the async workers).
+    fn sync(&self) -> Result<(), StoreError> {
+        super::off_worker(|| self.db.flush())?;
+        Ok(())
+    }
+
+    /// Makes a committed write durable, then announces it.
+    fn committed(&self, changes: impl IntoIterator<Item = Change>) -> Result<(), StoreError> {
+        self.sync()?;
+        for change in changes {
+            // No watcher is fine.
+            let _ = self.changes.send(change);
+        }
+        Ok(())
+    }
+
+    /// This handle's lease id, as stored in the `leases` tree.
+    fn lease_value(&self) -> [u8; 8] {
+        self.lease.to_be_bytes()
+    }
+}
+
+impl Store for SledStore {
+    fn home(&self) -> &Home {
+        &self.home
+    }
+
+    fn flush(&self) -> Result<(), StoreError> {
+        self.sync()
+    }
+
+    fn watch(&self) -> broadcast::Receiver<Change> {
+        self.changes.subscribe()
+    }
+
+    fn recover_interrupted(&self) -> Result<usize, StoreError> {
+        self.recover()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The conformance suite, run against sled.
+    use std::sync::Arc;
+
+    use super::super::conformance as suite;
+    use super::*;
+
+    fn open(home: &Home) -> Arc<dyn Store> {
+        Arc::new(SledStore::open(home).expect("open the sled store"))
+    }
+
+    #[test]
+    fn apps_crud_and_duplicates() {
+        suite::apps_crud_and_duplicates(&open);
+    }
+
+    #[test]
+    fn update_app_keeps_store_owned_fields() {
+        suite::update_app_keeps_store_owned_fields(&open);
+    }
+
+    #[test]
+    fn concurrent_updates_are_not_lost() {
+        suite::concurrent_updates_are_not_lost(&open);
+    }
+
+    #[test]
+    fn releases_number_and_finish() {
+        suite::releases_number_and_finish(&open);
+    }
+
+    #[test]
+    fn release_versions_are_distinct_under_racing_writers() {
+        suite::release_versions_are_distinct_under_racing_writers(&open);
+    }
+
+    #[test]
+    fn config_keys_are_checked_before_allocating() {
+        suite::config_keys_are_checked_before_allocating(&open);
+    }
+
+    #[test]
+    fn domains_are_unique_and_lowercased() {
+        suite::domains_are_unique_and_lowercased(&open);
+    }
+
+    #[test]
+    fn racing_domain_claims_have_one_winner() {
+        suite::racing_domain_claims_have_one_winner(&open);
+    }
+
+    #[test]
+    fn reserved_domains_are_refused() {
+        suite::reserved_domains_are_refused(&open);
+    }
+
+    #[test]
+    fn builds_lifecycle() {
+        suite::builds_lifecycle(&open);
+    }
+
+    #[test]
+    fn build_ids_are_distinct_under_racing_writers() {
+        suite::build_ids_are_distinct_under_racing_writers(&open);
+    }
+
+    #[test]
+    fn a_commit_built_before_is_found_with_its_buildpack() {
+        suite::a_commit_built_before_is_found_with_its_buildpack(&open);
+    }
+
+    #[test]
+    fn destroy_removes_everything_but_slugs() {
+        suite::destroy_removes_everything_but_slugs(&open);
+    }
+
+    #[test]
+    fn unused_slugs_are_removed() {
+        suite::unused_slugs_are_removed(&open);
+    }
+
+    #[test]
+    fn watch_sees_every_committed_change() {
+        suite::watch_sees_every_committed_change(&open);
+    }
+
+    #[test]
+    fn live_leases_are_not_recovered() {
+        suite::live_leases_are_not_recovered(&open);
+    }
+
+    #[test]
+    fn state_survives_reopen_and_interrupted_work_fails() {
+        suite::state_survives_reopen_and_interrupted_work_fails(&open);
+    }
+}
