@@ -246,6 +246,7 @@ async fn route(platform: Arc<Platform>, req: hyper::Request<Incoming>) -> ApiRes
                         draft.slug = target.slug.clone();
                         draft.config = target.config.clone();
                         draft.process_types = target.process_types.clone();
+                        draft.argv = target.all_argv();
                         draft
                     },
                     &description,
@@ -842,7 +843,9 @@ async fn release_built(
         "-----> Commit {short} was built before (build {}); releasing its slug without rebuilding",
         built.id
     ));
-    let process_types = platform.store().release(app, version)?.process_types;
+    let built_release = platform.store().release(app, version)?;
+    let argv = built_release.all_argv();
+    let process_types = built_release.process_types;
     let release = platform
         .release(
             app,
@@ -850,6 +853,7 @@ async fn release_built(
             |mut draft| {
                 draft.slug = Some(slug.clone());
                 draft.process_types = process_types;
+                draft.argv = argv;
                 draft
             },
             &format!("Deploy {short}"),
@@ -923,6 +927,12 @@ async fn deploy_steps(
             .iter()
             .map(|t| (t.name.clone(), t.command.clone()))
             .collect();
+        let argv = output
+            .procfile
+            .types
+            .iter()
+            .map(|t| (t.name.clone(), t.argv()))
+            .collect();
         // A pushed commit names the release; an upload, its slug.
         let description = format!("Deploy {}", &commit.as_deref().unwrap_or(&digest)[..7]);
         let release = platform
@@ -932,6 +942,7 @@ async fn deploy_steps(
                 |mut draft| {
                     draft.slug = Some(digest.clone());
                     draft.process_types = process_types;
+                    draft.argv = argv;
                     draft
                 },
                 &description,

@@ -440,7 +440,7 @@ impl Platform {
         let web = match (release.command("web"), web_plan(app)) {
             (Some(command), Some((n, wake))) => {
                 say(format!("-----> Loading web: {command}"));
-                let (wasm, path, env) = self.process(release, command)?;
+                let (wasm, path, env) = self.process(release, "web")?;
                 let runtime = self.runtime.clone();
                 let limits = limits_for(app, "web");
                 let (web, _) =
@@ -472,12 +472,12 @@ impl Platform {
                 let running = self.supervisor.command(&app.name, kind, release.version);
                 let loaded = match running {
                     Some(command_running) if log.is_none() => {
-                        (command_running, self.process(release, command)?.2)
+                        (command_running, self.process(release, kind)?.2)
                     }
                     _ => {
                         say(format!("-----> Loading {kind}: {command}"));
                         let limits = limits_for(app, kind);
-                        self.command(release, command, limits).await?
+                        self.command(release, kind, limits).await?
                     }
                 };
                 workers.push((kind.clone(), loaded, n));
@@ -523,7 +523,7 @@ impl Platform {
         log: &LogSink,
     ) -> Result<()> {
         log.send(format!("-----> Running release command: {command}"));
-        let (wasm, env) = self.command(release, command, limits).await?;
+        let (wasm, env) = self.command(release, "release", limits).await?;
         let out: LineSink = {
             let log = log.clone();
             Arc::new(move |line: &str| log.send(format!("       {line}")))
@@ -547,14 +547,17 @@ impl Platform {
         Ok(())
     }
 
-    /// The slug path of a Procfile command's module, and its environment.
-    fn process(&self, release: &Release, command: &str) -> Result<(String, PathBuf, ProcessEnv)> {
+    /// The slug path of a process type's module, and its environment.
+    fn process(&self, release: &Release, kind: &str) -> Result<(String, PathBuf, ProcessEnv)> {
         let slug = release
             .slug
             .as_deref()
             .ok_or_else(|| anyhow!("release v{} has no slug", release.version))?;
         let slug_dir = self.unpacked_slug(slug)?;
-        let (wasm, args) = parse_command(command, &release.config)?;
+        let argv = release
+            .argv(kind)
+            .ok_or_else(|| anyhow!("release v{} has no process type {kind:?}", release.version))?;
+        let (wasm, args) = expand_argv(argv, &release.config)?;
         // Guest prints go to the app's log as the replica (DYNO) printing.
         let (hub, app) = (self.logs.clone(), release.app.clone());
         let env = ProcessEnv {
@@ -569,14 +572,14 @@ impl Platform {
         Ok((wasm, path, env))
     }
 
-    /// A Procfile command loaded as a WASI command, with its environment.
+    /// A process type loaded as a WASI command, with its environment.
     pub async fn command(
         &self,
         release: &Release,
-        command: &str,
+        kind: &str,
         limits: Limits,
     ) -> Result<(Arc<WasiCommand>, ProcessEnv)> {
-        let (wasm, path, env) = self.process(release, command)?;
+        let (wasm, path, env) = self.process(release, kind)?;
         let runtime = self.runtime.clone();
         let loaded = tokio::task::spawn_blocking(move || runtime.load_command(&path, limits))
             .await
@@ -694,15 +697,14 @@ impl Platform {
         }
         for kind in changes.keys().filter(|k| is_long_running(k)) {
             let n = replicas(&record, kind) as usize;
-            let command = release.command(kind).expect("checked above");
             if n == 0 {
                 self.supervisor.stop(app, kind);
                 continue;
             }
             let (command, env) = match self.supervisor.command(app, kind, release.version) {
-                Some(running) => (running, self.process(&release, command)?.2),
+                Some(running) => (running, self.process(&release, kind)?.2),
                 None => {
-                    self.command(&release, command, limits_for(&record, kind))
+                    self.command(&release, kind, limits_for(&record, kind))
                         .await?
                 }
             };
@@ -790,9 +792,8 @@ impl Platform {
                 self.supervisor.stop(app, kind);
                 let n = replicas(&record, kind) as usize;
                 if n > 0 {
-                    let command = release.command(kind).expect("checked above");
                     let (command, env) = self
-                        .command(&release, command, limits_for(&record, kind))
+                        .command(&release, kind, limits_for(&record, kind))
                         .await?;
                     self.supervisor
                         .set(app, kind, release.version, command, env, n);
@@ -883,16 +884,13 @@ pub fn replicas(app: &App, kind: &str) -> u32 {
         .unwrap_or(u32::from(kind == "web"))
 }
 
-/// Splits a Procfile command into the module path and argv (argv[0] is the
-/// module), expanding `$VAR`/`${VAR}` from the config.
-pub fn parse_command(
-    command: &str,
+/// A process type's argv (argv[0] is the module) with `$VAR`/`${VAR}`
+/// words expanded from the config, and the module path.
+pub fn expand_argv(
+    argv: Vec<String>,
     config: &BTreeMap<String, String>,
 ) -> Result<(String, Vec<String>)> {
-    let words: Vec<String> = command
-        .split_whitespace()
-        .map(|w| expand(w, config))
-        .collect();
+    let words: Vec<String> = argv.iter().map(|w| expand(w, config)).collect();
     let Some(wasm) = words.first() else {
         bail!("empty command");
     };
