@@ -5,6 +5,7 @@ pub mod api;
 #[cfg(test)]
 mod api_tests;
 pub mod builds;
+mod deploy;
 pub mod error;
 pub mod git;
 pub mod keyed_lock;
