@@ -139,6 +139,16 @@ pub fn valid_type_name(name: &str) -> bool {
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
 }
 
+impl ProcessType {
+    /// What the process runs with: the module (as in the slug), then the
+    /// arguments, unquoted, `$VARS` still unexpanded.
+    pub fn argv(&self) -> Vec<String> {
+        std::iter::once(self.wasm.clone())
+            .chain(self.args.iter().cloned())
+            .collect()
+    }
+}
+
 impl Procfile {
     /// Parses Procfile text and checks its syntax, names and module paths
     /// (not whether the modules exist: see [`Procfile::validate_modules`]).
@@ -326,8 +336,9 @@ fn normalize_module_path(path: &str) -> Option<String> {
 
 /// Splits a command into words, shell-style: whitespace separates, `'…'`
 /// quotes literally, `"…"` quotes with `\"` and `\\` escapes, `\x` escapes
-/// outside quotes. `None` on an unterminated quote.
-fn split_words(command: &str) -> Option<Vec<String>> {
+/// outside quotes. `None` on an unterminated quote. The host uses it too,
+/// for releases recorded before they stored each type's argv.
+pub fn split_words(command: &str) -> Option<Vec<String>> {
     let mut words = Vec::new();
     let mut word = String::new();
     let mut in_word = false;

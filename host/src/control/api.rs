@@ -9,7 +9,6 @@ use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::sync::Arc;
 
-use anyhow::Context as _;
 use bytes::Bytes;
 use http::{Method, StatusCode};
 use http_body_util::{BodyExt, Full, Limited, StreamBody};
@@ -17,8 +16,8 @@ use hyper::body::{Frame, Incoming};
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use super::platform::{build_dir, replicas, LogSink, Platform};
-use super::store::StoreError;
+use super::error::PlatformError;
+use super::platform::{replicas, LogSink, Platform};
 use super::token::constant_time_eq;
 use crate::runtime::BoxBody;
 
@@ -29,46 +28,7 @@ pub use wpaas_api::stream::RESULT_PREFIX;
 /// Largest unpacked source.
 pub const MAX_UNPACKED: u64 = 1 << 30;
 
-/// An API failure: the status and the one line the client sees.
-#[derive(Debug)]
-pub struct ApiError(StatusCode, String);
-
-impl ApiError {
-    pub(super) fn new(status: StatusCode, message: impl Into<String>) -> Self {
-        Self(status, message.into())
-    }
-}
-
-impl From<StoreError> for ApiError {
-    fn from(err: StoreError) -> Self {
-        use StoreError as E;
-        let status = match &err {
-            E::InvalidAppName(_)
-            | E::InvalidConfigKey(_)
-            | E::InvalidDomain(_)
-            | E::ReservedDomain { .. } => StatusCode::UNPROCESSABLE_ENTITY,
-            E::AppExists(_) | E::DomainTaken { .. } | E::ReleaseFinished { .. } => {
-                StatusCode::CONFLICT
-            }
-            E::NoSuchApp(_) | E::NoSuchRelease { .. } | E::NoSuchBuild(_) | E::NoSuchDomain => {
-                StatusCode::NOT_FOUND
-            }
-            E::Db(_) | E::Io(_) | E::Corrupt(_) => StatusCode::INTERNAL_SERVER_ERROR,
-        };
-        Self(status, err.to_string())
-    }
-}
-
-impl From<anyhow::Error> for ApiError {
-    fn from(err: anyhow::Error) -> Self {
-        match err.downcast::<StoreError>() {
-            Ok(store) => store.into(),
-            Err(err) => Self(StatusCode::UNPROCESSABLE_ENTITY, format!("{err:#}")),
-        }
-    }
-}
-
-type ApiResult = Result<hyper::Response<BoxBody>, ApiError>;
+type ApiResult = Result<hyper::Response<BoxBody>, PlatformError>;
 
 /// Handles one API request.
 pub async fn handle(
@@ -83,8 +43,7 @@ pub async fn handle(
         .and_then(|v| v.strip_prefix("Bearer "))
         .is_some_and(|given| constant_time_eq(given.trim(), token.as_bytes()));
     if !authorized {
-        return error_response(ApiError::new(
-            StatusCode::UNAUTHORIZED,
+        return error_response(PlatformError::unauthorized(
             "missing or invalid API token (run `wpaas login`, or set WPAAS_TOKEN)",
         ));
     }
@@ -113,7 +72,7 @@ async fn route(platform: Arc<Platform>, req: hyper::Request<Incoming>) -> ApiRes
             let body: Value = read_json(req).await?;
             let name = body["name"]
                 .as_str()
-                .ok_or_else(|| ApiError::new(StatusCode::BAD_REQUEST, "body needs a \"name\""))?;
+                .ok_or_else(|| PlatformError::malformed("body needs a \"name\""))?;
             let app = store.create_app(name)?;
             platform.app_created(&app);
             platform.logs().push(&app.name, "api", "App created");
@@ -132,10 +91,7 @@ async fn route(platform: Arc<Platform>, req: hyper::Request<Incoming>) -> ApiRes
             let body: Value = read_json(req).await?;
             let path = body["path"].as_str().map(str::to_string);
             if path.as_deref().is_some_and(|p| !p.starts_with('/')) {
-                return Err(ApiError::new(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    "a health check path starts with /",
-                ));
+                return Err(PlatformError::invalid("a health check path starts with /"));
             }
             let timeout_ms = body["timeout_ms"].as_u64();
             let record = store.update_app(app, |record| {
@@ -161,10 +117,7 @@ async fn route(platform: Arc<Platform>, req: hyper::Request<Incoming>) -> ApiRes
             let app = app.to_string();
             let changes: BTreeMap<String, Option<String>> = read_json(req).await?;
             if changes.is_empty() {
-                return Err(ApiError::new(
-                    StatusCode::BAD_REQUEST,
-                    "no config vars given",
-                ));
+                return Err(PlatformError::malformed("no config vars given"));
             }
             let _guard = platform.lock(&app).await;
             store.app(&app)?;
@@ -212,22 +165,18 @@ async fn route(platform: Arc<Platform>, req: hyper::Request<Incoming>) -> ApiRes
             let body: Value = read_json(req).await?;
             let _guard = platform.lock(&app).await;
             let current = store.current_release(&app)?.ok_or_else(|| {
-                ApiError::new(
-                    StatusCode::CONFLICT,
-                    format!("{app} has no releases to roll back"),
-                )
+                PlatformError::conflict(format!("{app} has no releases to roll back"))
             })?;
             let target = match body.get("version").and_then(Value::as_u64) {
-                Some(v) => u32::try_from(v)
-                    .map_err(|_| ApiError::new(StatusCode::BAD_REQUEST, "version too large"))?,
+                Some(v) => {
+                    u32::try_from(v).map_err(|_| PlatformError::malformed("version too large"))?
+                }
                 None => previous_version(store, &app, current.version)?,
             };
             let target = store.release(&app, target)?;
             let _pin = match &target.slug {
                 Some(slug) => Some(platform.pin_stored_slug(slug).ok_or_else(|| {
-                    ApiError::new(
-                        StatusCode::CONFLICT,
-                        format!(
+                    PlatformError::conflict(format!(
                             "v{} of {app} cannot be rolled back to: its slug was removed (wpaas keeps the slugs of each app's last {} releases); deploy that code again",
                             target.version,
                             super::platform::KEEP_RELEASE_SLUGS
@@ -246,6 +195,7 @@ async fn route(platform: Arc<Platform>, req: hyper::Request<Incoming>) -> ApiRes
                         draft.slug = target.slug.clone();
                         draft.config = target.config.clone();
                         draft.process_types = target.process_types.clone();
+                        draft.argv = target.all_argv();
                         draft
                     },
                     &description,
@@ -264,7 +214,7 @@ async fn route(platform: Arc<Platform>, req: hyper::Request<Incoming>) -> ApiRes
             let body: Value = read_json(req).await?;
             let domain = body["domain"]
                 .as_str()
-                .ok_or_else(|| ApiError::new(StatusCode::BAD_REQUEST, "body needs a \"domain\""))?;
+                .ok_or_else(|| PlatformError::malformed("body needs a \"domain\""))?;
             let record = store.add_domain(app, domain)?;
             let added = super::store::normalize_domain(domain)?;
             platform.domain_added(&added, app);
@@ -307,10 +257,7 @@ async fn route(platform: Arc<Platform>, req: hyper::Request<Incoming>) -> ApiRes
         }
         (Method::DELETE, ["apps", app, "autoscale", kind]) => {
             if *kind != "web" {
-                return Err(ApiError::new(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    "only web is autoscaled",
-                ));
+                return Err(PlatformError::invalid("only web is autoscaled"));
             }
             store.app(app)?;
             platform.autoscale(app, None).await?;
@@ -330,8 +277,7 @@ async fn route(platform: Arc<Platform>, req: hyper::Request<Incoming>) -> ApiRes
         (Method::PATCH, ["apps", app, "formation"]) => {
             let changes: BTreeMap<String, u32> = read_json(req).await?;
             if changes.is_empty() {
-                return Err(ApiError::new(
-                    StatusCode::BAD_REQUEST,
+                return Err(PlatformError::malformed(
                     "no process types given; use e.g. {\"web\": 2}",
                 ));
             }
@@ -363,8 +309,7 @@ async fn route(platform: Arc<Platform>, req: hyper::Request<Incoming>) -> ApiRes
                 Value::Null => None,
                 Value::String(path) => Some(check_buildpack(path)?),
                 _ => {
-                    return Err(ApiError::new(
-                        StatusCode::BAD_REQUEST,
+                    return Err(PlatformError::malformed(
                         "body needs \"buildpack\": a directory path, or null to clear it",
                     ))
                 }
@@ -379,15 +324,14 @@ async fn route(platform: Arc<Platform>, req: hyper::Request<Incoming>) -> ApiRes
                 id => builds.iter().find(|b| b.id == id),
             }
             .ok_or_else(|| {
-                ApiError::new(
-                    StatusCode::NOT_FOUND,
-                    format!("{app} has no build {id}; see `wpaas builds -a {app}`"),
-                )
+                PlatformError::not_found(format!(
+                    "{app} has no build {id}; see `wpaas builds -a {app}`"
+                ))
             })?;
             let path = store.build_log_path(&build.id)?;
             let log = tokio::task::spawn_blocking(move || std::fs::read_to_string(path))
                 .await
-                .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
+                .map_err(|e| PlatformError::internal(anyhow::anyhow!("{e}")))?
                 .unwrap_or_default();
             let output: String = log
                 .lines()
@@ -404,10 +348,7 @@ async fn route(platform: Arc<Platform>, req: hyper::Request<Incoming>) -> ApiRes
             store.app(app)?;
             json_ok(&store.builds(app)?)
         }
-        _ => Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            format!("no API route {path}"),
-        )),
+        _ => Err(PlatformError::not_found(format!("no API route {path}"))),
     }
 }
 
@@ -424,8 +365,9 @@ fn run_stream(
     // Bounded: a client reading slowly loses lines (and is told how many),
     // the process never waits for it.
     let (tx, lines) = super::log_sink::ClientLines::channel();
-    // Held by the sinks: once only we hold it, every output line is out.
-    let in_use = Arc::new(());
+    // Held by the sinks, which the output streams' tasks drop when they
+    // end: the channel closes once every output line is out.
+    let (in_use, mut all_out) = tokio::sync::mpsc::channel::<()>(1);
     let sink = |fd: u8| -> crate::runtime::output::LineSink {
         let (tx, in_use) = (tx.clone(), in_use.clone());
         Arc::new(move |line: &str| {
@@ -437,6 +379,7 @@ fn run_stream(
         stdout: sink(1),
         stderr: sink(2),
     };
+    drop(in_use);
     tokio::spawn(async move {
         let gone = tx.clone();
         let (process, exit) = platform
@@ -450,13 +393,9 @@ fn run_stream(
             )
             .await;
         // The output streams' tasks end when the instance is dropped and
-        // hand over a last unterminated line as they go; wait for that.
-        for _ in 0..200 {
-            if Arc::strong_count(&in_use) == 1 {
-                break;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
-        }
+        // hand over a last unterminated line as they go; wait for that (a
+        // bound, in case a task outlives its instance).
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(2), all_out.recv()).await;
         let result = json!({ "exit": exit.code(), "process": process, "status": exit.to_string() });
         tx.send_wait(format!("{RESULT_PREFIX}{result}")).await;
     });
@@ -493,12 +432,9 @@ fn logs(platform: &Platform, app: &str, query: Option<&str>) -> ApiResult {
     {
         match key {
             "n" => {
-                n = value.parse().map_err(|_| {
-                    ApiError::new(
-                        StatusCode::BAD_REQUEST,
-                        format!("n={value} is not a number"),
-                    )
-                })?
+                n = value
+                    .parse()
+                    .map_err(|_| PlatformError::malformed(format!("n={value} is not a number")))?
             }
             "tail" => tail = matches!(value, "1" | "true"),
             "format" => json = value == "json",
@@ -557,8 +493,8 @@ fn logs(platform: &Platform, app: &str, query: Option<&str>) -> ApiResult {
 }
 
 /// `{"min", "max", "target", "cooldown_ms"?, "idle_ms"?}` for `web`.
-fn autoscale_spec(kind: &str, body: &Value) -> Result<super::store::Autoscale, ApiError> {
-    let bad = |msg: String| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, msg);
+fn autoscale_spec(kind: &str, body: &Value) -> Result<super::store::Autoscale, PlatformError> {
+    let bad = |msg: String| PlatformError::invalid(msg);
     if kind != "web" {
         return Err(bad(format!(
             "only web can be autoscaled (it scales on requests in flight); scale {kind} with ps:scale"
@@ -594,9 +530,9 @@ fn autoscale_spec(kind: &str, body: &Value) -> Result<super::store::Autoscale, A
 }
 
 /// `{"memory": "256M", "timeout": "10s", "concurrency": 32}`, each optional.
-fn process_limits(body: &Value) -> Result<super::store::ProcessLimits, ApiError> {
+fn process_limits(body: &Value) -> Result<super::store::ProcessLimits, PlatformError> {
     use crate::runtime::limits::{parse_duration, parse_size};
-    let bad = |msg: String| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, msg);
+    let bad = |msg: String| PlatformError::invalid(msg);
     let text = |name: &str| match &body[name] {
         Value::Null => Ok(None),
         Value::String(s) => Ok(Some(s.clone())),
@@ -639,16 +575,15 @@ fn process_limits(body: &Value) -> Result<super::store::ProcessLimits, ApiError>
 }
 
 /// Checks a custom buildpack directory on this machine before it is set.
-fn check_buildpack(path: &str) -> Result<String, ApiError> {
+fn check_buildpack(path: &str) -> Result<String, PlatformError> {
     if !std::path::Path::new(path).is_absolute() {
-        return Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            format!("buildpack {path} must be an absolute directory path on the server"),
-        ));
+        return Err(PlatformError::invalid(format!(
+            "buildpack {path} must be an absolute directory path on the server"
+        )));
     }
     wpaas_builder::buildpack::check_buildpack(path.into())
         .map(|p| p.display().to_string())
-        .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()))
+        .map_err(|e| PlatformError::invalid(e.to_string()))
 }
 
 /// `b12` → 12, for "latest".
@@ -658,7 +593,7 @@ fn build_number(id: &str) -> u64 {
 
 /// `ps`: each process type of the current release with its command, the
 /// formation's replica count and, for running web replicas, live numbers.
-fn processes(platform: &Platform, app: &str) -> Result<Vec<Value>, ApiError> {
+fn processes(platform: &Platform, app: &str) -> Result<Vec<Value>, PlatformError> {
     let store = platform.store();
     let record = store.app(app)?;
     let Some(release) = store.current_release(app)? else {
@@ -726,7 +661,7 @@ fn previous_version(
     store: &dyn super::store::Store,
     app: &str,
     current: u32,
-) -> Result<u32, ApiError> {
+) -> Result<u32, PlatformError> {
     store
         .releases(app)?
         .into_iter()
@@ -734,19 +669,13 @@ fn previous_version(
         .map(|r| r.version)
         .max()
         .ok_or_else(|| {
-            ApiError::new(
-                StatusCode::CONFLICT,
-                format!("{app} has no earlier release to roll back to"),
-            )
+            PlatformError::conflict(format!("{app} has no earlier release to roll back to"))
         })
 }
 
-fn parse_version(text: &str) -> Result<u32, ApiError> {
+fn parse_version(text: &str) -> Result<u32, PlatformError> {
     text.trim_start_matches('v').parse().map_err(|_| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            format!("invalid release version {text:?}; use e.g. v3"),
-        )
+        PlatformError::malformed(format!("invalid release version {text:?}; use e.g. v3"))
     })
 }
 
@@ -767,7 +696,9 @@ async fn deploy(platform: Arc<Platform>, app: String, req: hyper::Request<Incomi
         }
     }));
     tokio::spawn(async move {
-        let result = deploy_steps(&platform, &app, body.path().to_path_buf(), commit, &log).await;
+        let result =
+            super::deploy::deploy_steps(&platform, &app, body.path().to_path_buf(), commit, &log)
+                .await;
         body.remove().await;
         let last = match result {
             Ok((version, url)) => {
@@ -786,7 +717,7 @@ async fn deploy(platform: Arc<Platform>, app: String, req: hyper::Request<Incomi
 }
 
 /// The `commit` query parameter: a full git object id (SHA-1 or SHA-256).
-fn commit_param(query: Option<&str>) -> Result<Option<String>, ApiError> {
+fn commit_param(query: Option<&str>) -> Result<Option<String>, PlatformError> {
     let Some(commit) = query
         .into_iter()
         .flat_map(|q| q.split('&'))
@@ -798,202 +729,20 @@ fn commit_param(query: Option<&str>) -> Result<Option<String>, ApiError> {
         .bytes()
         .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
     if !hex || !matches!(commit.len(), 40 | 64) {
-        return Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            format!("invalid commit {commit:?}: give the full lower-case hex object id"),
-        ));
+        return Err(PlatformError::malformed(format!(
+            "invalid commit {commit:?}: give the full lower-case hex object id"
+        )));
     }
     Ok(Some(commit.to_string()))
 }
 
-/// Takes the app's lock; tells the client when another deploy or change
-/// holds it (a second `git push` waits for the first).
-async fn lock_app(
-    platform: &Platform,
-    app: &str,
-    log: &LogSink,
-) -> tokio::sync::OwnedMutexGuard<()> {
-    let lock = platform.lock(app);
-    tokio::pin!(lock);
-    match futures::poll!(&mut lock) {
-        std::task::Poll::Ready(guard) => guard,
-        std::task::Poll::Pending => {
-            log.send(format!(
-                "-----> Waiting for another deploy of {app} to finish..."
-            ));
-            lock.await
-        }
-    }
-}
-
-/// Releases the slug of `built` again, for a commit built before (pushing
-/// an older commit, or the same one to a re-created branch).
-async fn release_built(
-    platform: &Platform,
-    app: &str,
-    built: &super::store::Build,
-    log: &LogSink,
-) -> anyhow::Result<(u32, String)> {
-    let (Some(commit), Some(slug), Some(version)) = (&built.commit, &built.slug, built.release)
-    else {
-        anyhow::bail!("build {} has no slug to release", built.id);
-    };
-    let short = &commit[..7];
-    let _pin = platform
-        .pin_stored_slug(slug)
-        .ok_or_else(|| anyhow::anyhow!("the slug of build {} was removed", built.id))?;
-    log.send(format!(
-        "-----> Commit {short} was built before (build {}); releasing its slug without rebuilding",
-        built.id
-    ));
-    let process_types = platform.store().release(app, version)?.process_types;
-    let release = platform
-        .release(
-            app,
-            log,
-            |mut draft| {
-                draft.slug = Some(slug.clone());
-                draft.process_types = process_types;
-                draft
-            },
-            &format!("Deploy {short}"),
-        )
-        .await?;
-    Ok((release.version, platform.app_url(app)))
-}
-
-async fn deploy_steps(
-    platform: &Platform,
-    app: &str,
-    upload: std::path::PathBuf,
-    commit: Option<String>,
-    log: &LogSink,
-) -> anyhow::Result<(u32, String)> {
-    let _guard = lock_app(platform, app, log).await;
-    let store = platform.store();
-    let source = super::store::BuildSource {
-        commit,
-        buildpack: store.app(app)?.buildpack,
-    };
-    if let Some(built) = store.build_of(app, &source)? {
-        return release_built(platform, app, &built, log).await;
-    }
-    let commit = source.commit.clone();
-    let build = store.start_build(app, source)?;
-    let build_started = std::time::Instant::now();
-    if let Err(err) = log.record_to(&store.build_log_path(&build.id)?) {
-        tracing::warn!(app, build = %build.id, "could not write the build log: {err}");
-    }
-    let source = build_dir(store.home(), &build.id);
-    let slug_dir = source.with_extension("slug");
-    let result = async {
-        // A platform-wide cap on concurrent builds; the rest wait here.
-        let slot = platform.builds().slot(log).await;
-        let sandbox = platform.builds().sandbox()?;
-        // Unpacked as it arrived (upload.rs); moved to the build's place.
-        let (from, to) = (upload.clone(), source.clone());
-        tokio::task::spawn_blocking(move || {
-            let _ = std::fs::remove_dir_all(&to);
-            std::fs::create_dir_all(to.parent().expect("build dirs have a parent"))?;
-            std::fs::rename(from, to)
-        })
-        .await?
-        .context("could not move the upload into place")?;
-        let request = wpaas_builder::buildpack::BuildRequest {
-            source_dir: source.clone(),
-            slug_dir: slug_dir.clone(),
-            cache_dir: store.build_cache_dir(app)?,
-            env: store.config(app)?.into_iter().collect(),
-            buildpack: store.app(app)?.buildpack.map(Into::into),
-            timeout: std::time::Duration::from_secs(15 * 60),
-            sandbox,
-        };
-        let build_log = log.clone();
-        let output = tokio::task::spawn_blocking(move || {
-            wpaas_builder::buildpack::build(&request, &mut |line| {
-                build_log.send(line);
-            })
-        })
-        .await??;
-        drop(slot);
-        // Packed into a file and moved into the store, on a blocking
-        // thread; pinned until it is released. The store names slugs by
-        // the digest of the stored file.
-        let (digest, packed, _pin) = pack_slug(platform, &slug_dir).await?;
-        log.send(format!("-----> Compressing... done, {} KiB", packed / 1024));
-        let process_types: Vec<(String, String)> = output
-            .procfile
-            .types
-            .iter()
-            .map(|t| (t.name.clone(), t.command.clone()))
-            .collect();
-        // A pushed commit names the release; an upload, its slug.
-        let description = format!("Deploy {}", &commit.as_deref().unwrap_or(&digest)[..7]);
-        let release = platform
-            .release(
-                app,
-                log,
-                |mut draft| {
-                    draft.slug = Some(digest.clone());
-                    draft.process_types = process_types;
-                    draft
-                },
-                &description,
-            )
-            .await?;
-        anyhow::Ok((release.version, digest))
-    }
-    .await;
-    remove_dirs(vec![source, slug_dir]).await;
-    let outcome = match &result {
-        Ok((version, digest)) => Ok(super::store::BuildOutput {
-            slug: Some(digest.clone()),
-            release: Some(*version),
-        }),
-        Err(err) => Err(format!("{err:#}")),
-    };
-    let _ = store.finish_build(app, &build.id, outcome);
-    platform
-        .metrics()
-        .build_finished(app, build_started.elapsed(), result.is_ok());
-    let (version, _) = result?;
-    Ok((version, platform.app_url(app)))
-}
-
-/// Packs the build's output into the store (see [`deploy_steps`]):
-/// digest, size of the tar.gz, pin.
-async fn pack_slug(
-    platform: &Platform,
-    slug_dir: &std::path::Path,
-) -> anyhow::Result<(String, u64, super::platform::SlugPin)> {
-    let packed = slug_dir.with_extension("tar.gz");
-    let max = platform.max_slug();
-    let dir = slug_dir.to_path_buf();
-    let file = packed.clone();
-    let size =
-        tokio::task::spawn_blocking(move || wpaas_builder::slug::pack_slug_file(&dir, &file, max))
-            .await??;
-    let (digest, pin) = super::store::off_worker(|| platform.adopt_slug(&packed))?;
-    Ok((digest, size, pin))
-}
-
-/// Removes build directories on a blocking thread.
-async fn remove_dirs(dirs: Vec<std::path::PathBuf>) {
-    let _ = tokio::task::spawn_blocking(move || {
-        for dir in dirs {
-            let _ = std::fs::remove_dir_all(dir);
-        }
-    })
-    .await;
-}
-
 async fn read_json<T: serde::de::DeserializeOwned>(
     req: hyper::Request<Incoming>,
-) -> Result<T, ApiError> {
+) -> Result<T, PlatformError> {
     let bytes = Limited::new(req.into_body(), 1 << 20)
         .collect()
         .await
-        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, format!("could not read body: {e}")))?
+        .map_err(|e| PlatformError::malformed(format!("could not read body: {e}")))?
         .to_bytes();
     let bytes = if bytes.is_empty() {
         Bytes::from_static(b"{}")
@@ -1001,7 +750,7 @@ async fn read_json<T: serde::de::DeserializeOwned>(
         bytes
     };
     serde_json::from_slice(&bytes)
-        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, format!("invalid JSON body: {e}")))
+        .map_err(|e| PlatformError::malformed(format!("invalid JSON body: {e}")))
 }
 
 fn json_ok<T: Serialize + ?Sized>(value: &T) -> ApiResult {
@@ -1009,8 +758,8 @@ fn json_ok<T: Serialize + ?Sized>(value: &T) -> ApiResult {
 }
 
 fn json_status<T: Serialize + ?Sized>(status: StatusCode, value: &T) -> ApiResult {
-    let body = serde_json::to_vec(value)
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    let body =
+        serde_json::to_vec(value).map_err(|e| PlatformError::internal(anyhow::anyhow!("{e}")))?;
     Ok(hyper::Response::builder()
         .status(status)
         .header(http::header::CONTENT_TYPE, "application/json")
@@ -1022,6 +771,32 @@ fn json_status<T: Serialize + ?Sized>(status: StatusCode, value: &T) -> ApiResul
         .expect("static response"))
 }
 
-fn error_response(ApiError(status, message): ApiError) -> hyper::Response<BoxBody> {
-    json_status(status, &json!({ "error": message })).expect("serializable")
+/// The one place a [`PlatformError`] becomes an HTTP answer:
+/// `{"error": "one line", "code": "invalid"}` with the kind's status. An
+/// internal error's detail goes to the server log under a request id; the
+/// client gets only the id.
+pub(crate) fn error_response(err: PlatformError) -> hyper::Response<BoxBody> {
+    let status = match &err {
+        PlatformError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
+        PlatformError::Malformed(_) => StatusCode::BAD_REQUEST,
+        PlatformError::NotFound(_) => StatusCode::NOT_FOUND,
+        PlatformError::Conflict(_) => StatusCode::CONFLICT,
+        PlatformError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+        PlatformError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+        PlatformError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+        PlatformError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+    };
+    let body = match &err {
+        PlatformError::Internal(detail) => {
+            let id = super::token::random_hex(8).unwrap_or_else(|_| "unknown".into());
+            tracing::error!(request_id = %id, "internal error: {detail:#}");
+            json!({
+                "error": format!("internal error (request id {id}); see the server log"),
+                "code": err.code(),
+                "request_id": id,
+            })
+        }
+        _ => json!({ "error": err.to_string(), "code": err.code() }),
+    };
+    json_status(status, &body).expect("serializable")
 }

@@ -19,12 +19,10 @@
 //! environment, which git passes on to hooks: nothing secret is written into
 //! the repository.
 
-use std::collections::HashMap;
 use std::convert::Infallible;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
 use bytes::{Bytes, BytesMut};
@@ -34,6 +32,7 @@ use hyper::body::{Frame, Incoming};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{ChildStdin, ChildStdout, Command};
 
+use super::keyed_lock::{KeyGuard, KeyedLock};
 use super::platform::{human_size, Platform};
 use super::store::validate_app_name;
 use super::token::constant_time_eq;
@@ -61,7 +60,7 @@ pub struct GitHttp {
     /// updated (or refused to update) the branch. Without it a second push
     /// could deploy between the first one's deploy and its branch update,
     /// and then find its own update refused, with its commit serving.
-    pushes: std::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    pushes: KeyedLock,
     /// With TLS: the SHA-256 of the API's certificate, which the hook pins
     /// (it calls the API on loopback, where the certificate's names do not
     /// apply).
@@ -83,7 +82,7 @@ impl GitHttp {
             api_url: format!("http://{}", SocketAddr::new(ip, api.port())),
             exe,
             setup: tokio::sync::Mutex::new(()),
-            pushes: std::sync::Mutex::default(),
+            pushes: KeyedLock::default(),
             api_cert_sha256: None,
         })
     }
@@ -202,15 +201,8 @@ impl GitHttp {
     }
 
     /// Waits for other pushes to `app` to finish.
-    async fn push_lock(&self, app: &str) -> tokio::sync::OwnedMutexGuard<()> {
-        let lock = self
-            .pushes
-            .lock()
-            .expect("push lock table")
-            .entry(app.to_string())
-            .or_default()
-            .clone();
-        lock.lock_owned().await
+    async fn push_lock(&self, app: &str) -> KeyGuard {
+        self.pushes.lock(app).await
     }
 
     /// Runs `git http-backend` for one request, streaming the request body

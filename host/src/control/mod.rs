@@ -2,8 +2,13 @@
 //! releases, and the API that drives them.
 
 pub mod api;
+#[cfg(test)]
+mod api_tests;
 pub mod builds;
+mod deploy;
+pub mod error;
 pub mod git;
+pub mod keyed_lock;
 mod log_sink;
 pub mod metrics;
 pub mod platform;

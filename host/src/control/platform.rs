@@ -14,6 +14,8 @@ use anyhow::{anyhow, bail, Context, Result};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};
 
+use super::error::PlatformError;
+use super::keyed_lock::{KeyGuard, KeyedLock};
 use super::store::{App, Autoscale, ProcessLimits, Release, ReleaseDraft, Store};
 use super::supervisor::Supervisor;
 use crate::home::Home;
@@ -45,7 +47,7 @@ pub struct Platform {
     /// ticks (the store is the truth).
     autoscale_specs: Mutex<HashMap<String, Autoscale>>,
     /// Changes to one app run one at a time.
-    app_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    app_locks: KeyedLock,
     /// The most bytes a deploy upload or a git push may send.
     max_upload: u64,
     /// Build slots and the build sandbox.
@@ -128,7 +130,7 @@ impl Platform {
             logs,
             metrics: Arc::default(),
             autoscale_specs: Mutex::default(),
-            app_locks: Mutex::default(),
+            app_locks: KeyedLock::default(),
             max_upload: DEFAULT_MAX_UPLOAD,
             builds: Arc::default(),
             max_upload_entries: DEFAULT_MAX_UPLOAD_ENTRIES,
@@ -318,15 +320,13 @@ impl Platform {
     }
 
     /// Serialises changes to `app`.
-    pub async fn lock(&self, app: &str) -> tokio::sync::OwnedMutexGuard<()> {
-        let lock = self
-            .app_locks
-            .lock()
-            .expect("app lock table")
-            .entry(app.to_string())
-            .or_default()
-            .clone();
-        lock.lock_owned().await
+    pub async fn lock(&self, app: &str) -> KeyGuard {
+        self.app_locks.lock(app).await
+    }
+
+    /// Takes `app`'s lock if it is free now.
+    pub fn try_lock(&self, app: &str) -> Option<KeyGuard> {
+        self.app_locks.try_lock(app)
     }
 
     /// Brings every app back to its current release (server start).
@@ -425,7 +425,7 @@ impl Platform {
             ),
         };
         self.logs.push(app, "api", &said);
-        outcome?;
+        outcome.map_err(user_facing)?;
         if let Err(err) = self.collect_slugs().await {
             tracing::warn!(app, "could not remove unused slugs: {err:#}");
         }
@@ -446,7 +446,7 @@ impl Platform {
         let web = match (release.command("web"), web_plan(app)) {
             (Some(command), Some((n, wake))) => {
                 say(format!("-----> Loading web: {command}"));
-                let (wasm, path, env) = self.process(release, command)?;
+                let (wasm, path, env) = self.process(release, "web")?;
                 let runtime = self.runtime.clone();
                 let limits = limits_for(app, "web");
                 let (web, _) =
@@ -478,12 +478,12 @@ impl Platform {
                 let running = self.supervisor.command(&app.name, kind, release.version);
                 let loaded = match running {
                     Some(command_running) if log.is_none() => {
-                        (command_running, self.process(release, command)?.2)
+                        (command_running, self.process(release, kind)?.2)
                     }
                     _ => {
                         say(format!("-----> Loading {kind}: {command}"));
                         let limits = limits_for(app, kind);
-                        self.command(release, command, limits).await?
+                        self.command(release, kind, limits).await?
                     }
                 };
                 workers.push((kind.clone(), loaded, n));
@@ -529,7 +529,7 @@ impl Platform {
         log: &LogSink,
     ) -> Result<()> {
         log.send(format!("-----> Running release command: {command}"));
-        let (wasm, env) = self.command(release, command, limits).await?;
+        let (wasm, env) = self.command(release, "release", limits).await?;
         let out: LineSink = {
             let log = log.clone();
             Arc::new(move |line: &str| log.send(format!("       {line}")))
@@ -553,14 +553,17 @@ impl Platform {
         Ok(())
     }
 
-    /// The slug path of a Procfile command's module, and its environment.
-    fn process(&self, release: &Release, command: &str) -> Result<(String, PathBuf, ProcessEnv)> {
+    /// The slug path of a process type's module, and its environment.
+    fn process(&self, release: &Release, kind: &str) -> Result<(String, PathBuf, ProcessEnv)> {
         let slug = release
             .slug
             .as_deref()
             .ok_or_else(|| anyhow!("release v{} has no slug", release.version))?;
         let slug_dir = self.unpacked_slug(slug)?;
-        let (wasm, args) = parse_command(command, &release.config)?;
+        let argv = release
+            .argv(kind)
+            .ok_or_else(|| anyhow!("release v{} has no process type {kind:?}", release.version))?;
+        let (wasm, args) = expand_argv(argv, &release.config)?;
         // Guest prints go to the app's log as the replica (DYNO) printing.
         let (hub, app) = (self.logs.clone(), release.app.clone());
         let env = ProcessEnv {
@@ -575,14 +578,14 @@ impl Platform {
         Ok((wasm, path, env))
     }
 
-    /// A Procfile command loaded as a WASI command, with its environment.
+    /// A process type loaded as a WASI command, with its environment.
     pub async fn command(
         &self,
         release: &Release,
-        command: &str,
+        kind: &str,
         limits: Limits,
     ) -> Result<(Arc<WasiCommand>, ProcessEnv)> {
-        let (wasm, path, env) = self.process(release, command)?;
+        let (wasm, path, env) = self.process(release, kind)?;
         let runtime = self.runtime.clone();
         let loaded = tokio::task::spawn_blocking(move || runtime.load_command(&path, limits))
             .await
@@ -600,7 +603,9 @@ impl Platform {
         extra_env: &BTreeMap<String, String>,
     ) -> Result<(Arc<WasiCommand>, ProcessEnv)> {
         let Some(module) = argv.first() else {
-            bail!("no command given; e.g. `wpaas run -- app.wasm ARGS…`");
+            return Err(invalid(
+                "no command given; e.g. `wpaas run -- app.wasm ARGS…`",
+            ));
         };
         let relative = Path::new(module);
         if relative.is_absolute()
@@ -608,20 +613,22 @@ impl Platform {
                 .components()
                 .any(|c| !matches!(c, std::path::Component::Normal(_)))
         {
-            bail!("{module:?} is not a path inside the slug; name a .wasm from `wpaas ps`");
+            return Err(invalid(format!(
+                "{module:?} is not a path inside the slug; name a .wasm from `wpaas ps`"
+            )));
         }
         let release = self
             .store
             .current_release(app)?
             .filter(|r| r.slug.is_some())
-            .ok_or_else(|| anyhow!("{app} has not been deployed yet; nothing to run"))?;
+            .ok_or_else(|| conflict(format!("{app} has not been deployed yet; nothing to run")))?;
         let slug_dir = self.unpacked_slug(release.slug.as_deref().expect("filtered"))?;
         let path = slug_dir.join(relative);
         if !path.is_file() {
-            bail!(
+            return Err(invalid(format!(
                 "{module} is not in {app}'s current release (v{})",
                 release.version
-            );
+            )));
         }
         let mut config = release.config.clone();
         config.extend(extra_env.clone());
@@ -636,7 +643,8 @@ impl Platform {
         let loaded = tokio::task::spawn_blocking(move || runtime.load_command(&path, limits))
             .await
             .map_err(|e| anyhow!("loading panicked: {e}"))?
-            .with_context(|| format!("could not load {module}"))?;
+            .with_context(|| format!("could not load {module}"))
+            .map_err(user_facing)?;
         Ok((Arc::new(loaded), env))
     }
 
@@ -670,21 +678,29 @@ impl Platform {
         for (kind, &count) in changes {
             if !types.contains(&kind.as_str()) {
                 if types.is_empty() {
-                    bail!("no process type {kind:?}: {app} has not been deployed yet");
+                    return Err(conflict(format!(
+                        "no process type {kind:?}: {app} has not been deployed yet"
+                    )));
                 }
-                bail!(
+                return Err(invalid(format!(
                     "no process type {kind:?} in {app}'s current release (it has: {})",
                     types.join(", ")
-                );
+                )));
             }
             if kind == "release" {
-                bail!("the release process runs once per release; it cannot be scaled");
+                return Err(invalid(
+                    "the release process runs once per release; it cannot be scaled",
+                ));
             }
             if kind == "web" && self.store.app(app)?.autoscale.is_some() {
-                bail!("web is autoscaled; run `wpaas ps:autoscale:disable web` first");
+                return Err(conflict(
+                    "web is autoscaled; run `wpaas ps:autoscale:disable web` first",
+                ));
             }
             if count > MAX_REPLICAS {
-                bail!("{kind}={count} is too many; at most {MAX_REPLICAS} replicas per type");
+                return Err(invalid(format!(
+                    "{kind}={count} is too many; at most {MAX_REPLICAS} replicas per type"
+                )));
             }
         }
         let record = self.store.update_app(app, |record| {
@@ -700,17 +716,16 @@ impl Platform {
         }
         for kind in changes.keys().filter(|k| is_long_running(k)) {
             let n = replicas(&record, kind) as usize;
-            let command = release.command(kind).expect("checked above");
             if n == 0 {
                 self.supervisor.stop(app, kind);
                 continue;
             }
             let (command, env) = match self.supervisor.command(app, kind, release.version) {
-                Some(running) => (running, self.process(&release, command)?.2),
-                None => {
-                    self.command(&release, command, limits_for(&record, kind))
-                        .await?
-                }
+                Some(running) => (running, self.process(&release, kind)?.2),
+                None => self
+                    .command(&release, kind, limits_for(&record, kind))
+                    .await
+                    .map_err(user_facing)?,
             };
             self.supervisor
                 .set(app, kind, release.version, command, env, n);
@@ -730,7 +745,10 @@ impl Platform {
                 }
                 Ok(())
             }
-            _ => self.activate(record, release, None).await,
+            _ => self
+                .activate(record, release, None)
+                .await
+                .map_err(user_facing),
         }
     }
 
@@ -777,11 +795,15 @@ impl Platform {
         let _guard = self.lock(app).await;
         let record = self.store.app(app)?;
         let Some(release) = self.store.current_release(app)? else {
-            bail!("{app} has not been deployed yet; nothing to restart");
+            return Err(conflict(format!(
+                "{app} has not been deployed yet; nothing to restart"
+            )));
         };
         if let Some(kind) = kind {
             if release.command(kind).is_none() {
-                bail!("no process type {kind:?} in {app}'s current release");
+                return Err(invalid(format!(
+                    "no process type {kind:?} in {app}'s current release"
+                )));
             }
         }
         match kind {
@@ -790,16 +812,18 @@ impl Platform {
                     // Fresh replicas everywhere: drop the running ones first.
                     self.supervisor.retain(app, &[]);
                 }
-                self.activate(&record, &release, None).await?;
+                self.activate(&record, &release, None)
+                    .await
+                    .map_err(user_facing)?;
             }
             Some(kind) => {
                 self.supervisor.stop(app, kind);
                 let n = replicas(&record, kind) as usize;
                 if n > 0 {
-                    let command = release.command(kind).expect("checked above");
                     let (command, env) = self
-                        .command(&release, command, limits_for(&record, kind))
-                        .await?;
+                        .command(&release, kind, limits_for(&record, kind))
+                        .await
+                        .map_err(user_facing)?;
                     self.supervisor
                         .set(app, kind, release.version, command, env, n);
                 }
@@ -837,6 +861,22 @@ impl Platform {
             .with_context(|| format!("could not unpack slug {digest}"))?;
         Ok(dir)
     }
+}
+
+/// A user's error (the request or the app), told to the client in full.
+fn invalid(message: impl Into<String>) -> anyhow::Error {
+    PlatformError::invalid(message).into()
+}
+
+/// A request that clashes with the app's state.
+fn conflict(message: impl Into<String>) -> anyhow::Error {
+    PlatformError::conflict(message).into()
+}
+
+/// An activation that failed (code that does not load, a failing release
+/// command or health check) is the app's fault: the client is told why.
+fn user_facing(err: anyhow::Error) -> anyhow::Error {
+    PlatformError::user_facing(err).into()
 }
 
 /// How long a release command may run.
@@ -889,16 +929,13 @@ pub fn replicas(app: &App, kind: &str) -> u32 {
         .unwrap_or(u32::from(kind == "web"))
 }
 
-/// Splits a Procfile command into the module path and argv (argv[0] is the
-/// module), expanding `$VAR`/`${VAR}` from the config.
-pub fn parse_command(
-    command: &str,
+/// A process type's argv (argv[0] is the module) with `$VAR`/`${VAR}`
+/// words expanded from the config, and the module path.
+pub fn expand_argv(
+    argv: Vec<String>,
     config: &BTreeMap<String, String>,
 ) -> Result<(String, Vec<String>)> {
-    let words: Vec<String> = command
-        .split_whitespace()
-        .map(|w| expand(w, config))
-        .collect();
+    let words: Vec<String> = argv.iter().map(|w| expand(w, config)).collect();
     let Some(wasm) = words.first() else {
         bail!("empty command");
     };

@@ -13,13 +13,13 @@ use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
 use bytes::{Buf, Bytes};
-use http::StatusCode;
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use tokio::sync::mpsc;
 use wpaas_builder::archive::{self, ArchiveError, UnpackLimits};
 
-use super::api::{ApiError, MAX_UNPACKED};
+use super::api::MAX_UNPACKED;
+use super::error::PlatformError;
 use super::platform::{human_size, Platform};
 use crate::home::Home;
 
@@ -50,14 +50,14 @@ impl Upload {
 }
 
 /// Unpacks the body of a deploy request as it arrives.
-pub async fn receive(platform: &Platform, mut body: Incoming) -> Result<Upload, ApiError> {
+pub async fn receive(platform: &Platform, mut body: Incoming) -> Result<Upload, PlatformError> {
     let limit = platform.max_upload();
     let limits = UnpackLimits {
         bytes: MAX_UNPACKED,
         entries: platform.max_upload_entries(),
     };
-    let name = super::token::random_hex(8)
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    let name =
+        super::token::random_hex(8).map_err(|e| PlatformError::internal(anyhow::anyhow!("{e}")))?;
     let dir = uploads_dir(platform.store().home()).join(name);
     let (tx, rx) = mpsc::channel::<io::Result<Bytes>>(CHUNKS);
     let dest = dir.clone();
@@ -70,9 +70,7 @@ pub async fn receive(platform: &Platform, mut body: Incoming) -> Result<Upload, 
     });
 
     let too_big = || {
-        ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!(
+        PlatformError::too_large(format!(
                 "the upload is larger than this server's limit of {} (wpaas server --max-upload); leave build output and data out with .wpaasignore",
                 human_size(limit)
             ),
@@ -90,10 +88,9 @@ pub async fn receive(platform: &Platform, mut body: Incoming) -> Result<Upload, 
                 Err(_) => continue,
             },
             Err(err) => {
-                failure = Some(ApiError::new(
-                    StatusCode::BAD_REQUEST,
-                    format!("could not read upload: {err}"),
-                ));
+                failure = Some(PlatformError::malformed(format!(
+                    "could not read upload: {err}"
+                )));
                 break;
             }
         };
@@ -115,24 +112,19 @@ pub async fn receive(platform: &Platform, mut body: Incoming) -> Result<Upload, 
     drop(tx);
     let unpacked = unpacking
         .await
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+        .map_err(|e| PlatformError::internal(anyhow::anyhow!("{e}")))?;
     if let Some(failure) = failure {
         return Err(failure);
     }
     match unpacked {
         Ok(_) => Ok(Upload { dir }),
-        Err(err @ ArchiveError::TooManyEntries { .. }) => Err(ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!("bad upload: {err} (this server's limit: wpaas server --max-upload-entries)"),
-        )),
-        Err(err @ ArchiveError::TooLarge { .. }) => Err(ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!("bad upload: {err}"),
-        )),
-        Err(err) => Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            format!("bad upload: {err}"),
-        )),
+        Err(err @ ArchiveError::TooManyEntries { .. }) => Err(PlatformError::too_large(format!(
+            "bad upload: {err} (this server's limit: wpaas server --max-upload-entries)"
+        ))),
+        Err(err @ ArchiveError::TooLarge { .. }) => {
+            Err(PlatformError::too_large(format!("bad upload: {err}")))
+        }
+        Err(err) => Err(PlatformError::invalid(format!("bad upload: {err}"))),
     }
 }
 

@@ -192,6 +192,37 @@ fn a_failing_release_phase_blocks_its_release() {
 }
 
 #[test]
+fn procfile_quotes_reach_the_process_as_one_argument() {
+    let home = tempfile::tempdir().unwrap();
+    let src = tempfile::tempdir().unwrap();
+    // Both print their argv: `"a b"` is one argument, without its quotes,
+    // and `$WHO` is expanded from config.
+    let command = r#"worker.wasm once 0 --name "a b" 'c  d' $WHO"#;
+    app_source(
+        src.path(),
+        &format!("web: hello.wasm\nrelease: {command}\nworker: {command}\n"),
+    );
+    let server = Server::start(home.path()).unwrap();
+    let cli = |args: &[&str]| {
+        let out = server.cli(src.path(), args);
+        assert!(out.status.success(), "{args:?}: {}", text(&out));
+        text(&out)
+    };
+    cli(&["apps:create", "quoted"]);
+    cli(&["config:set", "WHO=me", "-a", "quoted"]);
+    let log = cli(&["deploy", "-a", "quoted"]);
+    let args = |who: &str| format!(r#"once: args=["once", "0", "--name", "a b", "c  d", "{who}"]"#);
+    assert!(log.contains(&args("me")), "{log}");
+    // A config change releases again from the stored argv; the worker
+    // (which exits and is restarted) prints the new one.
+    cli(&["ps:scale", "worker=1", "-a", "quoted"]);
+    cli(&["config:set", "WHO=you", "-a", "quoted"]);
+    eventually("the worker to print its arguments", || {
+        cli(&["logs", "-a", "quoted", "-n", "500"]).contains(&args("you"))
+    });
+}
+
+#[test]
 fn run_streams_output_and_returns_the_exit_code() {
     let home = tempfile::tempdir().unwrap();
     let src = tempfile::tempdir().unwrap();

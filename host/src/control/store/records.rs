@@ -158,6 +158,11 @@ pub struct Release {
     pub config: BTreeMap<String, String>,
     /// Procfile order: (type, command).
     pub process_types: Vec<(String, String)>,
+    /// Type → the argv it runs with, as the Procfile parser split the
+    /// command (quotes removed, `$VARS` unexpanded). Empty in releases
+    /// recorded before it existed: see [`Release::argv`].
+    #[serde(default)]
+    pub argv: BTreeMap<String, Vec<String>>,
     /// What made it ("Deploy 3f2a1c", "Set FOO config vars", "Rollback to v3").
     pub description: String,
     /// RFC 3339, UTC.
@@ -174,6 +179,26 @@ impl Release {
             .find(|(t, _)| t == process_type)
             .map(|(_, c)| c.as_str())
     }
+
+    /// The argv of a process type: the one stored, or for a release
+    /// recorded before argv was stored, its command split by the Procfile
+    /// parser (quotes and all). `None` when the type does not exist or its
+    /// command cannot be split.
+    pub fn argv(&self, process_type: &str) -> Option<Vec<String>> {
+        match self.argv.get(process_type) {
+            Some(argv) => Some(argv.clone()),
+            None => wpaas_builder::procfile::split_words(self.command(process_type)?),
+        }
+    }
+
+    /// Every type's argv (see [`Release::argv`]), for a release made from
+    /// this one.
+    pub fn all_argv(&self) -> BTreeMap<String, Vec<String>> {
+        self.process_types
+            .iter()
+            .filter_map(|(kind, _)| Some((kind.clone(), self.argv(kind)?)))
+            .collect()
+    }
 }
 
 /// What a release draft closure returns (see
@@ -187,6 +212,8 @@ pub struct ReleaseDraft {
     pub config: BTreeMap<String, String>,
     /// Procfile order: (type, command).
     pub process_types: Vec<(String, String)>,
+    /// Type → argv (see [`Release::argv`]).
+    pub argv: BTreeMap<String, Vec<String>>,
     /// What makes it.
     pub description: String,
 }
@@ -199,6 +226,7 @@ impl ReleaseDraft {
                 slug: r.slug.clone(),
                 config: r.config.clone(),
                 process_types: r.process_types.clone(),
+                argv: r.all_argv(),
                 description: description.into(),
             },
             None => ReleaseDraft {
@@ -288,6 +316,25 @@ mod tests {
     use super::*;
 
     #[test]
+    fn releases_recorded_without_argv_split_their_command_like_the_procfile() {
+        // A record written before releases stored argv.
+        let old = serde_json::json!({
+            "app": "a", "version": 1, "slug": null, "config": {},
+            "process_types": [["worker", "jobs.wasm --name \"a b\""]],
+            "description": "d", "created_at": now_rfc3339(),
+            "status": {"state": "succeeded"},
+        });
+        let r: Release = serde_json::from_value(old).unwrap();
+        assert!(r.argv.is_empty());
+        let want = vec!["jobs.wasm", "--name", "a b"];
+        assert_eq!(r.argv("worker").unwrap(), want);
+        assert_eq!(r.argv("web"), None);
+        // A release made from it stores the split argv.
+        let draft = ReleaseDraft::inherit(Some(&r), "Set X config vars");
+        assert_eq!(draft.argv["worker"], want);
+    }
+
+    #[test]
     fn records_serialize_readably() {
         let r = Release {
             app: "a".into(),
@@ -295,6 +342,7 @@ mod tests {
             slug: None,
             config: BTreeMap::new(),
             process_types: vec![("web".into(), "app.wasm".into())],
+            argv: BTreeMap::new(),
             description: "d".into(),
             created_at: now_rfc3339(),
             status: ReleaseStatus::Failed { reason: "x".into() },

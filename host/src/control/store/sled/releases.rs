@@ -57,6 +57,7 @@ impl ReleaseStore for SledStore {
                     slug: d.slug,
                     config: d.config,
                     process_types: d.process_types,
+                    argv: d.argv,
                     description: d.description,
                     created_at: created_at.clone(),
                     status: ReleaseStatus::Pending,
