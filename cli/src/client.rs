@@ -1,13 +1,17 @@
 //! The CLI's side of the API: where the server is, the token, whom to
-//! trust for https, and requests that turn `{"error": …}` answers into
-//! one-line errors with a hint.
+//! trust for https, and requests that turn `{"error": …, "code": …}`
+//! answers into an [`ApiError`] the commands can tell apart by its code.
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{Context, Result};
+use reqwest::Method;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
 use serde_json::Value;
 
-use crate::commands::wpaas_home;
+use crate::error::Hinted;
+use crate::home::{credentials_path, token_path};
 use crate::tls::{certificate_failure, Trust};
 
 /// A configured API client.
@@ -26,10 +30,6 @@ pub struct Credentials {
     /// The CA file to trust for this server (`wpaas login --ca`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ca: Option<PathBuf>,
-}
-
-pub fn credentials_path() -> Result<PathBuf> {
-    Ok(wpaas_home()?.join("credentials.json"))
 }
 
 impl Api {
@@ -57,16 +57,14 @@ impl Api {
             Some(token) => token,
             None => match saved {
                 Some(c) => c.token,
-                None => {
-                    let path = wpaas_home()?.join("token");
-                    std::fs::read_to_string(&path)
-                        .map(|t| t.trim().to_string())
-                        .map_err(|_| {
-                            anyhow!(
-                                "no API token for {base}: run `wpaas login {base}`, set WPAAS_TOKEN, or start `wpaas server` with this WPAAS_HOME"
-                            )
-                        })?
-                }
+                None => std::fs::read_to_string(token_path()?)
+                    .map(|t| t.trim().to_string())
+                    .map_err(|_| {
+                        Hinted::new(
+                            format!("no API token for {base}"),
+                            format!("run `wpaas login {base}`, set WPAAS_TOKEN, or start `wpaas server` with this WPAAS_HOME"),
+                        )
+                    })?,
             },
         };
         Self::new(&base, token, Trust::from_ca(ca))
@@ -108,17 +106,34 @@ impl Api {
         format!("{}{path}", self.base)
     }
 
-    /// Sends a request and returns the parsed JSON answer.
-    pub fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Result<Value> {
-        let mut request = self
-            .http
-            .request(method, self.url(path))
-            .bearer_auth(&self.token);
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        let response = request.send().map_err(|e| self.unreachable(e))?;
-        Self::parse(response)
+    /// GETs `path`: the answer's JSON text as the server sent it.
+    pub fn get_text(&self, path: &str) -> Result<String> {
+        self.send(self.http.get(self.url(path)), "GET", path)
+    }
+
+    /// GETs `path` and decodes the answer.
+    pub fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T> {
+        decode("GET", path, &self.get_text(path)?)
+    }
+
+    /// Sends `body` as JSON with `method`: the answer's JSON text.
+    pub fn send_text<B: Serialize + ?Sized>(
+        &self,
+        method: Method,
+        path: &str,
+        body: &B,
+    ) -> Result<String> {
+        let name = method.to_string();
+        self.send(
+            self.http.request(method, self.url(path)).json(body),
+            &name,
+            path,
+        )
+    }
+
+    /// DELETEs `path`: the answer's JSON text.
+    pub fn delete_text(&self, path: &str) -> Result<String> {
+        self.send(self.http.delete(self.url(path)), "DELETE", path)
     }
 
     /// Uploads `bytes` and returns the streaming response.
@@ -137,8 +152,32 @@ impl Api {
     }
 
     /// POSTs `body` as JSON and returns the streaming response.
-    pub fn post_streaming(&self, path: &str, body: Value) -> Result<reqwest::blocking::Response> {
-        self.stream(self.http.post(self.url(path)).json(&body))
+    pub fn post_streaming<B: Serialize + ?Sized>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> Result<reqwest::blocking::Response> {
+        self.stream(self.http.post(self.url(path)).json(body))
+    }
+
+    fn send(
+        &self,
+        request: reqwest::blocking::RequestBuilder,
+        method: &str,
+        path: &str,
+    ) -> Result<String> {
+        let response = request
+            .bearer_auth(&self.token)
+            .send()
+            .map_err(|e| self.unreachable(e))?;
+        let status = response.status();
+        let text = response
+            .text()
+            .with_context(|| format!("could not read the API's answer to {method} {path}"))?;
+        if status.is_success() {
+            return Ok(text);
+        }
+        Err(ApiError::from_answer(status.as_u16(), &text).into())
     }
 
     fn stream(
@@ -149,40 +188,112 @@ impl Api {
             .bearer_auth(&self.token)
             .send()
             .map_err(|e| self.unreachable(e))?;
-        if !response.status().is_success() {
-            Self::parse(response)?;
-            unreachable!("parse fails on error statuses");
+        let status = response.status();
+        if !status.is_success() {
+            let text = response.text().unwrap_or_default();
+            return Err(ApiError::from_answer(status.as_u16(), &text).into());
         }
         Ok(response)
     }
 
     fn unreachable(&self, err: reqwest::Error) -> anyhow::Error {
         if let Some(reason) = certificate_failure(&err) {
-            return anyhow!(
-                "could not verify the TLS certificate of {} ({reason}); if the server uses its own CA, pass --ca FILE or set WPAAS_CA=FILE",
-                self.base
-            );
+            return Hinted::new(
+                format!(
+                    "could not verify the TLS certificate of {} ({reason})",
+                    self.base
+                ),
+                "if the server uses its own CA, pass --ca FILE or set WPAAS_CA=FILE",
+            )
+            .into();
         }
-        anyhow!(
-            "could not reach the wpaas API at {} ({err}); is `wpaas server` running? Use --api or WPAAS_API to point elsewhere",
-            self.base
+        // reqwest's own message names only the URL; the reason is at the
+        // bottom of its source chain.
+        let mut reason: &dyn std::error::Error = &err;
+        while let Some(source) = reason.source() {
+            reason = source;
+        }
+        Hinted::new(
+            format!("could not reach the wpaas API at {} ({reason})", self.base),
+            "is `wpaas server` running? Use --api or WPAAS_API to point elsewhere",
         )
+        .into()
+    }
+}
+
+/// What the API answered instead of success: its message, its status and
+/// its machine-readable code (older servers send no code).
+#[derive(Debug, thiserror::Error)]
+#[error("{message} (HTTP {status})")]
+pub struct ApiError {
+    pub status: u16,
+    pub code: Option<String>,
+    pub message: String,
+}
+
+impl ApiError {
+    fn from_answer(status: u16, text: &str) -> Self {
+        #[derive(serde::Deserialize)]
+        struct Body {
+            error: String,
+            #[serde(default)]
+            code: Option<String>,
+        }
+        match serde_json::from_str::<Body>(text) {
+            Ok(body) => Self {
+                status,
+                code: body.code,
+                message: body.error,
+            },
+            // Not the API's error body (a proxy's page, say): its text.
+            Err(_) => Self {
+                status,
+                code: None,
+                message: text.trim().to_string(),
+            },
+        }
     }
 
-    fn parse(response: reqwest::blocking::Response) -> Result<Value> {
-        let status = response.status();
-        let text = response.text().context("could not read the API's answer")?;
-        let value: Value = serde_json::from_str(&text).unwrap_or(Value::String(text));
-        if status.is_success() {
-            return Ok(value);
+    /// The code, or for a server that sends none, the one its status means.
+    fn code(&self) -> &str {
+        match (&self.code, self.status) {
+            (Some(code), _) => code,
+            (None, 401) => "unauthorized",
+            (None, 404) => "not_found",
+            (None, 409) => "conflict",
+            (None, 413) => "too_large",
+            (None, 503) => "unavailable",
+            (None, 400 | 422) => "invalid",
+            (None, _) => "internal",
         }
-        let message = value
-            .get("error")
-            .and_then(Value::as_str)
-            .map(str::to_string)
-            .unwrap_or_else(|| value.to_string());
-        bail!("{message} (HTTP {})", status.as_u16())
     }
+
+    /// The request clashed with what exists (an app of that name, …).
+    pub fn is_conflict(&self) -> bool {
+        self.code() == "conflict"
+    }
+
+    /// The server refused the token.
+    pub fn is_unauthorized(&self) -> bool {
+        self.code() == "unauthorized"
+    }
+
+    /// The API's error in `err`, if that is what it is.
+    pub fn of(err: &anyhow::Error) -> Option<&ApiError> {
+        err.downcast_ref()
+    }
+}
+
+/// Decodes the API's answer to `method path`; a shape this CLI does not
+/// know means the server is another version.
+pub fn decode<T: DeserializeOwned>(method: &str, path: &str, text: &str) -> Result<T> {
+    serde_json::from_str(text).map_err(|err| {
+        Hinted::new(
+            format!("the API's answer to {method} {path} is not what this wpaas expects ({err})"),
+            "the server may run another version of wpaas; use a CLI of the same version",
+        )
+        .into()
+    })
 }
 
 /// Reads a streamed answer (deploy, run): hands each line to `on_line` and

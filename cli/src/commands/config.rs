@@ -7,6 +7,7 @@ use reqwest::Method;
 use serde_json::Value;
 
 use super::target::AppArgs;
+use crate::output;
 
 /// Show config vars.
 #[derive(clap::Args)]
@@ -17,22 +18,22 @@ pub struct Config {
 
 impl Config {
     pub fn run(self) -> Result<()> {
-        let (app, vars) = fetch(&self.target)?;
-        if self.target.api.json {
-            println!("{vars}");
-            return Ok(());
-        }
-        println!("=== {app} Config Vars");
-        let map = vars.as_object().cloned().unwrap_or_default();
-        let width = map.keys().map(String::len).max().unwrap_or(0) + 1;
-        for (key, value) in map {
-            println!(
-                "{:width$} {}",
-                format!("{key}:"),
-                value.as_str().unwrap_or("")
-            );
-        }
-        Ok(())
+        let app = self.target.app()?;
+        let api = self.target.api.client()?;
+        let path = format!("/apps/{app}/config");
+        output::show(&api, &path, self.target.api.json, |vars: Value| {
+            println!("=== {app} Config Vars");
+            let map = vars.as_object().cloned().unwrap_or_default();
+            let width = map.keys().map(String::len).max().unwrap_or(0) + 1;
+            for (key, value) in map {
+                println!(
+                    "{:width$} {}",
+                    format!("{key}:"),
+                    value.as_str().unwrap_or("")
+                );
+            }
+            Ok(())
+        })
     }
 }
 
@@ -47,8 +48,14 @@ pub struct Get {
 
 impl Get {
     pub fn run(self) -> Result<()> {
-        let (app, vars) = fetch(&self.target)?;
+        let app = self.target.app()?;
+        let vars: Value = self
+            .target
+            .api
+            .client()?
+            .get(&format!("/apps/{app}/config"))?;
         match vars.get(&self.key).and_then(Value::as_str) {
+            Some(value) if self.target.api.json => output::print_json(value)?,
             Some(value) => println!("{value}"),
             None => bail!("{} is not set on {app}", self.key),
         }
@@ -98,30 +105,22 @@ impl Unset {
     }
 }
 
-/// The app's name and its config vars as a JSON object.
-fn fetch(target: &AppArgs) -> Result<(String, Value)> {
-    let app = target.app()?;
-    let vars = target
-        .api
-        .client()?
-        .call(Method::GET, &format!("/apps/{app}/config"), None)?;
-    Ok((app, vars))
-}
-
 fn apply(target: &AppArgs, changes: BTreeMap<String, Value>, verb: &str) -> Result<()> {
     let app = target.app()?;
     let keys: Vec<_> = changes.keys().cloned().collect();
     let api = target.api.client()?;
     eprint!("{verb} {} and restarting {app}... ", keys.join(", "));
     let body = Value::Object(changes.into_iter().collect());
-    match api.call(Method::PATCH, &format!("/apps/{app}/config"), Some(body)) {
-        Ok(release) => {
-            eprintln!("done, v{}", release["version"]);
-            Ok(())
-        }
-        Err(err) => {
-            eprintln!("failed");
-            Err(err)
-        }
+    let path = format!("/apps/{app}/config");
+    let json = target.api.json;
+    let done = output::change(&api, Method::PATCH, &path, &body, json, |release: Value| {
+        eprintln!("done, v{}", release["version"]);
+        Ok(())
+    });
+    match done {
+        Ok(()) if json => eprintln!("done"),
+        Ok(()) => {}
+        Err(_) => eprintln!("failed"),
     }
+    done
 }

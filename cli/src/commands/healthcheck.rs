@@ -5,10 +5,11 @@ use std::time::Duration;
 
 use anyhow::Result;
 use reqwest::Method;
-use serde_json::json;
+use serde_json::{json, Value};
 use wpaas_host::runtime::limits::parse_duration;
 
 use super::target::AppArgs;
+use crate::output;
 
 /// Set the health check path (and timeout) new releases must pass.
 #[derive(clap::Args)]
@@ -29,16 +30,22 @@ impl Set {
         if let Some(timeout) = self.timeout {
             body["timeout_ms"] = json!(timeout.as_millis() as u64);
         }
-        let check = self.target.api.client()?.call(
+        let api = self.target.api.client()?;
+        let path = format!("/apps/{app}/healthcheck");
+        output::change(
+            &api,
             Method::PATCH,
-            &format!("/apps/{app}/healthcheck"),
-            Some(body),
-        )?;
-        println!(
-            "Health check for {app}: GET {} within {} ms",
-            check["path"].as_str().unwrap_or(""),
-            check["timeout_ms"]
-        );
-        Ok(())
+            &path,
+            &body,
+            self.target.api.json,
+            |check: Value| {
+                println!(
+                    "Health check for {app}: GET {} within {} ms",
+                    check["path"].as_str().unwrap_or(""),
+                    check["timeout_ms"]
+                );
+                Ok(())
+            },
+        )
     }
 }

@@ -5,6 +5,7 @@ use reqwest::Method;
 use serde_json::{Map, Value};
 
 use super::target::AppArgs;
+use crate::output;
 
 /// List the app's process types, their commands and replicas.
 #[derive(clap::Args)]
@@ -16,17 +17,12 @@ pub struct Ps {
 impl Ps {
     pub fn run(self) -> Result<()> {
         let app = self.target.app()?;
-        let ps = self
-            .target
-            .api
-            .client()?
-            .call(Method::GET, &format!("/apps/{app}/ps"), None)?;
-        if self.target.api.json {
-            println!("{ps}");
-        } else {
+        let api = self.target.api.client()?;
+        let path = format!("/apps/{app}/ps");
+        output::show(&api, &path, self.target.api.json, |ps: Value| {
             print_processes(&app, &ps);
-        }
-        Ok(())
+            Ok(())
+        })
     }
 }
 
@@ -48,17 +44,24 @@ impl Scale {
             let (kind, count) = parse_scale(change)?;
             changes.insert(kind, count.into());
         }
-        let ps = self.target.api.client()?.call(
+        let api = self.target.api.client()?;
+        let path = format!("/apps/{app}/formation");
+        let body = Value::Object(changes);
+        output::change(
+            &api,
             Method::PATCH,
-            &format!("/apps/{app}/formation"),
-            Some(Value::Object(changes)),
-        )?;
-        let now: Vec<String> = processes(&ps)
-            .filter(|p| p["type"] != "release" && p["type"] != "run")
-            .map(|p| format!("{} at {}", p["type"].as_str().unwrap_or(""), p["quantity"]))
-            .collect();
-        println!("Scaling processes... done, now running {}", now.join(", "));
-        Ok(())
+            &path,
+            &body,
+            self.target.api.json,
+            |ps: Value| {
+                let now: Vec<String> = processes(&ps)
+                    .filter(|p| p["type"] != "release" && p["type"] != "run")
+                    .map(|p| format!("{} at {}", p["type"].as_str().unwrap_or(""), p["quantity"]))
+                    .collect();
+                println!("Scaling processes... done, now running {}", now.join(", "));
+                Ok(())
+            },
+        )
     }
 }
 
@@ -79,11 +82,17 @@ impl Restart {
             Some(kind) => format!("{kind} processes"),
             None => "all processes".into(),
         };
+        let api = self.target.api.client()?;
+        let path = format!("/apps/{app}/ps/restart");
+        let body = serde_json::json!({ "type": self.kind });
         eprint!("Restarting {what} of {app}... ");
-        self.target.api.client()?.call(
+        output::change(
+            &api,
             Method::POST,
-            &format!("/apps/{app}/ps/restart"),
-            Some(serde_json::json!({ "type": self.kind })),
+            &path,
+            &body,
+            self.target.api.json,
+            |_: Value| Ok(()),
         )?;
         eprintln!("done");
         Ok(())
@@ -122,22 +131,29 @@ fn duration_ms(text: &str) -> Result<u64, String> {
 impl Autoscale {
     pub fn run(self) -> Result<()> {
         let app = self.target_app.app()?;
-        self.target_app.api.client()?.call(
+        let api = self.target_app.api.client()?;
+        let path = format!("/apps/{app}/autoscale/{}", self.kind);
+        let body = serde_json::json!({
+            "min": self.min,
+            "max": self.max,
+            "target": self.target,
+            "cooldown_ms": self.cooldown,
+            "idle_ms": self.idle,
+        });
+        output::change(
+            &api,
             Method::PUT,
-            &format!("/apps/{app}/autoscale/{}", self.kind),
-            Some(serde_json::json!({
-                "min": self.min,
-                "max": self.max,
-                "target": self.target,
-                "cooldown_ms": self.cooldown,
-                "idle_ms": self.idle,
-            })),
-        )?;
-        println!(
-            "Autoscaling {} on {app}: {}..{} replicas, target {} requests in flight each",
-            self.kind, self.min, self.max, self.target
-        );
-        Ok(())
+            &path,
+            &body,
+            self.target_app.api.json,
+            |_: Value| {
+                println!(
+                    "Autoscaling {} on {app}: {}..{} replicas, target {} requests in flight each",
+                    self.kind, self.min, self.max, self.target
+                );
+                Ok(())
+            },
+        )
     }
 }
 
@@ -154,19 +170,18 @@ pub struct AutoscaleDisable {
 impl AutoscaleDisable {
     pub fn run(self) -> Result<()> {
         let app = self.target.app()?;
-        let ps = self.target.api.client()?.call(
-            Method::DELETE,
-            &format!("/apps/{app}/autoscale/{}", self.kind),
-            None,
-        )?;
-        let now = processes(&ps)
-            .find(|p| p["type"] == self.kind.as_str())
-            .map_or(0, |p| p["quantity"].as_u64().unwrap_or(0));
-        println!(
-            "Autoscaling of {} on {app} disabled; it stays at {now}",
-            self.kind
-        );
-        Ok(())
+        let api = self.target.api.client()?;
+        let path = format!("/apps/{app}/autoscale/{}", self.kind);
+        output::delete(&api, &path, self.target.api.json, |ps: Value| {
+            let now = processes(&ps)
+                .find(|p| p["type"] == self.kind.as_str())
+                .map_or(0, |p| p["quantity"].as_u64().unwrap_or(0));
+            println!(
+                "Autoscaling of {} on {app} disabled; it stays at {now}",
+                self.kind
+            );
+            Ok(())
+        })
     }
 }
 
@@ -193,20 +208,27 @@ pub struct Limits {
 impl Limits {
     pub fn run(self) -> Result<()> {
         let app = self.target.app()?;
-        let limits = self.target.api.client()?.call(
+        let api = self.target.api.client()?;
+        let path = format!("/apps/{app}/limits/{}", self.kind);
+        let body = serde_json::json!({
+            "memory": self.memory,
+            "timeout": self.timeout,
+            "concurrency": self.concurrency,
+        });
+        output::change(
+            &api,
             Method::PUT,
-            &format!("/apps/{app}/limits/{}", self.kind),
-            Some(serde_json::json!({
-                "memory": self.memory,
-                "timeout": self.timeout,
-                "concurrency": self.concurrency,
-            })),
-        )?;
-        println!(
-            "Limits of {} on {app} set to {}; they apply from the next release or `wpaas ps:restart {}`",
-            self.kind, limits[&self.kind], self.kind
-        );
-        Ok(())
+            &path,
+            &body,
+            self.target.api.json,
+            |limits: Value| {
+                println!(
+                "Limits of {} on {app} set to {}; they apply from the next release or `wpaas ps:restart {}`",
+                self.kind, limits[&self.kind], self.kind
+            );
+                Ok(())
+            },
+        )
     }
 }
 

@@ -5,6 +5,7 @@ use reqwest::Method;
 use serde_json::{json, Value};
 
 use super::target::AppArgs;
+use crate::output;
 
 /// List releases, newest first.
 #[derive(clap::Args)]
@@ -16,26 +17,21 @@ pub struct Releases {
 impl Releases {
     pub fn run(self) -> Result<()> {
         let app = self.target.app()?;
-        let list =
-            self.target
-                .api
-                .client()?
-                .call(Method::GET, &format!("/apps/{app}/releases"), None)?;
-        if self.target.api.json {
-            println!("{list}");
-            return Ok(());
-        }
-        println!("=== {app} Releases");
-        for r in list.as_array().into_iter().flatten() {
-            println!(
-                "v{:<4} {:<40} {:<10} {}",
-                r["version"],
-                r["description"].as_str().unwrap_or(""),
-                r["status"]["state"].as_str().unwrap_or(""),
-                r["created_at"].as_str().unwrap_or("")
-            );
-        }
-        Ok(())
+        let api = self.target.api.client()?;
+        let path = format!("/apps/{app}/releases");
+        output::show(&api, &path, self.target.api.json, |list: Value| {
+            println!("=== {app} Releases");
+            for r in list.as_array().into_iter().flatten() {
+                println!(
+                    "v{:<4} {:<40} {:<10} {}",
+                    r["version"],
+                    r["description"].as_str().unwrap_or(""),
+                    r["status"]["state"].as_str().unwrap_or(""),
+                    r["created_at"].as_str().unwrap_or("")
+                );
+            }
+            Ok(())
+        })
     }
 }
 
@@ -53,46 +49,52 @@ impl ReleaseInfo {
         let app = self.target.app()?;
         let api = self.target.api.client()?;
         let release = match &self.version {
-            Some(v) => api.call(Method::GET, &format!("/apps/{app}/releases/{v}"), None)?,
-            None => api.call(Method::GET, &format!("/apps/{app}"), None)?["release"].clone(),
+            Some(v) => {
+                let path = format!("/apps/{app}/releases/{v}");
+                return output::show(&api, &path, self.target.api.json, print_release);
+            }
+            None => api.get::<Value>(&format!("/apps/{app}"))?["release"].clone(),
         };
         if self.target.api.json || release.is_null() {
-            println!("{release}");
-            return Ok(());
+            return output::print_json(&release);
         }
-        println!("=== Release v{}", release["version"]);
-        println!(
-            "Description: {}",
-            release["description"].as_str().unwrap_or("")
-        );
-        println!(
-            "Status:      {}",
-            release["status"]["state"].as_str().unwrap_or("")
-        );
-        if let Some(reason) = release["status"]["reason"].as_str() {
-            println!("Reason:      {reason}");
-        }
-        println!(
-            "Slug:        {}",
-            release["slug"].as_str().unwrap_or("none")
-        );
-        println!(
-            "Created:     {}",
-            release["created_at"].as_str().unwrap_or("")
-        );
-        for pt in release["process_types"].as_array().into_iter().flatten() {
-            println!(
-                "Process:     {}: {}",
-                pt[0].as_str().unwrap_or(""),
-                pt[1].as_str().unwrap_or("")
-            );
-        }
-        let config = release["config"].as_object().cloned().unwrap_or_default();
-        for (key, value) in config {
-            println!("Config:      {key}={}", value.as_str().unwrap_or(""));
-        }
-        Ok(())
+        print_release(release)
     }
+}
+
+fn print_release(release: Value) -> Result<()> {
+    println!("=== Release v{}", release["version"]);
+    println!(
+        "Description: {}",
+        release["description"].as_str().unwrap_or("")
+    );
+    println!(
+        "Status:      {}",
+        release["status"]["state"].as_str().unwrap_or("")
+    );
+    if let Some(reason) = release["status"]["reason"].as_str() {
+        println!("Reason:      {reason}");
+    }
+    println!(
+        "Slug:        {}",
+        release["slug"].as_str().unwrap_or("none")
+    );
+    println!(
+        "Created:     {}",
+        release["created_at"].as_str().unwrap_or("")
+    );
+    for pt in release["process_types"].as_array().into_iter().flatten() {
+        println!(
+            "Process:     {}: {}",
+            pt[0].as_str().unwrap_or(""),
+            pt[1].as_str().unwrap_or("")
+        );
+    }
+    let config = release["config"].as_object().cloned().unwrap_or_default();
+    for (key, value) in config {
+        println!("Config:      {key}={}", value.as_str().unwrap_or(""));
+    }
+    Ok(())
 }
 
 /// Roll back to a release (default: the previous one) by creating a new
@@ -118,16 +120,22 @@ impl Rollback {
             }
             None => json!({}),
         };
-        let answer = self.target.api.client()?.call(
+        let api = self.target.api.client()?;
+        let path = format!("/apps/{app}/rollback");
+        output::change(
+            &api,
             Method::POST,
-            &format!("/apps/{app}/rollback"),
-            Some(body),
-        )?;
-        let target: &Value = &answer["rolled_back_to"];
-        println!(
-            "Rolling back {app} to v{target}... done, v{}",
-            answer["release"]["version"]
-        );
-        Ok(())
+            &path,
+            &body,
+            self.target.api.json,
+            |answer: Value| {
+                let target: &Value = &answer["rolled_back_to"];
+                println!(
+                    "Rolling back {app} to v{target}... done, v{}",
+                    answer["release"]["version"]
+                );
+                Ok(())
+            },
+        )
     }
 }

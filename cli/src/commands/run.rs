@@ -7,9 +7,12 @@ use anyhow::{bail, Result};
 use serde_json::{json, Map};
 
 use super::target::AppArgs;
+use crate::client::read_result_stream;
+use crate::output;
 
 /// Run a one-off command (a .wasm in the current release) with the app's
-/// config; exits with its exit code.
+/// config; exits with its exit code. With --json the last line on stdout
+/// is the result (exit code, process, status).
 #[derive(clap::Args)]
 pub struct Run {
     /// Extra environment for this run only, K=V (repeatable).
@@ -34,10 +37,10 @@ impl Run {
         }
         let response = self.target.api.client()?.post_streaming(
             &format!("/apps/{app}/run"),
-            json!({ "command": self.command, "env": env }),
+            &json!({ "command": self.command, "env": env }),
         )?;
         let (mut stdout, mut stderr) = (std::io::stdout(), std::io::stderr());
-        let result = crate::client::read_result_stream(response, |line| {
+        let result = read_result_stream(response, |line| {
             if let Some(text) = line.strip_prefix("2 ") {
                 let _ = writeln!(stderr, "{text}");
             } else {
@@ -49,6 +52,9 @@ impl Run {
         let Some(result) = result else {
             bail!("the server ended the run without an exit status");
         };
+        if self.target.api.json {
+            output::print_json(&result)?;
+        }
         let code = result["exit"].as_i64().unwrap_or(1) as i32;
         if code != 0 {
             eprintln!(

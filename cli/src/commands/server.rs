@@ -95,7 +95,7 @@ impl Server {
     }
 
     pub fn run(self) -> Result<()> {
-        let home = super::wpaas_home()?;
+        let home = crate::home::wpaas_home()?;
         let scheme = if self.tls_cert.is_some() {
             "https"
         } else {
@@ -137,7 +137,7 @@ impl Server {
                 println!("API listening on {scheme}://{api}");
                 println!("State in {}", home.display());
             },
-            super::shutdown_signal(),
+            crate::signals::shutdown_signal(),
         ))
     }
 }

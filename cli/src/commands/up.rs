@@ -95,7 +95,7 @@ impl Up {
             max_memory: EngineConfig::default().max_memory.max(self.memory),
             ..EngineConfig::default()
         };
-        let home = super::wpaas_home()?;
+        let home = crate::home::wpaas_home()?;
         let runtime = Runtime::new(&engine, home.join("cache").join("compiled"))?;
 
         let file_name = wasm
@@ -162,7 +162,7 @@ impl Up {
             router::serve(
                 listener,
                 router,
-                super::shutdown_signal(),
+                crate::signals::shutdown_signal(),
                 ServeOptions {
                     grace: self.grace,
                     limits,
