@@ -125,7 +125,9 @@ pub struct Autoscale {
 }
 
 fn duration_ms(text: &str) -> Result<u64, String> {
-    wpaas_host::runtime::limits::parse_duration(text).map(|d| d.as_millis() as u64)
+    wpaas_host::runtime::limits::parse_duration(text)
+        .map(|d| d.as_millis() as u64)
+        .map_err(|e| e.to_string())
 }
 
 impl Autoscale {

@@ -24,7 +24,7 @@ use crate::runtime::BoxBody;
 
 /// The last line of a deploy stream starts with this, then a JSON object
 /// `{"release": N, "url": …}` or `{"error": "…"}`.
-pub const RESULT_PREFIX: &str = "##wpaas-result ";
+pub use wpaas_api::stream::RESULT_PREFIX;
 
 /// Largest unpacked source.
 pub const MAX_UNPACKED: u64 = 1 << 30;
@@ -606,11 +606,11 @@ fn process_limits(body: &Value) -> Result<super::store::ProcessLimits, ApiError>
     let memory = text("memory")?
         .map(|m| parse_size(&m))
         .transpose()
-        .map_err(bad)?;
+        .map_err(|e| bad(e.to_string()))?;
     let timeout = text("timeout")?
         .map(|t| parse_duration(&t))
         .transpose()
-        .map_err(bad)?;
+        .map_err(|e| bad(e.to_string()))?;
     let concurrency = text("concurrency")?
         .map(|c| {
             c.parse::<u32>()
