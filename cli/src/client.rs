@@ -8,7 +8,8 @@ use anyhow::{Context, Result};
 use reqwest::Method;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use serde_json::Value;
+use wpaas_api::stream::{self, StreamLine};
+use wpaas_api::{ErrorBody, ErrorCode};
 
 use crate::error::Hinted;
 use crate::home::{credentials_path, token_path};
@@ -221,61 +222,32 @@ impl Api {
     }
 }
 
-/// What the API answered instead of success: its message, its status and
-/// its machine-readable code (older servers send no code).
+/// What the API answered instead of success: its error body (message and
+/// machine-readable code; an older server's code is read from the status)
+/// and the status.
 #[derive(Debug, thiserror::Error)]
-#[error("{message} (HTTP {status})")]
+#[error("{} (HTTP {status})", body.error)]
 pub struct ApiError {
     pub status: u16,
-    pub code: Option<String>,
-    pub message: String,
+    pub body: ErrorBody,
 }
 
 impl ApiError {
     fn from_answer(status: u16, text: &str) -> Self {
-        #[derive(serde::Deserialize)]
-        struct Body {
-            error: String,
-            #[serde(default)]
-            code: Option<String>,
-        }
-        match serde_json::from_str::<Body>(text) {
-            Ok(body) => Self {
-                status,
-                code: body.code,
-                message: body.error,
-            },
-            // Not the API's error body (a proxy's page, say): its text.
-            Err(_) => Self {
-                status,
-                code: None,
-                message: text.trim().to_string(),
-            },
-        }
-    }
-
-    /// The code, or for a server that sends none, the one its status means.
-    fn code(&self) -> &str {
-        match (&self.code, self.status) {
-            (Some(code), _) => code,
-            (None, 401) => "unauthorized",
-            (None, 404) => "not_found",
-            (None, 409) => "conflict",
-            (None, 413) => "too_large",
-            (None, 503) => "unavailable",
-            (None, 400 | 422) => "invalid",
-            (None, _) => "internal",
+        Self {
+            status,
+            body: ErrorBody::from_response(status, text.as_bytes()),
         }
     }
 
     /// The request clashed with what exists (an app of that name, …).
     pub fn is_conflict(&self) -> bool {
-        self.code() == "conflict"
+        self.body.code == ErrorCode::Conflict
     }
 
     /// The server refused the token.
     pub fn is_unauthorized(&self) -> bool {
-        self.code() == "unauthorized"
+        self.body.code == ErrorCode::Unauthorized
     }
 
     /// The API's error in `err`, if that is what it is.
@@ -297,18 +269,18 @@ pub fn decode<T: DeserializeOwned>(method: &str, path: &str, text: &str) -> Resu
 }
 
 /// Reads a streamed answer (deploy, run): hands each line to `on_line` and
-/// returns the JSON of the final `##wpaas-result` line, if it came.
-pub fn read_result_stream(
+/// returns the final result line, if it came.
+pub fn read_result_stream<T: DeserializeOwned>(
     response: reqwest::blocking::Response,
     mut on_line: impl FnMut(&str),
-) -> Result<Option<Value>> {
+) -> Result<Option<T>> {
     use std::io::BufRead;
     let mut result = None;
     for line in std::io::BufReader::new(response).lines() {
         let line = line.context("the server's stream broke off")?;
-        match line.strip_prefix(wpaas_host::control::api::RESULT_PREFIX) {
-            Some(json) => result = serde_json::from_str::<Value>(json).ok(),
-            None => on_line(&line),
+        match stream::read_line::<T>(&line)? {
+            StreamLine::Result(value) => result = Some(value),
+            StreamLine::Line(line) => on_line(line),
         }
     }
     Ok(result)

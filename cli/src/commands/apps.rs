@@ -2,7 +2,7 @@
 
 use anyhow::{bail, Result};
 use reqwest::Method;
-use serde_json::{json, Value};
+use wpaas_api::apps::{App, AppInfo, CreateApp, Destroyed};
 
 use super::target::{ApiArgs, AppArgs};
 use crate::{git_remote, output};
@@ -20,10 +20,10 @@ impl Apps {
             &self.api.client()?,
             "/apps",
             self.api.json,
-            |apps: Value| {
+            |apps: Vec<App>| {
                 println!("=== Apps");
-                for app in apps.as_array().into_iter().flatten() {
-                    println!("{}", app["name"].as_str().unwrap_or(""));
+                for app in apps {
+                    println!("{}", app.name);
                 }
                 Ok(())
             },
@@ -55,9 +55,9 @@ impl Create {
             &api,
             Method::POST,
             "/apps",
-            &json!({ "name": name }),
+            &CreateApp { name: name.clone() },
             self.api.json,
-            |_: Value| {
+            |_: App| {
                 println!("Creating {name}... done");
                 Ok(())
             },
@@ -84,29 +84,17 @@ impl Info {
     pub fn run(self) -> Result<()> {
         let app = self.target.app()?;
         let api = self.target.api.client()?;
-        output::show(
-            &api,
-            &format!("/apps/{app}"),
-            self.target.api.json,
-            |info: Value| {
-                let release = &info["release"];
-                println!("=== {app}");
-                println!("Web URL:   {}", info["url"].as_str().unwrap_or(""));
-                match release {
-                    Value::Null => println!("Release:   none yet (deploy with `wpaas deploy`)"),
-                    r => println!(
-                        "Release:   v{} ({})",
-                        r["version"],
-                        r["description"].as_str().unwrap_or("")
-                    ),
-                }
-                println!(
-                    "Created:   {}",
-                    info["app"]["created_at"].as_str().unwrap_or("")
-                );
-                Ok(())
-            },
-        )
+        let path = format!("/apps/{app}");
+        output::show(&api, &path, self.target.api.json, |info: AppInfo| {
+            println!("=== {app}");
+            println!("Web URL:   {}", info.url);
+            match info.release {
+                None => println!("Release:   none yet (deploy with `wpaas deploy`)"),
+                Some(r) => println!("Release:   v{} ({})", r.version, r.description),
+            }
+            println!("Created:   {}", info.app.created_at);
+            Ok(())
+        })
     }
 }
 
@@ -131,7 +119,7 @@ impl Destroy {
             &api,
             &format!("/apps/{app}"),
             self.target.api.json,
-            |_: Value| {
+            |_: Destroyed| {
                 println!("Destroying {app}... done");
                 Ok(())
             },

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use reqwest::Method;
-use serde_json::{json, Value};
+use wpaas_api::apps::Buildpack;
 
 use super::target::AppArgs;
 use crate::output;
@@ -22,8 +22,8 @@ impl Buildpacks {
         let app = self.target.app()?;
         let api = self.target.api.client()?;
         let path = format!("/apps/{app}/buildpack");
-        output::show(&api, &path, self.target.api.json, |body: Value| {
-            match body["buildpack"].as_str() {
+        output::show(&api, &path, self.target.api.json, |body: Buildpack| {
+            match body.buildpack {
                 Some(path) => println!("=== {app} Buildpack\n{path}"),
                 None => println!("{app} has no buildpack set; it is detected on each build (wasm, rust, or .buildpacks)."),
             }
@@ -51,11 +51,11 @@ impl Set {
         set(
             &self.target,
             &app,
-            json!(path.display().to_string()),
+            Some(path.display().to_string()),
             |body| {
                 println!(
                     "Buildpack set. Next release on {app} will use {}.",
-                    body["buildpack"].as_str().unwrap_or("")
+                    body.buildpack.unwrap_or_default()
                 );
             },
         )
@@ -72,18 +72,23 @@ pub struct Clear {
 impl Clear {
     pub fn run(self) -> Result<()> {
         let app = self.target.app()?;
-        set(&self.target, &app, Value::Null, |_| {
+        set(&self.target, &app, None, |_| {
             println!("Buildpack cleared. Next release on {app} will detect its buildpack.");
         })
     }
 }
 
-fn set(target: &AppArgs, app: &str, buildpack: Value, render: impl FnOnce(Value)) -> Result<()> {
+fn set(
+    target: &AppArgs,
+    app: &str,
+    buildpack: Option<String>,
+    render: impl FnOnce(Buildpack),
+) -> Result<()> {
     output::change(
         &target.api.client()?,
         Method::PUT,
         &format!("/apps/{app}/buildpack"),
-        &json!({ "buildpack": buildpack }),
+        &Buildpack { buildpack },
         target.api.json,
         |body| {
             render(body);

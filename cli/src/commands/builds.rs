@@ -1,7 +1,7 @@
 //! `builds`, `builds:output`: past builds and their logs.
 
 use anyhow::Result;
-use serde_json::Value;
+use wpaas_api::builds::{Build, BuildOutput};
 
 use super::target::AppArgs;
 use crate::output;
@@ -18,30 +18,28 @@ impl Builds {
         let app = self.target.app()?;
         let api = self.target.api.client()?;
         let path = format!("/apps/{app}/builds");
-        output::show(&api, &path, self.target.api.json, |list: Value| {
-            println!("=== {app} Builds");
-            let mut builds: Vec<_> = list.as_array().into_iter().flatten().collect();
-            builds.sort_by_key(|b| {
-                std::cmp::Reverse(
-                    b["id"]
-                        .as_str()
-                        .and_then(|id| id.trim_start_matches('b').parse::<u64>().ok()),
-                )
-            });
-            for b in builds {
-                let release = b["release"]
-                    .as_u64()
-                    .map_or_else(String::new, |v| format!("v{v}"));
-                println!(
-                    "{:<6} {:<10} {:<5} {}",
-                    b["id"].as_str().unwrap_or(""),
-                    b["status"]["state"].as_str().unwrap_or(""),
-                    release,
-                    b["started_at"].as_str().unwrap_or(""),
-                );
-            }
-            Ok(())
-        })
+        output::show(
+            &api,
+            &path,
+            self.target.api.json,
+            |mut builds: Vec<Build>| {
+                println!("=== {app} Builds");
+                builds.sort_by_key(|b| {
+                    std::cmp::Reverse(b.id.trim_start_matches('b').parse::<u64>().ok())
+                });
+                for b in builds {
+                    let release = b.release.map_or_else(String::new, |v| format!("v{v}"));
+                    println!(
+                        "{:<6} {:<10} {:<5} {}",
+                        b.id,
+                        b.status.as_str(),
+                        release,
+                        b.started_at,
+                    );
+                }
+                Ok(())
+            },
+        )
     }
 }
 
@@ -60,8 +58,8 @@ impl Output {
         let id = self.build.as_deref().unwrap_or("latest");
         let api = self.target.api.client()?;
         let path = format!("/apps/{app}/builds/{id}/output");
-        output::show(&api, &path, self.target.api.json, |build: Value| {
-            print!("{}", build["output"].as_str().unwrap_or(""));
+        output::show(&api, &path, self.target.api.json, |build: BuildOutput| {
+            print!("{}", build.output);
             Ok(())
         })
     }

@@ -5,7 +5,8 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
 use reqwest::Method;
-use serde_json::json;
+use wpaas_api::apps::CreateApp;
+use wpaas_api::builds::DeployResult;
 
 use super::target::AppArgs;
 use crate::client::{read_result_stream, ApiError};
@@ -55,7 +56,7 @@ impl Deploy {
             .pack()
             .with_context(|| format!("could not pack {}", self.dir.display()))?;
         // Like Dokku: deploying to a new name creates the app.
-        let created = match api.send_text(Method::POST, "/apps", &json!({ "name": app })) {
+        let created = match api.send_text(Method::POST, "/apps", &CreateApp { name: app.clone() }) {
             Ok(_) => {
                 eprintln!("Creating {app}... done");
                 true
@@ -76,7 +77,7 @@ impl Deploy {
             }
         };
         let json = self.target.api.json;
-        let result = read_result_stream(response, |line| {
+        let result = read_result_stream::<DeployResult>(response, |line| {
             if json {
                 eprintln!("{line}");
             } else {
@@ -84,21 +85,21 @@ impl Deploy {
             }
         })?;
         match result {
-            Some(r) if r.get("release").is_some() => {
+            Some(r @ DeployResult::Released { .. }) => {
                 if json {
                     output::print_json(&r)?;
                 }
                 Ok(())
             }
-            Some(r) => {
+            Some(r @ DeployResult::Failed { .. }) => {
                 if json {
                     output::print_json(&r)?;
                 }
+                let DeployResult::Failed { error } = r else {
+                    unreachable!("matched above")
+                };
                 Err(Hinted::new(
-                    format!(
-                        "deploy failed: {}",
-                        r["error"].as_str().unwrap_or("unknown error")
-                    ),
+                    format!("deploy failed: {error}"),
                     format!("the build's output is above and in `wpaas builds:output -a {app}`; {app} keeps serving its current release"),
                 )
                 .into())

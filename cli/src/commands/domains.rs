@@ -2,7 +2,7 @@
 
 use anyhow::Result;
 use reqwest::Method;
-use serde_json::{json, Value};
+use wpaas_api::apps::AddDomain;
 
 use super::target::AppArgs;
 use crate::output;
@@ -19,10 +19,10 @@ impl Domains {
         let app = self.target.app()?;
         let api = self.target.api.client()?;
         let path = format!("/apps/{app}/domains");
-        output::show(&api, &path, self.target.api.json, |domains: Value| {
+        output::show(&api, &path, self.target.api.json, |domains: Vec<String>| {
             println!("=== {app} Custom Domains");
-            for domain in domains.as_array().into_iter().flatten() {
-                println!("{}", domain.as_str().unwrap_or(""));
+            for domain in domains {
+                println!("{domain}");
             }
             Ok(())
         })
@@ -42,7 +42,9 @@ impl Add {
     pub fn run(self) -> Result<()> {
         let app = self.target.app()?;
         let api = self.target.api.client()?;
-        let body = json!({ "domain": self.domain });
+        let body = AddDomain {
+            domain: self.domain.clone(),
+        };
         let path = format!("/apps/{app}/domains");
         output::change(
             &api,
@@ -50,7 +52,7 @@ impl Add {
             &path,
             &body,
             self.target.api.json,
-            |_: Value| {
+            |_: Vec<String>| {
                 println!("Adding {} to {app}... done", self.domain);
                 Ok(())
             },
@@ -72,7 +74,7 @@ impl Remove {
         let app = self.target.app()?;
         let api = self.target.api.client()?;
         let path = format!("/apps/{app}/domains/{}", self.domain);
-        output::delete(&api, &path, self.target.api.json, |_: Value| {
+        output::delete(&api, &path, self.target.api.json, |_: Vec<String>| {
             println!("Removing {} from {app}... done", self.domain);
             Ok(())
         })

@@ -7,7 +7,9 @@ use std::io::{BufRead, Read};
 use std::process::{Command, Stdio};
 
 use anyhow::{bail, Context, Result};
-use serde_json::{json, Value};
+use serde_json::json;
+use wpaas_api::apps::AppInfo;
+use wpaas_api::builds::DeployResult;
 
 use super::target::AppArgs;
 use crate::client::{read_result_stream, Api};
@@ -36,7 +38,7 @@ impl Remote {
     pub fn run(self) -> Result<()> {
         let app = self.target.app()?;
         let api = self.target.api.client()?;
-        api.get::<Value>(&format!("/apps/{app}"))?;
+        api.get::<AppInfo>(&format!("/apps/{app}"))?;
         if !in_git_repository() {
             bail!("not in a git repository: run `git init` first, or cd into one");
         }
@@ -174,10 +176,10 @@ impl Hook {
             &format!("/apps/{app}/deploy?commit={}", update.new),
             tarball,
         )?;
-        let result = read_result_stream(response, |line| eprintln!("{line}"))?;
+        let result = read_result_stream::<DeployResult>(response, |line| eprintln!("{line}"))?;
         match result {
-            Some(r) if r.get("release").is_some() => Ok(()),
-            Some(_) => bail!("push rejected: the deploy failed; {app} keeps serving its current release"),
+            Some(DeployResult::Released { .. }) => Ok(()),
+            Some(DeployResult::Failed { .. }) => bail!("push rejected: the deploy failed; {app} keeps serving its current release"),
             None => bail!("push rejected: the server ended the deploy without a result; see `wpaas releases -a {app}`"),
         }
     }

@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use anyhow::Result;
 use reqwest::Method;
-use serde_json::{json, Value};
-use wpaas_host::runtime::limits::parse_duration;
+use wpaas_api::apps::{Healthcheck, HealthcheckUpdate};
+use wpaas_api::parse::parse_duration;
 
 use super::target::AppArgs;
 use crate::output;
@@ -26,10 +26,10 @@ pub struct Set {
 impl Set {
     pub fn run(self) -> Result<()> {
         let app = self.target.app()?;
-        let mut body = json!({ "path": self.path });
-        if let Some(timeout) = self.timeout {
-            body["timeout_ms"] = json!(timeout.as_millis() as u64);
-        }
+        let body = HealthcheckUpdate {
+            path: Some(self.path.clone()),
+            timeout_ms: self.timeout.map(|t| t.as_millis() as u64),
+        };
         let api = self.target.api.client()?;
         let path = format!("/apps/{app}/healthcheck");
         output::change(
@@ -38,11 +38,10 @@ impl Set {
             &path,
             &body,
             self.target.api.json,
-            |check: Value| {
+            |check: Healthcheck| {
                 println!(
                     "Health check for {app}: GET {} within {} ms",
-                    check["path"].as_str().unwrap_or(""),
-                    check["timeout_ms"]
+                    check.path, check.timeout_ms
                 );
                 Ok(())
             },

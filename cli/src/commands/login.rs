@@ -7,7 +7,7 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
-use serde_json::Value;
+use wpaas_api::apps::App;
 
 use crate::client::{Api, ApiError, Credentials};
 use crate::error::Hinted;
@@ -55,7 +55,7 @@ impl Login {
         };
         let token = read_token()?;
         let api = Api::new(&url, token.clone(), Trust::from_ca(ca.clone()))?;
-        if let Err(err) = api.get::<Value>("/apps") {
+        if let Err(err) = api.get::<Vec<App>>("/apps") {
             if ApiError::of(&err).is_some_and(ApiError::is_unauthorized) {
                 return Err(Hinted::new(
                     format!("{url} refused this token; nothing was saved"),

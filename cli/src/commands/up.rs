@@ -8,10 +8,10 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 
 use super::edge::EdgeArgs;
+use wpaas_api::parse::{parse_duration, parse_size};
 use wpaas_host::edge;
 use wpaas_host::logs::TerminalAccessLog;
 use wpaas_host::router::{self, AppRoute, RouteTable, Router, ServeOptions};
-use wpaas_host::runtime::limits::{parse_duration, parse_size};
 use wpaas_host::runtime::{CacheOutcome, EngineConfig, Limits, ProcessEnv, Runtime};
 
 /// Build and serve an app locally, like `spin up`.
