@@ -231,9 +231,11 @@ impl Limits {
             &path,
             &body,
             self.target.api.json,
-            // The answer is every type's limits.
-            |limits: BTreeMap<String, ProcessLimits>| {
-                let set = serde_json::to_string(&limits.get(&self.kind))?;
+            |limits: LimitsAnswer| {
+                let set = match limits {
+                    LimitsAnswer::All(all) => serde_json::to_string(&all.get(&self.kind))?,
+                    LimitsAnswer::One(one) => serde_json::to_string(&one)?,
+                };
                 println!(
                 "Limits of {} on {app} set to {}; they apply from the next release or `wpaas ps:restart {}`",
                 self.kind, set, self.kind
@@ -242,6 +244,15 @@ impl Limits {
             },
         )
     }
+}
+
+/// What `PUT /apps/APP/limits/TYPE` answers: today every type's limits;
+/// wpaas-api documents the one type's, which is read too.
+#[derive(serde::Deserialize)]
+#[serde(untagged)]
+enum LimitsAnswer {
+    All(BTreeMap<String, ProcessLimits>),
+    One(ProcessLimits),
 }
 
 fn print_processes(app: &str, ps: &[ProcessType]) {
