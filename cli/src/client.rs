@@ -1,13 +1,18 @@
 //! The CLI's side of the API: where the server is, the token, whom to
-//! trust for https, and requests that turn `{"error": …}` answers into
-//! one-line errors with a hint.
+//! trust for https, and requests that turn `{"error": …, "code": …}`
+//! answers into an [`ApiError`] the commands can tell apart by its code.
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{anyhow, bail, Context, Result};
-use serde_json::Value;
+use anyhow::{Context, Result};
+use reqwest::Method;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use wpaas_api::stream::{self, StreamLine};
+use wpaas_api::{ErrorBody, ErrorCode};
 
-use crate::commands::wpaas_home;
+use crate::error::Hinted;
+use crate::home::{credentials_path, token_path};
 use crate::tls::{certificate_failure, Trust};
 
 /// A configured API client.
@@ -26,10 +31,6 @@ pub struct Credentials {
     /// The CA file to trust for this server (`wpaas login --ca`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ca: Option<PathBuf>,
-}
-
-pub fn credentials_path() -> Result<PathBuf> {
-    Ok(wpaas_home()?.join("credentials.json"))
 }
 
 impl Api {
@@ -57,16 +58,14 @@ impl Api {
             Some(token) => token,
             None => match saved {
                 Some(c) => c.token,
-                None => {
-                    let path = wpaas_home()?.join("token");
-                    std::fs::read_to_string(&path)
-                        .map(|t| t.trim().to_string())
-                        .map_err(|_| {
-                            anyhow!(
-                                "no API token for {base}: run `wpaas login {base}`, set WPAAS_TOKEN, or start `wpaas server` with this WPAAS_HOME"
-                            )
-                        })?
-                }
+                None => std::fs::read_to_string(token_path()?)
+                    .map(|t| t.trim().to_string())
+                    .map_err(|_| {
+                        Hinted::new(
+                            format!("no API token for {base}"),
+                            format!("run `wpaas login {base}`, set WPAAS_TOKEN, or start `wpaas server` with this WPAAS_HOME"),
+                        )
+                    })?,
             },
         };
         Self::new(&base, token, Trust::from_ca(ca))
@@ -108,17 +107,34 @@ impl Api {
         format!("{}{path}", self.base)
     }
 
-    /// Sends a request and returns the parsed JSON answer.
-    pub fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Result<Value> {
-        let mut request = self
-            .http
-            .request(method, self.url(path))
-            .bearer_auth(&self.token);
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        let response = request.send().map_err(|e| self.unreachable(e))?;
-        Self::parse(response)
+    /// GETs `path`: the answer's JSON text as the server sent it.
+    pub fn get_text(&self, path: &str) -> Result<String> {
+        self.send(self.http.get(self.url(path)), "GET", path)
+    }
+
+    /// GETs `path` and decodes the answer.
+    pub fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T> {
+        decode("GET", path, &self.get_text(path)?)
+    }
+
+    /// Sends `body` as JSON with `method`: the answer's JSON text.
+    pub fn send_text<B: Serialize + ?Sized>(
+        &self,
+        method: Method,
+        path: &str,
+        body: &B,
+    ) -> Result<String> {
+        let name = method.to_string();
+        self.send(
+            self.http.request(method, self.url(path)).json(body),
+            &name,
+            path,
+        )
+    }
+
+    /// DELETEs `path`: the answer's JSON text.
+    pub fn delete_text(&self, path: &str) -> Result<String> {
+        self.send(self.http.delete(self.url(path)), "DELETE", path)
     }
 
     /// Uploads `bytes` and returns the streaming response.
@@ -137,8 +153,32 @@ impl Api {
     }
 
     /// POSTs `body` as JSON and returns the streaming response.
-    pub fn post_streaming(&self, path: &str, body: Value) -> Result<reqwest::blocking::Response> {
-        self.stream(self.http.post(self.url(path)).json(&body))
+    pub fn post_streaming<B: Serialize + ?Sized>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> Result<reqwest::blocking::Response> {
+        self.stream(self.http.post(self.url(path)).json(body))
+    }
+
+    fn send(
+        &self,
+        request: reqwest::blocking::RequestBuilder,
+        method: &str,
+        path: &str,
+    ) -> Result<String> {
+        let response = request
+            .bearer_auth(&self.token)
+            .send()
+            .map_err(|e| self.unreachable(e))?;
+        let status = response.status();
+        let text = response
+            .text()
+            .with_context(|| format!("could not read the API's answer to {method} {path}"))?;
+        if status.is_success() {
+            return Ok(text);
+        }
+        Err(ApiError::from_answer(status.as_u16(), &text).into())
     }
 
     fn stream(
@@ -149,55 +189,98 @@ impl Api {
             .bearer_auth(&self.token)
             .send()
             .map_err(|e| self.unreachable(e))?;
-        if !response.status().is_success() {
-            Self::parse(response)?;
-            unreachable!("parse fails on error statuses");
+        let status = response.status();
+        if !status.is_success() {
+            let text = response.text().unwrap_or_default();
+            return Err(ApiError::from_answer(status.as_u16(), &text).into());
         }
         Ok(response)
     }
 
     fn unreachable(&self, err: reqwest::Error) -> anyhow::Error {
         if let Some(reason) = certificate_failure(&err) {
-            return anyhow!(
-                "could not verify the TLS certificate of {} ({reason}); if the server uses its own CA, pass --ca FILE or set WPAAS_CA=FILE",
-                self.base
-            );
+            return Hinted::new(
+                format!(
+                    "could not verify the TLS certificate of {} ({reason})",
+                    self.base
+                ),
+                "if the server uses its own CA, pass --ca FILE or set WPAAS_CA=FILE",
+            )
+            .into();
         }
-        anyhow!(
-            "could not reach the wpaas API at {} ({err}); is `wpaas server` running? Use --api or WPAAS_API to point elsewhere",
-            self.base
+        // reqwest's own message names only the URL; the reason is at the
+        // bottom of its source chain.
+        let mut reason: &dyn std::error::Error = &err;
+        while let Some(source) = reason.source() {
+            reason = source;
+        }
+        Hinted::new(
+            format!("could not reach the wpaas API at {} ({reason})", self.base),
+            "is `wpaas server` running? Use --api or WPAAS_API to point elsewhere",
         )
-    }
-
-    fn parse(response: reqwest::blocking::Response) -> Result<Value> {
-        let status = response.status();
-        let text = response.text().context("could not read the API's answer")?;
-        let value: Value = serde_json::from_str(&text).unwrap_or(Value::String(text));
-        if status.is_success() {
-            return Ok(value);
-        }
-        let message = value
-            .get("error")
-            .and_then(Value::as_str)
-            .map(str::to_string)
-            .unwrap_or_else(|| value.to_string());
-        bail!("{message} (HTTP {})", status.as_u16())
+        .into()
     }
 }
 
+/// What the API answered instead of success: its error body (message and
+/// machine-readable code; an older server's code is read from the status)
+/// and the status.
+#[derive(Debug, thiserror::Error)]
+#[error("{} (HTTP {status})", body.error)]
+pub struct ApiError {
+    pub status: u16,
+    pub body: ErrorBody,
+}
+
+impl ApiError {
+    fn from_answer(status: u16, text: &str) -> Self {
+        Self {
+            status,
+            body: ErrorBody::from_response(status, text.as_bytes()),
+        }
+    }
+
+    /// The request clashed with what exists (an app of that name, …).
+    pub fn is_conflict(&self) -> bool {
+        self.body.code == ErrorCode::Conflict
+    }
+
+    /// The server refused the token.
+    pub fn is_unauthorized(&self) -> bool {
+        self.body.code == ErrorCode::Unauthorized
+    }
+
+    /// The API's error in `err`, if that is what it is.
+    pub fn of(err: &anyhow::Error) -> Option<&ApiError> {
+        err.downcast_ref()
+    }
+}
+
+/// Decodes the API's answer to `method path`; a shape this CLI does not
+/// know means the server is another version.
+pub fn decode<T: DeserializeOwned>(method: &str, path: &str, text: &str) -> Result<T> {
+    serde_json::from_str(text).map_err(|err| {
+        Hinted::new(
+            format!("the API's answer to {method} {path} is not what this wpaas expects ({err})"),
+            "the server may run another version of wpaas; use a CLI of the same version",
+        )
+        .into()
+    })
+}
+
 /// Reads a streamed answer (deploy, run): hands each line to `on_line` and
-/// returns the JSON of the final `##wpaas-result` line, if it came.
-pub fn read_result_stream(
+/// returns the final result line, if it came.
+pub fn read_result_stream<T: DeserializeOwned>(
     response: reqwest::blocking::Response,
     mut on_line: impl FnMut(&str),
-) -> Result<Option<Value>> {
+) -> Result<Option<T>> {
     use std::io::BufRead;
     let mut result = None;
     for line in std::io::BufReader::new(response).lines() {
         let line = line.context("the server's stream broke off")?;
-        match line.strip_prefix(wpaas_host::control::api::RESULT_PREFIX) {
-            Some(json) => result = serde_json::from_str::<Value>(json).ok(),
-            None => on_line(&line),
+        match stream::read_line::<T>(&line)? {
+            StreamLine::Result(value) => result = Some(value),
+            StreamLine::Line(line) => on_line(line),
         }
     }
     Ok(result)

@@ -1,8 +1,19 @@
 //! `wpaas` — the command-line client and (embedded) server.
+//!
+//! Imports go one way: `main` → `commands` → {`client`, `output`,
+//! `git_remote`, `home`, `signals`, `tls`, `error`}, and among those
+//! `output` → `client` → {`home`, `tls`, `error`}.
 
 mod client;
 mod commands;
+mod error;
+mod git_remote;
+mod home;
+mod output;
+mod signals;
 mod tls;
+
+use std::io::IsTerminal;
 
 use clap::Parser;
 
@@ -29,11 +40,15 @@ fn main() {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
+        // Colour only for a person at a terminal: a log file or a pipe
+        // gets plain text.
+        .with_ansi(std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none())
         .with_target(false)
         .init();
     if let Err(err) = cli.command.run() {
-        // One line: the cause chain, never a backtrace.
-        eprintln!("error: {err:#}");
+        // One line: the cause chain, each cause once, never a backtrace;
+        // then a hint where there is one.
+        eprintln!("{}", error::render(&err));
         std::process::exit(1);
     }
 }

@@ -2,9 +2,10 @@
 
 use anyhow::{bail, Result};
 use reqwest::Method;
-use serde_json::{json, Value};
+use wpaas_api::apps::{App, AppInfo, CreateApp, Destroyed};
 
 use super::target::{ApiArgs, AppArgs};
+use crate::{git_remote, output};
 
 /// List apps.
 #[derive(clap::Args)]
@@ -15,16 +16,18 @@ pub struct Apps {
 
 impl Apps {
     pub fn run(self) -> Result<()> {
-        let apps = self.api.client()?.call(Method::GET, "/apps", None)?;
-        if self.api.json {
-            println!("{apps}");
-            return Ok(());
-        }
-        println!("=== Apps");
-        for app in apps.as_array().into_iter().flatten() {
-            println!("{}", app["name"].as_str().unwrap_or(""));
-        }
-        Ok(())
+        output::show(
+            &self.api.client()?,
+            "/apps",
+            self.api.json,
+            |apps: Vec<App>| {
+                println!("=== Apps");
+                for app in apps {
+                    println!("{}", app.name);
+                }
+                Ok(())
+            },
+        )
     }
 }
 
@@ -48,15 +51,20 @@ impl Create {
             .app()?,
         };
         let api = self.api.client()?;
-        let app = api.call(Method::POST, "/apps", Some(json!({ "name": name })))?;
-        if self.api.json {
-            println!("{app}");
-        } else {
-            println!("Creating {name}... done");
-        }
+        output::change(
+            &api,
+            Method::POST,
+            "/apps",
+            &CreateApp { name: name.clone() },
+            self.api.json,
+            |_: App| {
+                println!("Creating {name}... done");
+                Ok(())
+            },
+        )?;
         // As `heroku create` does: the repository can `git push wpaas main`.
-        if super::git::in_git_repository() {
-            match super::git::set_remote(&api, &name, "wpaas", false) {
+        if git_remote::in_git_repository() {
+            match git_remote::set_remote(&api, &name, "wpaas", false) {
                 Ok(url) => eprintln!("Git remote wpaas set to {url}"),
                 Err(err) => eprintln!("Not adding the git remote: {err:#}"),
             }
@@ -75,31 +83,18 @@ pub struct Info {
 impl Info {
     pub fn run(self) -> Result<()> {
         let app = self.target.app()?;
-        let info = self
-            .target
-            .api
-            .client()?
-            .call(Method::GET, &format!("/apps/{app}"), None)?;
-        if self.target.api.json {
-            println!("{info}");
-            return Ok(());
-        }
-        let release = &info["release"];
-        println!("=== {app}");
-        println!("Web URL:   {}", info["url"].as_str().unwrap_or(""));
-        match release {
-            Value::Null => println!("Release:   none yet (deploy with `wpaas deploy`)"),
-            r => println!(
-                "Release:   v{} ({})",
-                r["version"],
-                r["description"].as_str().unwrap_or("")
-            ),
-        }
-        println!(
-            "Created:   {}",
-            info["app"]["created_at"].as_str().unwrap_or("")
-        );
-        Ok(())
+        let api = self.target.api.client()?;
+        let path = format!("/apps/{app}");
+        output::show(&api, &path, self.target.api.json, |info: AppInfo| {
+            println!("=== {app}");
+            println!("Web URL:   {}", info.url);
+            match info.release {
+                None => println!("Release:   none yet (deploy with `wpaas deploy`)"),
+                Some(r) => println!("Release:   v{} ({})", r.version, r.description),
+            }
+            println!("Created:   {}", info.app.created_at);
+            Ok(())
+        })
     }
 }
 
@@ -119,11 +114,15 @@ impl Destroy {
         if self.confirm.as_deref() != Some(app.as_str()) {
             bail!("this destroys {app} and all its releases; run again with --confirm {app}");
         }
-        self.target
-            .api
-            .client()?
-            .call(Method::DELETE, &format!("/apps/{app}"), None)?;
-        println!("Destroying {app}... done");
-        Ok(())
+        let api = self.target.api.client()?;
+        output::delete(
+            &api,
+            &format!("/apps/{app}"),
+            self.target.api.json,
+            |_: Destroyed| {
+                println!("Destroying {app}... done");
+                Ok(())
+            },
+        )
     }
 }

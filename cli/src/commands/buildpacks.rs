@@ -5,9 +5,10 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use reqwest::Method;
-use serde_json::{json, Value};
+use wpaas_api::apps::Buildpack;
 
 use super::target::AppArgs;
+use crate::output;
 
 /// Show the app's custom buildpack, if one is set.
 #[derive(clap::Args)]
@@ -19,20 +20,15 @@ pub struct Buildpacks {
 impl Buildpacks {
     pub fn run(self) -> Result<()> {
         let app = self.target.app()?;
-        let body =
-            self.target
-                .api
-                .client()?
-                .call(Method::GET, &format!("/apps/{app}/buildpack"), None)?;
-        if self.target.api.json {
-            println!("{body}");
-            return Ok(());
-        }
-        match body["buildpack"].as_str() {
-            Some(path) => println!("=== {app} Buildpack\n{path}"),
-            None => println!("{app} has no buildpack set; it is detected on each build (wasm, rust, or .buildpacks)."),
-        }
-        Ok(())
+        let api = self.target.api.client()?;
+        let path = format!("/apps/{app}/buildpack");
+        output::show(&api, &path, self.target.api.json, |body: Buildpack| {
+            match body.buildpack {
+                Some(path) => println!("=== {app} Buildpack\n{path}"),
+                None => println!("{app} has no buildpack set; it is detected on each build (wasm, rust, or .buildpacks)."),
+            }
+            Ok(())
+        })
     }
 }
 
@@ -52,12 +48,17 @@ impl Set {
         // The server resolves paths on its own machine: send an absolute one.
         let path = std::path::absolute(&self.path)
             .with_context(|| format!("invalid path {}", self.path.display()))?;
-        let body = set(&self.target, &app, json!(path.display().to_string()))?;
-        println!(
-            "Buildpack set. Next release on {app} will use {}.",
-            body["buildpack"].as_str().unwrap_or("")
-        );
-        Ok(())
+        set(
+            &self.target,
+            &app,
+            Some(path.display().to_string()),
+            |body| {
+                println!(
+                    "Buildpack set. Next release on {app} will use {}.",
+                    body.buildpack.unwrap_or_default()
+                );
+            },
+        )
     }
 }
 
@@ -71,16 +72,27 @@ pub struct Clear {
 impl Clear {
     pub fn run(self) -> Result<()> {
         let app = self.target.app()?;
-        set(&self.target, &app, Value::Null)?;
-        println!("Buildpack cleared. Next release on {app} will detect its buildpack.");
-        Ok(())
+        set(&self.target, &app, None, |_| {
+            println!("Buildpack cleared. Next release on {app} will detect its buildpack.");
+        })
     }
 }
 
-fn set(target: &AppArgs, app: &str, buildpack: Value) -> Result<Value> {
-    target.api.client()?.call(
+fn set(
+    target: &AppArgs,
+    app: &str,
+    buildpack: Option<String>,
+    render: impl FnOnce(Buildpack),
+) -> Result<()> {
+    output::change(
+        &target.api.client()?,
         Method::PUT,
         &format!("/apps/{app}/buildpack"),
-        Some(json!({ "buildpack": buildpack })),
+        &Buildpack { buildpack },
+        target.api.json,
+        |body| {
+            render(body);
+            Ok(())
+        },
     )
 }

@@ -1,9 +1,10 @@
 //! `builds`, `builds:output`: past builds and their logs.
 
 use anyhow::Result;
-use reqwest::Method;
+use wpaas_api::builds::{Build, BuildOutput};
 
 use super::target::AppArgs;
+use crate::output;
 
 /// List the app's builds, newest first.
 #[derive(clap::Args)]
@@ -15,37 +16,30 @@ pub struct Builds {
 impl Builds {
     pub fn run(self) -> Result<()> {
         let app = self.target.app()?;
-        let list =
-            self.target
-                .api
-                .client()?
-                .call(Method::GET, &format!("/apps/{app}/builds"), None)?;
-        if self.target.api.json {
-            println!("{list}");
-            return Ok(());
-        }
-        println!("=== {app} Builds");
-        let mut builds: Vec<_> = list.as_array().into_iter().flatten().collect();
-        builds.sort_by_key(|b| {
-            std::cmp::Reverse(
-                b["id"]
-                    .as_str()
-                    .and_then(|id| id.trim_start_matches('b').parse::<u64>().ok()),
-            )
-        });
-        for b in builds {
-            let release = b["release"]
-                .as_u64()
-                .map_or_else(String::new, |v| format!("v{v}"));
-            println!(
-                "{:<6} {:<10} {:<5} {}",
-                b["id"].as_str().unwrap_or(""),
-                b["status"]["state"].as_str().unwrap_or(""),
-                release,
-                b["started_at"].as_str().unwrap_or(""),
-            );
-        }
-        Ok(())
+        let api = self.target.api.client()?;
+        let path = format!("/apps/{app}/builds");
+        output::show(
+            &api,
+            &path,
+            self.target.api.json,
+            |mut builds: Vec<Build>| {
+                println!("=== {app} Builds");
+                builds.sort_by_key(|b| {
+                    std::cmp::Reverse(b.id.trim_start_matches('b').parse::<u64>().ok())
+                });
+                for b in builds {
+                    let release = b.release.map_or_else(String::new, |v| format!("v{v}"));
+                    println!(
+                        "{:<6} {:<10} {:<5} {}",
+                        b.id,
+                        b.status.as_str(),
+                        release,
+                        b.started_at,
+                    );
+                }
+                Ok(())
+            },
+        )
     }
 }
 
@@ -62,16 +56,11 @@ impl Output {
     pub fn run(self) -> Result<()> {
         let app = self.target.app()?;
         let id = self.build.as_deref().unwrap_or("latest");
-        let build = self.target.api.client()?.call(
-            Method::GET,
-            &format!("/apps/{app}/builds/{id}/output"),
-            None,
-        )?;
-        if self.target.api.json {
-            println!("{build}");
-        } else {
-            print!("{}", build["output"].as_str().unwrap_or(""));
-        }
-        Ok(())
+        let api = self.target.api.client()?;
+        let path = format!("/apps/{app}/builds/{id}/output");
+        output::show(&api, &path, self.target.api.json, |build: BuildOutput| {
+            print!("{}", build.output);
+            Ok(())
+        })
     }
 }

@@ -4,9 +4,11 @@ use std::collections::BTreeMap;
 
 use anyhow::{bail, Result};
 use reqwest::Method;
-use serde_json::Value;
+use wpaas_api::apps::config::{ConfigChanges, ConfigVars};
+use wpaas_api::releases::Release;
 
 use super::target::AppArgs;
+use crate::output;
 
 /// Show config vars.
 #[derive(clap::Args)]
@@ -17,22 +19,17 @@ pub struct Config {
 
 impl Config {
     pub fn run(self) -> Result<()> {
-        let (app, vars) = fetch(&self.target)?;
-        if self.target.api.json {
-            println!("{vars}");
-            return Ok(());
-        }
-        println!("=== {app} Config Vars");
-        let map = vars.as_object().cloned().unwrap_or_default();
-        let width = map.keys().map(String::len).max().unwrap_or(0) + 1;
-        for (key, value) in map {
-            println!(
-                "{:width$} {}",
-                format!("{key}:"),
-                value.as_str().unwrap_or("")
-            );
-        }
-        Ok(())
+        let app = self.target.app()?;
+        let api = self.target.api.client()?;
+        let path = format!("/apps/{app}/config");
+        output::show(&api, &path, self.target.api.json, |vars: ConfigVars| {
+            println!("=== {app} Config Vars");
+            let width = vars.keys().map(String::len).max().unwrap_or(0) + 1;
+            for (key, value) in vars {
+                println!("{:width$} {value}", format!("{key}:"));
+            }
+            Ok(())
+        })
     }
 }
 
@@ -47,8 +44,14 @@ pub struct Get {
 
 impl Get {
     pub fn run(self) -> Result<()> {
-        let (app, vars) = fetch(&self.target)?;
-        match vars.get(&self.key).and_then(Value::as_str) {
+        let app = self.target.app()?;
+        let vars: ConfigVars = self
+            .target
+            .api
+            .client()?
+            .get(&format!("/apps/{app}/config"))?;
+        match vars.get(&self.key) {
+            Some(value) if self.target.api.json => output::print_json(value)?,
             Some(value) => println!("{value}"),
             None => bail!("{} is not set on {app}", self.key),
         }
@@ -72,7 +75,7 @@ impl Set {
         for pair in &self.pairs {
             match pair.split_once('=') {
                 Some((key, value)) if !key.is_empty() => {
-                    changes.insert(key.to_string(), Value::String(value.to_string()));
+                    changes.insert(key.to_string(), Some(value.to_string()));
                 }
                 _ => bail!("`{pair}` is not KEY=VALUE (e.g. wpaas config:set GREETING=hello)"),
             }
@@ -93,35 +96,33 @@ pub struct Unset {
 
 impl Unset {
     pub fn run(self) -> Result<()> {
-        let changes = self.keys.iter().map(|k| (k.clone(), Value::Null)).collect();
+        let changes = self.keys.iter().map(|k| (k.clone(), None)).collect();
         apply(&self.target, changes, "Unsetting")
     }
 }
 
-/// The app's name and its config vars as a JSON object.
-fn fetch(target: &AppArgs) -> Result<(String, Value)> {
-    let app = target.app()?;
-    let vars = target
-        .api
-        .client()?
-        .call(Method::GET, &format!("/apps/{app}/config"), None)?;
-    Ok((app, vars))
-}
-
-fn apply(target: &AppArgs, changes: BTreeMap<String, Value>, verb: &str) -> Result<()> {
+fn apply(target: &AppArgs, changes: ConfigChanges, verb: &str) -> Result<()> {
     let app = target.app()?;
     let keys: Vec<_> = changes.keys().cloned().collect();
     let api = target.api.client()?;
     eprint!("{verb} {} and restarting {app}... ", keys.join(", "));
-    let body = Value::Object(changes.into_iter().collect());
-    match api.call(Method::PATCH, &format!("/apps/{app}/config"), Some(body)) {
-        Ok(release) => {
-            eprintln!("done, v{}", release["version"]);
+    let path = format!("/apps/{app}/config");
+    let json = target.api.json;
+    let done = output::change(
+        &api,
+        Method::PATCH,
+        &path,
+        &changes,
+        json,
+        |release: Release| {
+            eprintln!("done, v{}", release.version);
             Ok(())
-        }
-        Err(err) => {
-            eprintln!("failed");
-            Err(err)
-        }
+        },
+    );
+    match done {
+        Ok(()) if json => eprintln!("done"),
+        Ok(()) => {}
+        Err(_) => eprintln!("failed"),
     }
+    done
 }

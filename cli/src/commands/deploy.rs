@@ -5,11 +5,16 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
 use reqwest::Method;
-use serde_json::json;
+use wpaas_api::apps::CreateApp;
+use wpaas_api::builds::DeployResult;
 
 use super::target::AppArgs;
+use crate::client::{read_result_stream, ApiError};
+use crate::error::Hinted;
+use crate::output;
 
-/// Deploy a source directory: build it on the server and release it.
+/// Deploy a source directory: build it on the server and release it. With
+/// --json the build's lines go to stderr and the result to stdout.
 #[derive(clap::Args)]
 pub struct Deploy {
     /// The source directory (default: the current directory). Cargo path
@@ -26,7 +31,7 @@ impl Deploy {
             Some(app) => app.clone(),
             None => {
                 let dir = std::fs::canonicalize(&self.dir)
-                    .with_context(|| format!("{} does not exist", self.dir.display()))?;
+                    .with_context(|| format!("could not read {}", self.dir.display()))?;
                 AppArgs {
                     app: dir
                         .file_name()
@@ -39,8 +44,8 @@ impl Deploy {
         let api = self.target.api.client()?;
         // Path dependencies outside DIR (like examples/hello's ../../sdk)
         // are uploaded with it; the server builds DIR inside that tree.
-        let upload = wpaas_builder::source::Upload::plan(&self.dir)
-            .with_context(|| format!("could not read {}", self.dir.display()))?;
+        // (Its errors name the path already.)
+        let upload = wpaas_builder::source::Upload::plan(&self.dir)?;
         for dep in upload.dependencies() {
             eprintln!("Including path dependency {}", dep.display());
         }
@@ -51,12 +56,12 @@ impl Deploy {
             .pack()
             .with_context(|| format!("could not pack {}", self.dir.display()))?;
         // Like Dokku: deploying to a new name creates the app.
-        let created = match api.call(Method::POST, "/apps", Some(json!({ "name": app }))) {
+        let created = match api.send_text(Method::POST, "/apps", &CreateApp { name: app.clone() }) {
             Ok(_) => {
                 eprintln!("Creating {app}... done");
                 true
             }
-            Err(err) if err.to_string().contains("already exists") => false,
+            Err(err) if ApiError::of(&err).is_some_and(ApiError::is_conflict) => false,
             Err(err) => return Err(err),
         };
         eprintln!("Uploading source ({} KiB)...", tarball.len() / 1024);
@@ -66,18 +71,39 @@ impl Deploy {
                 // Refused before any build (too large, too many files, not
                 // a tar.gz): the app made for it goes too.
                 if created {
-                    let _ = api.call(Method::DELETE, &format!("/apps/{app}"), None);
+                    let _ = api.delete_text(&format!("/apps/{app}"));
                 }
                 return Err(err);
             }
         };
-        let result = crate::client::read_result_stream(response, |line| println!("{line}"))?;
+        let json = self.target.api.json;
+        let result = read_result_stream::<DeployResult>(response, |line| {
+            if json {
+                eprintln!("{line}");
+            } else {
+                println!("{line}");
+            }
+        })?;
         match result {
-            Some(r) if r.get("release").is_some() => Ok(()),
-            Some(r) => bail!(
-                "deploy failed: {}",
-                r["error"].as_str().unwrap_or("unknown error")
-            ),
+            Some(r @ DeployResult::Released { .. }) => {
+                if json {
+                    output::print_json(&r)?;
+                }
+                Ok(())
+            }
+            Some(r @ DeployResult::Failed { .. }) => {
+                if json {
+                    output::print_json(&r)?;
+                }
+                let DeployResult::Failed { error } = r else {
+                    unreachable!("matched above")
+                };
+                Err(Hinted::new(
+                    format!("deploy failed: {error}"),
+                    format!("the build's output is above and in `wpaas builds:output -a {app}`; {app} keeps serving its current release"),
+                )
+                .into())
+            }
             None => {
                 bail!("the server ended the deploy without a result; see `wpaas releases -a {app}`")
             }

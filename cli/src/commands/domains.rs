@@ -2,9 +2,10 @@
 
 use anyhow::Result;
 use reqwest::Method;
-use serde_json::json;
+use wpaas_api::apps::AddDomain;
 
 use super::target::AppArgs;
+use crate::output;
 
 /// List an app's custom domains.
 #[derive(clap::Args)]
@@ -16,20 +17,15 @@ pub struct Domains {
 impl Domains {
     pub fn run(self) -> Result<()> {
         let app = self.target.app()?;
-        let domains =
-            self.target
-                .api
-                .client()?
-                .call(Method::GET, &format!("/apps/{app}/domains"), None)?;
-        if self.target.api.json {
-            println!("{domains}");
-            return Ok(());
-        }
-        println!("=== {app} Custom Domains");
-        for domain in domains.as_array().into_iter().flatten() {
-            println!("{}", domain.as_str().unwrap_or(""));
-        }
-        Ok(())
+        let api = self.target.api.client()?;
+        let path = format!("/apps/{app}/domains");
+        output::show(&api, &path, self.target.api.json, |domains: Vec<String>| {
+            println!("=== {app} Custom Domains");
+            for domain in domains {
+                println!("{domain}");
+            }
+            Ok(())
+        })
     }
 }
 
@@ -45,13 +41,22 @@ pub struct Add {
 impl Add {
     pub fn run(self) -> Result<()> {
         let app = self.target.app()?;
-        self.target.api.client()?.call(
+        let api = self.target.api.client()?;
+        let body = AddDomain {
+            domain: self.domain.clone(),
+        };
+        let path = format!("/apps/{app}/domains");
+        output::change(
+            &api,
             Method::POST,
-            &format!("/apps/{app}/domains"),
-            Some(json!({ "domain": self.domain })),
-        )?;
-        println!("Adding {} to {app}... done", self.domain);
-        Ok(())
+            &path,
+            &body,
+            self.target.api.json,
+            |_: Vec<String>| {
+                println!("Adding {} to {app}... done", self.domain);
+                Ok(())
+            },
+        )
     }
 }
 
@@ -67,12 +72,11 @@ pub struct Remove {
 impl Remove {
     pub fn run(self) -> Result<()> {
         let app = self.target.app()?;
-        self.target.api.client()?.call(
-            Method::DELETE,
-            &format!("/apps/{app}/domains/{}", self.domain),
-            None,
-        )?;
-        println!("Removing {} from {app}... done", self.domain);
-        Ok(())
+        let api = self.target.api.client()?;
+        let path = format!("/apps/{app}/domains/{}", self.domain);
+        output::delete(&api, &path, self.target.api.json, |_: Vec<String>| {
+            println!("Removing {} from {app}... done", self.domain);
+            Ok(())
+        })
     }
 }

@@ -2,8 +2,8 @@
 
 use std::time::Duration;
 
+use wpaas_api::parse::parse_duration;
 use wpaas_host::edge::Limits;
-use wpaas_host::runtime::limits::parse_duration;
 
 /// Connection caps and timeouts of each listener.
 #[derive(clap::Args, Clone)]

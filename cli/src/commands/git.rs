@@ -4,14 +4,17 @@
 //! pre-receive hook, which deploys the pushed commit.
 
 use std::io::{BufRead, Read};
-use std::path::Path;
 use std::process::{Command, Stdio};
 
 use anyhow::{bail, Context, Result};
-use reqwest::Method;
+use serde_json::json;
+use wpaas_api::apps::AppInfo;
+use wpaas_api::builds::DeployResult;
 
 use super::target::AppArgs;
-use crate::client::Api;
+use crate::client::{read_result_stream, Api};
+use crate::git_remote::{git_output, in_git_repository, set_remote};
+use crate::output;
 use crate::tls::Trust;
 
 /// The branches a push deploys.
@@ -35,57 +38,18 @@ impl Remote {
     pub fn run(self) -> Result<()> {
         let app = self.target.app()?;
         let api = self.target.api.client()?;
-        api.call(Method::GET, &format!("/apps/{app}"), None)?;
+        api.get::<AppInfo>(&format!("/apps/{app}"))?;
         if !in_git_repository() {
             bail!("not in a git repository: run `git init` first, or cd into one");
         }
         let url = set_remote(&api, &app, &self.remote, true)?;
+        if self.target.api.json {
+            return output::print_json(&json!({ "remote": self.remote, "url": url }));
+        }
         println!("Git remote {} set to {url}", self.remote);
         println!("Deploy with: git push {} main", self.remote);
         Ok(())
     }
-}
-
-/// Whether the current directory is inside a git repository.
-pub fn in_git_repository() -> bool {
-    Command::new("git")
-        .args(["rev-parse", "--git-dir"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
-/// Points `remote` at APP's repository on the server and sets the
-/// credential helper for the server; returns the URL. An existing remote
-/// with another URL is changed when `replace`, else it is an error.
-pub fn set_remote(api: &Api, app: &str, remote: &str, replace: bool) -> Result<String> {
-    let url = format!("{}/git/{app}.git", api.base());
-    match git_output(&["remote", "get-url", remote]) {
-        Some(existing) if existing == url => {}
-        Some(existing) if !replace => bail!(
-            "git remote {remote} already points at {existing}; run `wpaas git:remote -a {app}` to change it"
-        ),
-        Some(_) => git(&["remote", "set-url", remote, &url])?,
-        None => git(&["remote", "add", remote, &url])?,
-    }
-    // One helper for the whole server (git matches credentials by host),
-    // after an empty entry that drops helpers configured globally, so a
-    // stale stored password is never tried first.
-    let key = format!("credential.{}.helper", api.base());
-    let exe = std::env::current_exe().context("could not find the wpaas executable")?;
-    let helper = format!("!{} git-credential", shell_quote(&exe));
-    let _ = git(&["config", "--local", "--unset-all", &key]);
-    git(&["config", "--local", "--add", &key, ""])?;
-    git(&["config", "--local", "--add", &key, &helper])?;
-    // git verifies an https server with its own TLS library: tell it the
-    // CA this client trusts, for this server only.
-    if let (true, Some(ca)) = (api.base().starts_with("https://"), api.ca_file()) {
-        let ca = std::fs::canonicalize(ca).unwrap_or_else(|_| ca.to_path_buf());
-        let key = format!("http.{}/.sslCAInfo", api.base());
-        git(&["config", "--local", &key, &ca.to_string_lossy()])?;
-    }
-    Ok(url)
 }
 
 /// Answer git's credential requests for a wpaas server (run by git).
@@ -212,10 +176,10 @@ impl Hook {
             &format!("/apps/{app}/deploy?commit={}", update.new),
             tarball,
         )?;
-        let result = crate::client::read_result_stream(response, |line| eprintln!("{line}"))?;
+        let result = read_result_stream::<DeployResult>(response, |line| eprintln!("{line}"))?;
         match result {
-            Some(r) if r.get("release").is_some() => Ok(()),
-            Some(_) => bail!("push rejected: the deploy failed; {app} keeps serving its current release"),
+            Some(DeployResult::Released { .. }) => Ok(()),
+            Some(DeployResult::Failed { .. }) => bail!("push rejected: the deploy failed; {app} keeps serving its current release"),
             None => bail!("push rejected: the server ended the deploy without a result; see `wpaas releases -a {app}`"),
         }
     }
@@ -264,40 +228,4 @@ fn archive(commit: &str) -> Result<Vec<u8>> {
         );
     }
     Ok(output.stdout)
-}
-
-/// Runs git in the current directory; its stderr on failure.
-fn git(args: &[&str]) -> Result<()> {
-    let output = Command::new("git")
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .context("could not run git; is it installed?")?;
-    if !output.status.success() {
-        bail!(
-            "git {} failed: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&output.stderr).trim()
-        );
-    }
-    Ok(())
-}
-
-/// Runs git in the current directory; its trimmed stdout when it succeeds.
-fn git_output(args: &[&str]) -> Option<String> {
-    let output = Command::new("git")
-        .args(args)
-        .stdin(Stdio::null())
-        .stderr(Stdio::null())
-        .output()
-        .ok()?;
-    output
-        .status
-        .success()
-        .then(|| String::from_utf8_lossy(&output.stdout).trim().to_string())
-}
-
-/// `'path'` for sh, as git runs `!` credential helpers through the shell.
-fn shell_quote(path: &Path) -> String {
-    format!("'{}'", path.display().to_string().replace('\'', r"'\''"))
 }

@@ -5,10 +5,11 @@ use std::time::Duration;
 
 use anyhow::Result;
 use reqwest::Method;
-use serde_json::json;
-use wpaas_host::runtime::limits::parse_duration;
+use wpaas_api::apps::{Healthcheck, HealthcheckUpdate};
+use wpaas_api::parse::parse_duration;
 
 use super::target::AppArgs;
+use crate::output;
 
 /// Set the health check path (and timeout) new releases must pass.
 #[derive(clap::Args)]
@@ -25,20 +26,25 @@ pub struct Set {
 impl Set {
     pub fn run(self) -> Result<()> {
         let app = self.target.app()?;
-        let mut body = json!({ "path": self.path });
-        if let Some(timeout) = self.timeout {
-            body["timeout_ms"] = json!(timeout.as_millis() as u64);
-        }
-        let check = self.target.api.client()?.call(
+        let body = HealthcheckUpdate {
+            path: Some(self.path.clone()),
+            timeout_ms: self.timeout.map(|t| t.as_millis() as u64),
+        };
+        let api = self.target.api.client()?;
+        let path = format!("/apps/{app}/healthcheck");
+        output::change(
+            &api,
             Method::PATCH,
-            &format!("/apps/{app}/healthcheck"),
-            Some(body),
-        )?;
-        println!(
-            "Health check for {app}: GET {} within {} ms",
-            check["path"].as_str().unwrap_or(""),
-            check["timeout_ms"]
-        );
-        Ok(())
+            &path,
+            &body,
+            self.target.api.json,
+            |check: Healthcheck| {
+                println!(
+                    "Health check for {app}: GET {} within {} ms",
+                    check.path, check.timeout_ms
+                );
+                Ok(())
+            },
+        )
     }
 }

@@ -7,9 +7,11 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
-use reqwest::Method;
+use wpaas_api::apps::App;
 
-use crate::client::{credentials_path, Api, Credentials};
+use crate::client::{Api, ApiError, Credentials};
+use crate::error::Hinted;
+use crate::home::credentials_path;
 use crate::tls::Trust;
 
 /// Log in to a wpaas server: check its token and remember both.
@@ -53,9 +55,13 @@ impl Login {
         };
         let token = read_token()?;
         let api = Api::new(&url, token.clone(), Trust::from_ca(ca.clone()))?;
-        if let Err(err) = api.call(Method::GET, "/apps", None) {
-            if err.to_string().ends_with("(HTTP 401)") {
-                bail!("{url} refused this token; it is the `token` file in the server's WPAAS_HOME. Nothing was saved");
+        if let Err(err) = api.get::<Vec<App>>("/apps") {
+            if ApiError::of(&err).is_some_and(ApiError::is_unauthorized) {
+                return Err(Hinted::new(
+                    format!("{url} refused this token; nothing was saved"),
+                    "the token is the `token` file in the server's WPAAS_HOME",
+                )
+                .into());
             }
             return Err(err);
         }

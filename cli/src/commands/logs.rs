@@ -4,7 +4,7 @@
 use std::io::{BufRead, BufReader, IsTerminal, Write};
 
 use anyhow::{Context, Result};
-use serde_json::Value;
+use wpaas_api::logs::{LogLine, LogQuery};
 
 use super::target::AppArgs;
 
@@ -58,16 +58,14 @@ impl Logs {
     pub fn run(self) -> Result<()> {
         let app = self.target.app()?;
         let api = self.target.api.client()?;
-        let mut path = format!(
-            "/apps/{app}/logs?n={}&format=json&tail={}",
-            self.num, self.tail
-        );
-        if let Some(ps) = &self.ps {
-            path += &format!("&ps={ps}");
-        }
-        if let Some(source) = self.source {
-            path += &format!("&source={}", source.name());
-        }
+        let query = LogQuery {
+            n: self.num,
+            tail: self.tail,
+            ps: self.ps.clone(),
+            source: self.source.map(|s| s.name().to_string()),
+            format: Some("json".into()),
+        };
+        let path = format!("/apps/{app}/logs?{}", query.to_query());
         let response = api.get_streaming(&path)?;
         let stdout = std::io::stdout();
         let colour = stdout.is_terminal() && std::env::var_os("NO_COLOR").is_none();
@@ -77,7 +75,7 @@ impl Logs {
             let written = if self.target.api.json {
                 writeln!(out, "{line}")
             } else {
-                let Ok(entry) = serde_json::from_str::<Value>(&line) else {
+                let Ok(entry) = serde_json::from_str::<LogLine>(&line) else {
                     continue;
                 };
                 writeln!(out, "{}", render(&entry, colour))
@@ -93,14 +91,18 @@ impl Logs {
 
 /// `TIME app[PROCESS]: MESSAGE`, the `app[PROCESS]` part coloured by
 /// source when `colour`.
-fn render(entry: &Value, colour: bool) -> String {
-    let text = |key: &str| entry[key].as_str().unwrap_or("").to_string();
-    let (time, process, message) = (text("time"), text("process"), text("message"));
+fn render(entry: &LogLine, colour: bool) -> String {
+    let LogLine {
+        time,
+        process,
+        message,
+        source,
+    } = entry;
     let tag = format!("app[{process}]:");
     if !colour {
         return format!("{time} {tag} {message}");
     }
-    let code = match entry["source"].as_str().unwrap_or("app") {
+    let code = match source.as_str() {
         "router" => "36",
         "build" => "35",
         "api" => "33",
@@ -109,4 +111,21 @@ fn render(entry: &Value, colour: bool) -> String {
         _ => "32",
     };
     format!("\x1b[2m{time}\x1b[0m \x1b[{code}m{tag}\x1b[0m {message}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn colour_only_when_asked() {
+        let line = LogLine {
+            time: "t".into(),
+            source: "router".into(),
+            process: "router".into(),
+            message: "m".into(),
+        };
+        assert_eq!(render(&line, false), "t app[router]: m");
+        assert!(render(&line, true).contains('\x1b'));
+    }
 }

@@ -1,10 +1,17 @@
 //! `ps`, `ps:scale`, `ps:restart`: the app's formation.
 
-use anyhow::{bail, Result};
+use anyhow::Result;
 use reqwest::Method;
-use serde_json::{Map, Value};
+use std::collections::BTreeMap;
+
+use serde::de::IgnoredAny;
+use wpaas_api::parse::{parse_duration, parse_scale, ParseError};
+use wpaas_api::ps::{
+    AutoscaleRequest, Formation, LimitsRequest, ProcessLimits, ProcessType, Recent, RestartRequest,
+};
 
 use super::target::AppArgs;
+use crate::output;
 
 /// List the app's process types, their commands and replicas.
 #[derive(clap::Args)]
@@ -16,17 +23,12 @@ pub struct Ps {
 impl Ps {
     pub fn run(self) -> Result<()> {
         let app = self.target.app()?;
-        let ps = self
-            .target
-            .api
-            .client()?
-            .call(Method::GET, &format!("/apps/{app}/ps"), None)?;
-        if self.target.api.json {
-            println!("{ps}");
-        } else {
+        let api = self.target.api.client()?;
+        let path = format!("/apps/{app}/ps");
+        output::show(&api, &path, self.target.api.json, |ps: Vec<ProcessType>| {
             print_processes(&app, &ps);
-        }
-        Ok(())
+            Ok(())
+        })
     }
 }
 
@@ -43,22 +45,30 @@ pub struct Scale {
 impl Scale {
     pub fn run(self) -> Result<()> {
         let app = self.target.app()?;
-        let mut changes = Map::new();
+        let mut changes = Formation::new();
         for change in &self.changes {
             let (kind, count) = parse_scale(change)?;
-            changes.insert(kind, count.into());
+            changes.insert(kind, count);
         }
-        let ps = self.target.api.client()?.call(
+        let api = self.target.api.client()?;
+        let path = format!("/apps/{app}/formation");
+        let body = changes;
+        output::change(
+            &api,
             Method::PATCH,
-            &format!("/apps/{app}/formation"),
-            Some(Value::Object(changes)),
-        )?;
-        let now: Vec<String> = processes(&ps)
-            .filter(|p| p["type"] != "release" && p["type"] != "run")
-            .map(|p| format!("{} at {}", p["type"].as_str().unwrap_or(""), p["quantity"]))
-            .collect();
-        println!("Scaling processes... done, now running {}", now.join(", "));
-        Ok(())
+            &path,
+            &body,
+            self.target.api.json,
+            |ps: Vec<ProcessType>| {
+                let now: Vec<String> = ps
+                    .iter()
+                    .filter(|p| p.kind != "release" && p.kind != "run")
+                    .map(|p| format!("{} at {}", p.kind, p.quantity))
+                    .collect();
+                println!("Scaling processes... done, now running {}", now.join(", "));
+                Ok(())
+            },
+        )
     }
 }
 
@@ -79,11 +89,19 @@ impl Restart {
             Some(kind) => format!("{kind} processes"),
             None => "all processes".into(),
         };
+        let api = self.target.api.client()?;
+        let path = format!("/apps/{app}/ps/restart");
+        let body = RestartRequest {
+            kind: self.kind.clone(),
+        };
         eprint!("Restarting {what} of {app}... ");
-        self.target.api.client()?.call(
+        output::change(
+            &api,
             Method::POST,
-            &format!("/apps/{app}/ps/restart"),
-            Some(serde_json::json!({ "type": self.kind })),
+            &path,
+            &body,
+            self.target.api.json,
+            |_: IgnoredAny| Ok(()),
         )?;
         eprintln!("done");
         Ok(())
@@ -115,31 +133,36 @@ pub struct Autoscale {
     target_app: AppArgs,
 }
 
-fn duration_ms(text: &str) -> Result<u64, String> {
-    wpaas_host::runtime::limits::parse_duration(text)
-        .map(|d| d.as_millis() as u64)
-        .map_err(|e| e.to_string())
+fn duration_ms(text: &str) -> Result<u64, ParseError> {
+    parse_duration(text).map(|d| d.as_millis() as u64)
 }
 
 impl Autoscale {
     pub fn run(self) -> Result<()> {
         let app = self.target_app.app()?;
-        self.target_app.api.client()?.call(
+        let api = self.target_app.api.client()?;
+        let path = format!("/apps/{app}/autoscale/{}", self.kind);
+        let body = AutoscaleRequest {
+            min: self.min,
+            max: self.max,
+            target: self.target,
+            cooldown_ms: self.cooldown,
+            idle_ms: self.idle,
+        };
+        output::change(
+            &api,
             Method::PUT,
-            &format!("/apps/{app}/autoscale/{}", self.kind),
-            Some(serde_json::json!({
-                "min": self.min,
-                "max": self.max,
-                "target": self.target,
-                "cooldown_ms": self.cooldown,
-                "idle_ms": self.idle,
-            })),
-        )?;
-        println!(
-            "Autoscaling {} on {app}: {}..{} replicas, target {} requests in flight each",
-            self.kind, self.min, self.max, self.target
-        );
-        Ok(())
+            &path,
+            &body,
+            self.target_app.api.json,
+            |_: IgnoredAny| {
+                println!(
+                    "Autoscaling {} on {app}: {}..{} replicas, target {} requests in flight each",
+                    self.kind, self.min, self.max, self.target
+                );
+                Ok(())
+            },
+        )
     }
 }
 
@@ -156,19 +179,19 @@ pub struct AutoscaleDisable {
 impl AutoscaleDisable {
     pub fn run(self) -> Result<()> {
         let app = self.target.app()?;
-        let ps = self.target.api.client()?.call(
-            Method::DELETE,
-            &format!("/apps/{app}/autoscale/{}", self.kind),
-            None,
-        )?;
-        let now = processes(&ps)
-            .find(|p| p["type"] == self.kind.as_str())
-            .map_or(0, |p| p["quantity"].as_u64().unwrap_or(0));
-        println!(
-            "Autoscaling of {} on {app} disabled; it stays at {now}",
-            self.kind
-        );
-        Ok(())
+        let api = self.target.api.client()?;
+        let path = format!("/apps/{app}/autoscale/{}", self.kind);
+        output::delete(&api, &path, self.target.api.json, |ps: Vec<ProcessType>| {
+            let now = ps
+                .iter()
+                .find(|p| p.kind == self.kind)
+                .map_or(0, |p| p.quantity);
+            println!(
+                "Autoscaling of {} on {app} disabled; it stays at {now}",
+                self.kind
+            );
+            Ok(())
+        })
     }
 }
 
@@ -195,83 +218,80 @@ pub struct Limits {
 impl Limits {
     pub fn run(self) -> Result<()> {
         let app = self.target.app()?;
-        let limits = self.target.api.client()?.call(
+        let api = self.target.api.client()?;
+        let path = format!("/apps/{app}/limits/{}", self.kind);
+        let body = LimitsRequest {
+            memory: self.memory.clone(),
+            timeout: self.timeout.clone(),
+            concurrency: self.concurrency.map(|c| c.to_string()),
+        };
+        output::change(
+            &api,
             Method::PUT,
-            &format!("/apps/{app}/limits/{}", self.kind),
-            Some(serde_json::json!({
-                "memory": self.memory,
-                "timeout": self.timeout,
-                "concurrency": self.concurrency,
-            })),
-        )?;
-        println!(
-            "Limits of {} on {app} set to {}; they apply from the next release or `wpaas ps:restart {}`",
-            self.kind, limits[&self.kind], self.kind
-        );
-        Ok(())
+            &path,
+            &body,
+            self.target.api.json,
+            |limits: LimitsAnswer| {
+                let set = match limits {
+                    LimitsAnswer::All(all) => serde_json::to_string(&all.get(&self.kind))?,
+                    LimitsAnswer::One(one) => serde_json::to_string(&one)?,
+                };
+                println!(
+                "Limits of {} on {app} set to {}; they apply from the next release or `wpaas ps:restart {}`",
+                self.kind, set, self.kind
+            );
+                Ok(())
+            },
+        )
     }
 }
 
-/// `web=4` → ("web", 4), with the mistake named when it is not that.
-fn parse_scale(change: &str) -> Result<(String, u32)> {
-    let Some((kind, count)) = change.split_once('=') else {
-        bail!("{change:?} is not TYPE=N; try e.g. `wpaas ps:scale web=2`");
-    };
-    let Ok(count) = count.parse::<u32>() else {
-        bail!("{count:?} in {change:?} is not a number of replicas; try e.g. web=2");
-    };
-    if kind.is_empty() {
-        bail!("{change:?} names no process type; try e.g. web=2");
-    }
-    Ok((kind.to_string(), count))
+/// What `PUT /apps/APP/limits/TYPE` answers: today every type's limits;
+/// wpaas-api documents the one type's, which is read too.
+#[derive(serde::Deserialize)]
+#[serde(untagged)]
+enum LimitsAnswer {
+    All(BTreeMap<String, ProcessLimits>),
+    One(ProcessLimits),
 }
 
-fn processes(ps: &Value) -> impl Iterator<Item = &Value> {
-    ps.as_array().into_iter().flatten()
-}
-
-fn print_processes(app: &str, ps: &Value) {
-    if processes(ps).next().is_none() {
+fn print_processes(app: &str, ps: &[ProcessType]) {
+    if ps.is_empty() {
         println!("{app} has no processes; deploy it first (`wpaas deploy`).");
         return;
     }
-    for process in processes(ps) {
-        let kind = process["type"].as_str().unwrap_or("");
-        let quantity = match (kind, process.get("autoscale")) {
+    for process in ps {
+        let kind = process.kind.as_str();
+        let quantity = match (kind, &process.autoscale) {
             ("release", _) => "once per release".to_string(),
             (_, Some(spec)) => format!(
                 "{}, autoscaled {}..{} at {} in flight each",
-                process["quantity"], spec["min"], spec["max"], spec["target"]
+                process.quantity, spec.min, spec.max, spec.target
             ),
-            _ => process["quantity"].to_string(),
+            _ => process.quantity.to_string(),
         };
-        println!(
-            "=== {kind} ({quantity}): {}",
-            process["command"].as_str().unwrap_or("")
-        );
-        if let Some(recent) = process.get("recent") {
+        println!("=== {kind} ({quantity}): {}", process.command);
+        if let Some(recent) = &process.recent {
             println!("{}", recent_line(recent));
         }
-        let replicas = process["replicas"].as_array().cloned().unwrap_or_default();
-        for replica in &replicas {
+        for replica in &process.replicas {
             let mut line = format!(
                 "{}: {} since {}",
-                replica["name"].as_str().unwrap_or(""),
-                replica["state"].as_str().unwrap_or(""),
-                replica["since"].as_str().unwrap_or(""),
+                replica.name, replica.state, replica.since
             );
             if kind == "web" {
                 line += &format!(
                     "  in-flight {}  served {}",
-                    replica["in_flight"], replica["served"]
+                    replica.in_flight.unwrap_or(0),
+                    replica.served.unwrap_or(0)
                 );
             }
-            if let Some(command) = replica["command"].as_str() {
+            if let Some(command) = &replica.command {
                 line += &format!("  {command}");
             }
-            if replica["restarts"].as_u64().unwrap_or(0) > 0 {
-                line += &format!("  restarts {}", replica["restarts"]);
-                if let Some(last) = replica["last_exit"].as_str() {
+            if replica.restarts > 0 {
+                line += &format!("  restarts {}", replica.restarts);
+                if let Some(last) = &replica.last_exit {
                     line += &format!(" (last: {last})");
                 }
             }
@@ -282,9 +302,8 @@ fn print_processes(app: &str, ps: &Value) {
 }
 
 /// `last 60s: 12.5 req/s  p50 1.2 ms  p99 8.0 ms  errors 0.0% (750 requests)`.
-fn recent_line(recent: &Value) -> String {
-    let number = |key: &str| recent[key].as_f64().unwrap_or(0.0);
-    let millis = |key: &str| match recent[key].as_f64() {
+fn recent_line(recent: &Recent) -> String {
+    let millis = |ms: Option<f64>| match ms {
         None => "-".to_string(),
         Some(ms) if ms < 1.0 => format!("{ms:.2} ms"),
         Some(ms) if ms < 100.0 => format!("{ms:.1} ms"),
@@ -292,12 +311,12 @@ fn recent_line(recent: &Value) -> String {
     };
     format!(
         "last {:.0}s: {:.1} req/s  p50 {}  p99 {}  errors {:.1}% ({} requests)",
-        number("window_seconds"),
-        number("requests_per_second"),
-        millis("p50_ms"),
-        millis("p99_ms"),
-        number("error_rate") * 100.0,
-        recent["requests"],
+        recent.window_seconds,
+        recent.requests_per_second,
+        millis(recent.p50_ms),
+        millis(recent.p99_ms),
+        recent.error_rate * 100.0,
+        recent.requests,
     )
 }
 
@@ -306,21 +325,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn scale_arguments() {
-        assert_eq!(parse_scale("web=4").unwrap(), ("web".into(), 4));
-        assert_eq!(parse_scale("worker=0").unwrap(), ("worker".into(), 0));
-        for bad in ["web", "web=", "web=-1", "web=two", "=3"] {
-            assert!(parse_scale(bad).is_err(), "{bad}");
-        }
-    }
-
-    #[test]
     fn recent_numbers_read_well() {
         let recent = serde_json::json!({
             "window_seconds": 59.6, "requests": 750, "errors": 3,
             "requests_per_second": 12.58, "error_rate": 0.004,
             "p50_ms": 0.734, "p99_ms": 123.4,
         });
+        let recent: Recent = serde_json::from_value(recent).unwrap();
         assert_eq!(
             recent_line(&recent),
             "last 60s: 12.6 req/s  p50 0.73 ms  p99 123 ms  errors 0.4% (750 requests)"
@@ -329,6 +340,7 @@ mod tests {
             "window_seconds": 60.0, "requests": 0, "errors": 0,
             "requests_per_second": 0.0, "error_rate": 0.0, "p50_ms": null, "p99_ms": null,
         });
+        let idle: Recent = serde_json::from_value(idle).unwrap();
         assert_eq!(
             recent_line(&idle),
             "last 60s: 0.0 req/s  p50 -  p99 -  errors 0.0% (0 requests)"

@@ -2,9 +2,11 @@
 
 use anyhow::Result;
 use reqwest::Method;
-use serde_json::{json, Value};
+use wpaas_api::apps::AppInfo;
+use wpaas_api::releases::{parse_version, Release, ReleaseStatus, RollbackRequest, RolledBack};
 
 use super::target::AppArgs;
+use crate::output;
 
 /// List releases, newest first.
 #[derive(clap::Args)]
@@ -16,26 +18,21 @@ pub struct Releases {
 impl Releases {
     pub fn run(self) -> Result<()> {
         let app = self.target.app()?;
-        let list =
-            self.target
-                .api
-                .client()?
-                .call(Method::GET, &format!("/apps/{app}/releases"), None)?;
-        if self.target.api.json {
-            println!("{list}");
-            return Ok(());
-        }
-        println!("=== {app} Releases");
-        for r in list.as_array().into_iter().flatten() {
-            println!(
-                "v{:<4} {:<40} {:<10} {}",
-                r["version"],
-                r["description"].as_str().unwrap_or(""),
-                r["status"]["state"].as_str().unwrap_or(""),
-                r["created_at"].as_str().unwrap_or("")
-            );
-        }
-        Ok(())
+        let api = self.target.api.client()?;
+        let path = format!("/apps/{app}/releases");
+        output::show(&api, &path, self.target.api.json, |list: Vec<Release>| {
+            println!("=== {app} Releases");
+            for r in list {
+                println!(
+                    "v{:<4} {:<40} {:<10} {}",
+                    r.version,
+                    r.description,
+                    r.status.as_str(),
+                    r.created_at
+                );
+            }
+            Ok(())
+        })
     }
 }
 
@@ -53,46 +50,35 @@ impl ReleaseInfo {
         let app = self.target.app()?;
         let api = self.target.api.client()?;
         let release = match &self.version {
-            Some(v) => api.call(Method::GET, &format!("/apps/{app}/releases/{v}"), None)?,
-            None => api.call(Method::GET, &format!("/apps/{app}"), None)?["release"].clone(),
+            Some(v) => {
+                let path = format!("/apps/{app}/releases/{v}");
+                return output::show(&api, &path, self.target.api.json, print_release);
+            }
+            None => api.get::<AppInfo>(&format!("/apps/{app}"))?.release,
         };
-        if self.target.api.json || release.is_null() {
-            println!("{release}");
-            return Ok(());
+        match release {
+            Some(release) if !self.target.api.json => print_release(release),
+            release => output::print_json(&release),
         }
-        println!("=== Release v{}", release["version"]);
-        println!(
-            "Description: {}",
-            release["description"].as_str().unwrap_or("")
-        );
-        println!(
-            "Status:      {}",
-            release["status"]["state"].as_str().unwrap_or("")
-        );
-        if let Some(reason) = release["status"]["reason"].as_str() {
-            println!("Reason:      {reason}");
-        }
-        println!(
-            "Slug:        {}",
-            release["slug"].as_str().unwrap_or("none")
-        );
-        println!(
-            "Created:     {}",
-            release["created_at"].as_str().unwrap_or("")
-        );
-        for pt in release["process_types"].as_array().into_iter().flatten() {
-            println!(
-                "Process:     {}: {}",
-                pt[0].as_str().unwrap_or(""),
-                pt[1].as_str().unwrap_or("")
-            );
-        }
-        let config = release["config"].as_object().cloned().unwrap_or_default();
-        for (key, value) in config {
-            println!("Config:      {key}={}", value.as_str().unwrap_or(""));
-        }
-        Ok(())
     }
+}
+
+fn print_release(release: Release) -> Result<()> {
+    println!("=== Release v{}", release.version);
+    println!("Description: {}", release.description);
+    println!("Status:      {}", release.status.as_str());
+    if let ReleaseStatus::Failed { reason } = &release.status {
+        println!("Reason:      {reason}");
+    }
+    println!("Slug:        {}", release.slug.as_deref().unwrap_or("none"));
+    println!("Created:     {}", release.created_at);
+    for (kind, command) in &release.process_types {
+        println!("Process:     {kind}: {command}");
+    }
+    for (key, value) in &release.config {
+        println!("Config:      {key}={value}");
+    }
+    Ok(())
 }
 
 /// Roll back to a release (default: the previous one) by creating a new
@@ -108,26 +94,25 @@ pub struct Rollback {
 impl Rollback {
     pub fn run(self) -> Result<()> {
         let app = self.target.app()?;
-        let body = match &self.version {
-            Some(v) => {
-                let n: u64 = v
-                    .trim_start_matches('v')
-                    .parse()
-                    .map_err(|_| anyhow::anyhow!("invalid release version `{v}`; use e.g. v3"))?;
-                json!({ "version": n })
-            }
-            None => json!({}),
+        let body = RollbackRequest {
+            version: self.version.as_deref().map(parse_version).transpose()?,
         };
-        let answer = self.target.api.client()?.call(
+        let api = self.target.api.client()?;
+        let path = format!("/apps/{app}/rollback");
+        let json = self.target.api.json;
+        output::change(
+            &api,
             Method::POST,
-            &format!("/apps/{app}/rollback"),
-            Some(body),
-        )?;
-        let target: &Value = &answer["rolled_back_to"];
-        println!(
-            "Rolling back {app} to v{target}... done, v{}",
-            answer["release"]["version"]
-        );
-        Ok(())
+            &path,
+            &body,
+            json,
+            |answer: RolledBack| {
+                println!(
+                    "Rolling back {app} to v{}... done, v{}",
+                    answer.rolled_back_to, answer.release.version
+                );
+                Ok(())
+            },
+        )
     }
 }

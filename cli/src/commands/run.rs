@@ -4,12 +4,17 @@
 use std::io::Write;
 
 use anyhow::{bail, Result};
-use serde_json::{json, Map};
+use std::collections::BTreeMap;
+
+use wpaas_api::run::{Fd, RunLine, RunRequest, RunResult};
 
 use super::target::AppArgs;
+use crate::client::read_result_stream;
+use crate::output;
 
 /// Run a one-off command (a .wasm in the current release) with the app's
-/// config; exits with its exit code.
+/// config; exits with its exit code. With --json the last line on stdout
+/// is the result (exit code, process, status).
 #[derive(clap::Args)]
 pub struct Run {
     /// Extra environment for this run only, K=V (repeatable).
@@ -25,37 +30,42 @@ pub struct Run {
 impl Run {
     pub fn run(self) -> Result<()> {
         let app = self.target.app()?;
-        let mut env = Map::new();
+        let mut env = BTreeMap::new();
         for pair in &self.env {
             let Some((key, value)) = pair.split_once('=') else {
                 bail!("--env {pair:?} is not K=V");
             };
-            env.insert(key.to_string(), value.into());
+            env.insert(key.to_string(), value.to_string());
         }
         let response = self.target.api.client()?.post_streaming(
             &format!("/apps/{app}/run"),
-            json!({ "command": self.command, "env": env }),
+            &RunRequest {
+                command: self.command,
+                env,
+            },
         )?;
         let (mut stdout, mut stderr) = (std::io::stdout(), std::io::stderr());
-        let result = crate::client::read_result_stream(response, |line| {
-            if let Some(text) = line.strip_prefix("2 ") {
-                let _ = writeln!(stderr, "{text}");
-            } else {
-                let text = line.strip_prefix("1 ").unwrap_or(line);
-                let _ = writeln!(stdout, "{text}");
-                let _ = stdout.flush();
+        let result = read_result_stream::<RunResult>(response, |line| {
+            let line = RunLine::decode(line);
+            match line.fd {
+                Fd::Stderr => {
+                    let _ = writeln!(stderr, "{}", line.text);
+                }
+                Fd::Stdout => {
+                    let _ = writeln!(stdout, "{}", line.text);
+                    let _ = stdout.flush();
+                }
             }
         })?;
         let Some(result) = result else {
             bail!("the server ended the run without an exit status");
         };
-        let code = result["exit"].as_i64().unwrap_or(1) as i32;
+        if self.target.api.json {
+            output::print_json(&result)?;
+        }
+        let code = result.exit;
         if code != 0 {
-            eprintln!(
-                "{} {}",
-                result["process"].as_str().unwrap_or("run"),
-                result["status"].as_str().unwrap_or("failed")
-            );
+            eprintln!("{} {}", result.process, result.status);
         }
         std::process::exit(code);
     }

@@ -28,14 +28,14 @@ pub struct Server {
     no_access_log: bool,
     /// The largest source a deploy may upload or a git push may send
     /// (e.g. 256M, 1G).
-    #[arg(long, default_value = "256M", value_parser = wpaas_host::runtime::limits::parse_size)]
+    #[arg(long, default_value = "256M", value_parser = wpaas_api::parse::parse_size)]
     max_upload: usize,
     /// Builds that run at once; more wait in line, and their deploy or
     /// push says so (default: the number of CPUs).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     max_builds: Option<u32>,
     /// Memory of each build step, all its processes together (e.g. 4G).
-    #[arg(long, default_value = "4G", value_parser = wpaas_host::runtime::limits::parse_size)]
+    #[arg(long, default_value = "4G", value_parser = wpaas_api::parse::parse_size)]
     build_memory: usize,
     /// Run build steps WITHOUT the bubblewrap sandbox, as the server's own
     /// user with the server's view of the machine. Unsafe: a build could
@@ -58,11 +58,11 @@ pub struct Server {
     /// Bytes the server holds buffered for guests at once (WAGI responses),
     /// e.g. 256M; past it the response is a 503.
     #[arg(long, env = "WPAAS_BUFFER_BUDGET", value_name = "SIZE",
-          value_parser = wpaas_host::runtime::limits::parse_size)]
+          value_parser = wpaas_api::parse::parse_size)]
     buffer_budget: Option<usize>,
     /// The most bytes of files one build may output (its slug,
     /// uncompressed; e.g. 512M, 1G). A larger output fails the build.
-    #[arg(long, default_value = "512M", value_parser = wpaas_host::runtime::limits::parse_size)]
+    #[arg(long, default_value = "512M", value_parser = wpaas_api::parse::parse_size)]
     max_slug: usize,
 
     // The edges: connection caps, timeouts and TLS.
@@ -95,7 +95,7 @@ impl Server {
     }
 
     pub fn run(self) -> Result<()> {
-        let home = super::wpaas_home()?;
+        let home = crate::home::wpaas_home()?;
         let scheme = if self.tls_cert.is_some() {
             "https"
         } else {
@@ -137,7 +137,7 @@ impl Server {
                 println!("API listening on {scheme}://{api}");
                 println!("State in {}", home.display());
             },
-            super::shutdown_signal(),
+            crate::signals::shutdown_signal(),
         ))
     }
 }

@@ -3,6 +3,7 @@
 use anyhow::Result;
 
 use crate::client::Api;
+use crate::git_remote;
 
 /// `--api`, `-a/--app`, `--json`.
 #[derive(clap::Args, Clone)]
@@ -24,7 +25,7 @@ pub struct ApiArgs {
     /// (default: WPAAS_CA, the saved login's, else the system's).
     #[arg(long = "ca", global = true, value_name = "FILE")]
     pub ca: Option<std::path::PathBuf>,
-    /// Print JSON instead of a table.
+    /// Print the API's JSON answer instead of text.
     #[arg(long, global = true)]
     pub json: bool,
 }
@@ -42,7 +43,7 @@ impl AppArgs {
         if let Some(app) = &self.app {
             return Ok(app.clone());
         }
-        if let Some(app) = git_remote_app() {
+        if let Some(app) = git_remote::remote_app() {
             return Ok(app);
         }
         let dir = std::env::current_dir()?;
@@ -54,42 +55,5 @@ impl AppArgs {
             anyhow::bail!("no app given: use -a APP");
         }
         Ok(name)
-    }
-}
-
-/// The app named by the `wpaas` git remote of the current directory's
-/// repository (`http://HOST/git/APP.git`), if there is one.
-fn git_remote_app() -> Option<String> {
-    let output = std::process::Command::new("git")
-        .args(["remote", "get-url", "wpaas"])
-        .stderr(std::process::Stdio::null())
-        .output()
-        .ok()?;
-    if !output.status.success() {
-        return None;
-    }
-    app_from_remote_url(String::from_utf8_lossy(&output.stdout).trim())
-}
-
-fn app_from_remote_url(url: &str) -> Option<String> {
-    let (_, path) = url.rsplit_once("/git/")?;
-    let app = path.trim_end_matches('/').trim_end_matches(".git");
-    (!app.is_empty() && !app.contains('/')).then(|| app.to_string())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn app_from_the_wpaas_remote() {
-        let app = |url| app_from_remote_url(url);
-        assert_eq!(
-            app("http://127.0.0.1:7070/git/hello.git").as_deref(),
-            Some("hello")
-        );
-        assert_eq!(app("http://h:1/git/hello").as_deref(), Some("hello"));
-        assert_eq!(app("https://git.heroku.com/hello.git"), None);
-        assert_eq!(app("http://h/git/"), None);
     }
 }

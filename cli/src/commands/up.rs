@@ -8,10 +8,10 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 
 use super::edge::EdgeArgs;
+use wpaas_api::parse::{parse_duration, parse_size};
 use wpaas_host::edge;
 use wpaas_host::logs::TerminalAccessLog;
 use wpaas_host::router::{self, AppRoute, RouteTable, Router, ServeOptions};
-use wpaas_host::runtime::limits::{parse_duration, parse_size};
 use wpaas_host::runtime::{CacheOutcome, EngineConfig, Limits, ProcessEnv, Runtime};
 
 /// Build and serve an app locally, like `spin up`.
@@ -95,7 +95,7 @@ impl Up {
             max_memory: EngineConfig::default().max_memory.max(self.memory),
             ..EngineConfig::default()
         };
-        let home = super::wpaas_home()?;
+        let home = crate::home::wpaas_home()?;
         let runtime = Runtime::new(&engine, home.join("cache").join("compiled"))?;
 
         let file_name = wasm
@@ -162,7 +162,7 @@ impl Up {
             router::serve(
                 listener,
                 router,
-                super::shutdown_signal(),
+                crate::signals::shutdown_signal(),
                 ServeOptions {
                     grace: self.grace,
                     limits,

@@ -4,6 +4,7 @@
 mod bodies;
 mod bounds;
 mod build_sandbox;
+mod cli_errors;
 mod components;
 mod control;
 mod edges;

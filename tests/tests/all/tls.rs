@@ -101,11 +101,14 @@ fn the_cli_deploys_over_https_with_the_ca_and_refuses_the_server_without_it() {
     std::fs::copy(example("echo"), src.path().join("echo.wasm")).unwrap();
     let server = tls_server(home.path(), &pki);
 
-    // Without the CA: one line, the reason and the hint.
+    // Without the CA: one error line with the reason, one hint line.
     let out = server.cli(src.path(), &["apps"]);
     let refused = text(&out);
     assert!(!out.status.success(), "{refused}");
-    assert_eq!(refused.trim().lines().count(), 1, "{refused}");
+    let lines: Vec<&str> = refused.trim().lines().collect();
+    assert_eq!(lines.len(), 2, "{refused}");
+    assert!(lines[0].starts_with("error: "), "{refused}");
+    assert!(lines[1].starts_with("hint: "), "{refused}");
     assert!(refused.contains("--ca FILE"), "{refused}");
     assert!(refused.contains("certificate"), "{refused}");
     println!("without the CA: {}", refused.trim());
