@@ -3,6 +3,7 @@
 
 pub mod api;
 pub mod builds;
+pub mod config;
 pub mod git;
 mod log_sink;
 pub mod metrics;
