@@ -466,8 +466,9 @@ fn git_push_of_a_rust_app_reuses_the_build_cache() {
     repo.commit("hello");
     assert!(repo.wpaas(&["apps:create", "hello"]).status.success());
 
-    // The first push of this run: its dependencies may be built already,
-    // by an earlier run or another test's app in the shared build cache.
+    // The first push: its dependencies may be built already, by an earlier
+    // run or by source.rs's deploy of examples/hello, also an app named
+    // `hello`, in the shared build cache (target/e2e-cache/build/hello).
     let out = repo.push(&["wpaas", "main"]);
     let cold = text(&out);
     assert!(out.status.success(), "{cold}");
