@@ -5,11 +5,14 @@
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::sync::{Arc, Mutex, OnceLock};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
+
+pub mod prometheus;
 
 /// The repository root.
 pub fn workspace_root() -> PathBuf {
@@ -41,6 +44,22 @@ pub fn wpaas_bin() -> &'static Path {
 /// Where the guest examples are built.
 pub fn examples_target_dir() -> PathBuf {
     workspace_root().join("target/examples")
+}
+
+/// The caches every test server shares (`wpaas server --cache-dir` and
+/// `--build-cache-dir` point under it), so that a module is compiled and
+/// a crate's dependencies are built once per checkout, not once per test.
+pub fn shared_cache_dir() -> PathBuf {
+    workspace_root().join("target/e2e-cache")
+}
+
+/// A command's stdout and stderr, for messages and assertions.
+pub fn text(output: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
 }
 
 /// The `.wasm` of example `name` (hello, echo, hostile, raw-echo,
@@ -80,6 +99,8 @@ pub struct UpServer {
     /// The address it serves on.
     pub addr: SocketAddr,
     stderr: Arc<Mutex<String>>,
+    /// Reads stderr into `stderr` until the process closes it.
+    stderr_reader: Option<JoinHandle<()>>,
     _home: Option<tempfile::TempDir>,
 }
 
@@ -126,7 +147,7 @@ impl UpServer {
         let stderr = Arc::new(Mutex::new(String::new()));
         let sink = stderr.clone();
         let err_pipe = child.stderr.take().expect("piped");
-        std::thread::spawn(move || {
+        let reader = std::thread::spawn(move || {
             for line in BufReader::new(err_pipe).lines().map_while(Result::ok) {
                 let mut all = sink.lock().unwrap();
                 all.push_str(&line);
@@ -141,8 +162,8 @@ impl UpServer {
             if stdout.read_line(&mut line)? == 0 || Instant::now() > deadline {
                 let _ = child.kill();
                 let _ = child.wait();
-                // Let the reader thread drain what is left.
-                std::thread::sleep(Duration::from_millis(100));
+                // The reader ends when the dead process's pipe closes.
+                let _ = reader.join();
                 bail!(
                     "wpaas up exited before serving; stderr:\n{}",
                     stderr.lock().unwrap()
@@ -157,6 +178,7 @@ impl UpServer {
             child,
             addr,
             stderr,
+            stderr_reader: Some(reader),
             _home: None,
         })
     }
@@ -180,24 +202,25 @@ impl UpServer {
 
     /// Waits up to `timeout` for the process to exit; its exit status.
     pub fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
-        let deadline = Instant::now() + timeout;
-        while Instant::now() < deadline {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                return Some(status);
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        None
+        try_eventually(timeout, || match self.child.try_wait() {
+            Ok(Some(status)) => Ok(status),
+            _ => Err("still running".into()),
+        })
+        .ok()
     }
 
-    /// Stops the server (SIGTERM, then SIGKILL) and returns its stderr.
+    /// Stops the server (SIGTERM, then SIGKILL) and returns all it wrote
+    /// to stderr.
     pub fn stop(mut self) -> String {
         self.terminate();
         if self.wait_exit(Duration::from_secs(10)).is_none() {
             let _ = self.child.kill();
             let _ = self.child.wait();
         }
-        std::thread::sleep(Duration::from_millis(50));
+        // The reader ends when the exited process's pipe closes.
+        if let Some(reader) = self.stderr_reader.take() {
+            let _ = reader.join();
+        }
         self.stderr()
     }
 }
@@ -222,14 +245,22 @@ fn drain(mut stdout: BufReader<std::process::ChildStdout>) {
 /// Polls `probe` every 50 ms until it gives `Ok`; after `timeout` fails
 /// the test with the last `Err` (say what was seen, not only what was
 /// wanted: the state at the deadline is what explains a failure).
-pub fn eventually<T>(timeout: Duration, mut probe: impl FnMut() -> Result<T, String>) -> T {
+pub fn eventually<T>(timeout: Duration, probe: impl FnMut() -> Result<T, String>) -> T {
+    try_eventually(timeout, probe)
+        .unwrap_or_else(|seen| panic!("timed out after {timeout:?}: {seen}"))
+}
+
+/// Like [`eventually`], but the last `Err` at the deadline is returned,
+/// not a failed test: for waits whose timeout is an answer too.
+pub fn try_eventually<T>(
+    timeout: Duration,
+    mut probe: impl FnMut() -> Result<T, String>,
+) -> Result<T, String> {
     let deadline = Instant::now() + timeout;
     loop {
         match probe() {
-            Ok(value) => return value,
-            Err(seen) if Instant::now() >= deadline => {
-                panic!("timed out after {timeout:?}: {seen}")
-            }
+            Ok(value) => return Ok(value),
+            Err(seen) if Instant::now() >= deadline => return Err(seen),
             Err(_) => std::thread::sleep(Duration::from_millis(50)),
         }
     }
@@ -276,11 +307,15 @@ pub struct Server {
     pub home: PathBuf,
     /// "https" when started with --tls-cert, else "http".
     pub scheme: &'static str,
+    /// Whether it uses the shared caches ([`shared_cache_dir`]).
+    shared_caches: bool,
 }
 
 impl Server {
     /// Starts `wpaas server` on port 0 (router and API) with `home`. Its
     /// stderr is appended to `home/server-stderr.log` ([`Server::stderr`]).
+    /// Compiled code and build caches are the test run's shared ones
+    /// ([`shared_cache_dir`]); see [`Server::start_with_own_caches`].
     pub fn start(home: &Path) -> Result<Self> {
         Self::start_with(home, &[])
     }
@@ -295,7 +330,15 @@ impl Server {
     pub fn start_with_env(home: &Path, args: &[&str], env: &[(&str, &str)]) -> Result<Self> {
         let mut command = Command::new(wpaas_bin());
         command.arg("server").envs(env.iter().copied());
-        Self::spawn(home, command, args)
+        Self::spawn(home, with_shared_caches(command), args, true)
+    }
+
+    /// Like [`Server::start_with`], with the compiled code and build
+    /// caches in `home` (the server's defaults), for tests of those caches.
+    pub fn start_with_own_caches(home: &Path, args: &[&str]) -> Result<Self> {
+        let mut command = Command::new(wpaas_bin());
+        command.arg("server");
+        Self::spawn(home, command, args, false)
     }
 
     /// Like [`Server::start_with`], under `ulimit -n open_files` (soft and
@@ -309,10 +352,15 @@ impl Server {
             ])
             .arg(wpaas_bin())
             .arg("server");
-        Self::spawn(home, command, args)
+        Self::spawn(home, with_shared_caches(command), args, true)
     }
 
-    fn spawn(home: &Path, mut command: Command, args: &[&str]) -> Result<Self> {
+    fn spawn(
+        home: &Path,
+        mut command: Command,
+        args: &[&str],
+        shared_caches: bool,
+    ) -> Result<Self> {
         let stderr = std::fs::File::options()
             .create(true)
             .append(true)
@@ -356,6 +404,7 @@ impl Server {
             api: api.expect("set"),
             home: home.to_path_buf(),
             scheme,
+            shared_caches,
         })
     }
 
@@ -377,6 +426,35 @@ impl Server {
             .env("CARGO_TARGET_DIR", examples_target_dir())
             .stdin(Stdio::null());
         command
+    }
+
+    /// Runs `wpaas ARGS…` in `dir` and insists it succeeds; its stdout.
+    pub fn ok(&self, dir: &Path, args: &[&str]) -> String {
+        let out = self.cli(dir, args);
+        assert!(out.status.success(), "wpaas {args:?}: {}", text(&out));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Requests running or queued on `app`'s web replicas now (`wpaas ps`).
+    pub fn in_flight(&self, app: &str) -> u64 {
+        let ps: serde_json::Value =
+            serde_json::from_str(&self.ok(Path::new("/"), &["ps", "-a", app, "--json"]))
+                .expect("ps --json is JSON");
+        ps.as_array()
+            .into_iter()
+            .flatten()
+            .filter(|p| p["type"] == "web")
+            .flat_map(|p| p["replicas"].as_array().into_iter().flatten())
+            .filter_map(|r| r["in_flight"].as_u64())
+            .sum()
+    }
+
+    /// The API token (from `home/token`).
+    pub fn token(&self) -> String {
+        std::fs::read_to_string(self.home.join("token"))
+            .expect("the server wrote its token")
+            .trim()
+            .to_string()
     }
 
     /// The server's process id.
@@ -407,6 +485,22 @@ impl Server {
         all
     }
 
+    /// `app`'s log file as it is: `TIME app[PROCESS]: MESSAGE` lines.
+    pub fn app_log(&self, app: &str) -> String {
+        std::fs::read_to_string(self.home.join("logs").join(format!("{app}.log")))
+            .unwrap_or_default()
+    }
+
+    /// The host directory `app`'s builds see as their cache (`/cache`,
+    /// `CACHE_DIR`).
+    pub fn build_cache(&self, app: &str) -> PathBuf {
+        if self.shared_caches {
+            shared_cache_dir().join("build").join(app)
+        } else {
+            self.home.join("cache/build").join(app)
+        }
+    }
+
     /// GET `path` on `app` through the router.
     pub fn get(&self, app: &str, path: &str) -> reqwest::blocking::Response {
         client()
@@ -426,6 +520,15 @@ impl Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Points a `wpaas server` command at the shared caches.
+fn with_shared_caches(mut command: Command) -> Command {
+    let shared = shared_cache_dir();
+    command
+        .env("WPAAS_CACHE_DIR", shared.join("compiled"))
+        .env("WPAAS_BUILD_CACHE_DIR", shared.join("build"));
+    command
 }
 
 impl Drop for Server {

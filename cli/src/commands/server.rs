@@ -2,11 +2,15 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use anyhow::Result;
 use wpaas_builder::sandbox::Limits;
 use wpaas_host::control::builds::{default_max_builds, BuildConfig};
-use wpaas_host::control::server::{self, ServerConfig, TlsFiles};
+use wpaas_host::control::config::{ServerConfig, TlsFiles};
+use wpaas_host::control::server;
+use wpaas_host::control::supervisor::Backoff;
+use wpaas_host::runtime::limits::parse_duration;
 use wpaas_host::runtime::EngineConfig;
 
 use super::edge::EdgeArgs;
@@ -43,7 +47,7 @@ pub struct Server {
     #[arg(long)]
     unsandboxed_builds: bool,
     /// The most files, directories and links one deploy upload may hold.
-    #[arg(long, default_value_t = wpaas_host::control::platform::DEFAULT_MAX_UPLOAD_ENTRIES)]
+    #[arg(long, default_value_t = ServerConfig::default().max_upload_entries)]
     max_upload_entries: u64,
     /// Wasm instances alive at once over all apps; a request that finds
     /// the pool full is answered 503 at once.
@@ -64,6 +68,25 @@ pub struct Server {
     /// uncompressed; e.g. 512M, 1G). A larger output fails the build.
     #[arg(long, default_value = "512M", value_parser = wpaas_api::parse::parse_size)]
     max_slug: usize,
+    /// Keep each app's build cache in DIR/APP instead of
+    /// WPAAS_HOME/cache/build/APP. Servers sharing DIR share the caches of
+    /// apps of the same name: only for apps that trust each other.
+    #[arg(long, env = "WPAAS_BUILD_CACHE_DIR", value_name = "DIR")]
+    build_cache_dir: Option<PathBuf>,
+    /// Cache compiled code (and its MAC key, DIR.key) in DIR instead of
+    /// WPAAS_HOME/cache/compiled; servers of one user may share it.
+    #[arg(long, env = "WPAAS_CACHE_DIR", value_name = "DIR")]
+    cache_dir: Option<PathBuf>,
+    /// How long a crashed worker waits before it runs again; the wait
+    /// doubles with each crash in a row (e.g. 500ms, 2s).
+    #[arg(long, default_value = "500ms", value_parser = parse_duration)]
+    restart_backoff: Duration,
+    /// The longest wait before a crashed worker runs again.
+    #[arg(long, default_value = "5m", value_parser = parse_duration)]
+    max_restart_backoff: Duration,
+    /// How often the autoscaler samples each app's load and decides.
+    #[arg(long, default_value = "100ms", value_parser = parse_duration)]
+    scaler_tick: Duration,
 
     // The edges: connection caps, timeouts and TLS.
     #[command(flatten)]
@@ -94,6 +117,41 @@ impl Server {
         }
     }
 
+    /// The server's settings from the flags (each flag's default is
+    /// [`ServerConfig::default`]'s, pinned by a test below).
+    fn config(self) -> ServerConfig {
+        let engine = self.engine();
+        ServerConfig {
+            listen: self.listen,
+            api: self.api,
+            log_lines: self.log_lines,
+            access_log: !self.no_access_log,
+            max_upload: self.max_upload as u64,
+            builds: BuildConfig {
+                max_builds: self
+                    .max_builds
+                    .map_or_else(default_max_builds, |n| n as usize),
+                limits: Limits {
+                    memory: self.build_memory as u64,
+                    ..Limits::default()
+                },
+                unsandboxed: self.unsandboxed_builds,
+            },
+            build_cache_dir: self.build_cache_dir,
+            max_upload_entries: self.max_upload_entries,
+            engine,
+            compiled_cache_dir: self.cache_dir,
+            max_slug: self.max_slug as u64,
+            limits: self.edge.limits(),
+            tls: self
+                .tls_cert
+                .zip(self.tls_key)
+                .map(|(cert, key)| TlsFiles { cert, key }),
+            restart_backoff: Backoff::new(self.restart_backoff, self.max_restart_backoff),
+            scaler_tick: self.scaler_tick,
+        }
+    }
+
     pub fn run(self) -> Result<()> {
         let home = crate::home::wpaas_home()?;
         let scheme = if self.tls_cert.is_some() {
@@ -106,31 +164,7 @@ impl Server {
             .build()?;
         rt.block_on(server::run(
             &home,
-            ServerConfig {
-                listen: self.listen,
-                api: self.api,
-                log_lines: self.log_lines,
-                access_log: !self.no_access_log,
-                max_upload: self.max_upload as u64,
-                builds: BuildConfig {
-                    max_builds: self
-                        .max_builds
-                        .map_or_else(default_max_builds, |n| n as usize),
-                    limits: Limits {
-                        memory: self.build_memory as u64,
-                        ..Limits::default()
-                    },
-                    unsandboxed: self.unsandboxed_builds,
-                },
-                max_upload_entries: self.max_upload_entries,
-                engine: self.engine(),
-                max_slug: self.max_slug as u64,
-                limits: self.edge.limits(),
-                tls: self
-                    .tls_cert
-                    .zip(self.tls_key)
-                    .map(|(cert, key)| TlsFiles { cert, key }),
-            },
+            self.config(),
             |router, api| {
                 // Tests and scripts read these lines for the bound ports.
                 println!("Router listening on {scheme}://{router}");
@@ -139,5 +173,77 @@ impl Server {
             },
             crate::signals::shutdown_signal(),
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        server: Server,
+    }
+
+    /// The defaults live in [`ServerConfig::default`]; the flags' help
+    /// repeats them and must say the same.
+    #[test]
+    fn no_flags_is_the_default_config() {
+        let config = Cli::try_parse_from(["wpaas"]).unwrap().server.config();
+        let default = ServerConfig::default();
+        assert_eq!(config.listen, default.listen);
+        assert_eq!(config.api, default.api);
+        assert!(config.tls.is_none() && default.tls.is_none());
+        assert_eq!(
+            format!("{:?}", config.limits),
+            format!("{:?}", default.limits)
+        );
+        assert_eq!(config.log_lines, default.log_lines);
+        assert_eq!(config.access_log, default.access_log);
+        assert_eq!(config.max_upload, default.max_upload);
+        assert_eq!(config.max_upload_entries, default.max_upload_entries);
+        assert_eq!(config.max_slug, default.max_slug);
+        assert_eq!(
+            format!("{:?}", config.builds),
+            format!("{:?}", default.builds)
+        );
+        assert_eq!(config.build_cache_dir, default.build_cache_dir);
+        assert_eq!(config.compiled_cache_dir, default.compiled_cache_dir);
+        assert_eq!(
+            format!("{:?}", config.engine),
+            format!("{:?}", default.engine)
+        );
+        assert_eq!(config.restart_backoff, default.restart_backoff);
+        assert_eq!(config.scaler_tick, default.scaler_tick);
+    }
+
+    #[test]
+    fn process_timing_flags_set_the_config() {
+        let config = Cli::try_parse_from([
+            "wpaas",
+            "--restart-backoff",
+            "20ms",
+            "--max-restart-backoff",
+            "80ms",
+            "--scaler-tick",
+            "10ms",
+            "--cache-dir",
+            "/c",
+            "--build-cache-dir",
+            "/b",
+        ])
+        .unwrap()
+        .server
+        .config();
+        assert_eq!(
+            config.restart_backoff,
+            Backoff::new(Duration::from_millis(20), Duration::from_millis(80))
+        );
+        assert_eq!(config.scaler_tick, Duration::from_millis(10));
+        assert_eq!(config.compiled_cache_dir, Some(PathBuf::from("/c")));
+        assert_eq!(config.build_cache_dir, Some(PathBuf::from("/b")));
     }
 }

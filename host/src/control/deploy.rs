@@ -103,7 +103,7 @@ pub(super) async fn deploy_steps(
         let request = wpaas_builder::buildpack::BuildRequest {
             source_dir: source.clone(),
             slug_dir: slug_dir.clone(),
-            cache_dir: store.build_cache_dir(app)?,
+            cache_dir: platform.build_cache_dir(app)?,
             env: store.config(app)?.into_iter().collect(),
             buildpack: store.app(app)?.buildpack.map(Into::into),
             timeout: std::time::Duration::from_secs(15 * 60),

@@ -5,6 +5,7 @@ pub mod api;
 #[cfg(test)]
 mod api_tests;
 pub mod builds;
+pub mod config;
 mod deploy;
 pub mod error;
 pub mod git;

@@ -14,9 +14,10 @@ use anyhow::{anyhow, bail, Context, Result};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};
 
+use super::config::ServerConfig;
 use super::error::PlatformError;
 use super::keyed_lock::{KeyGuard, KeyedLock};
-use super::store::{App, Autoscale, ProcessLimits, Release, ReleaseDraft, Store};
+use super::store::{App, Autoscale, ProcessLimits, Release, ReleaseDraft, Store, StoreError};
 use super::supervisor::Supervisor;
 use crate::home::Home;
 use crate::logs::LogHub;
@@ -48,22 +49,16 @@ pub struct Platform {
     autoscale_specs: Mutex<HashMap<String, Autoscale>>,
     /// Changes to one app run one at a time.
     app_locks: KeyedLock,
-    /// The most bytes a deploy upload or a git push may send.
-    max_upload: u64,
+    /// The server's limits and settings.
+    config: Arc<ServerConfig>,
     /// Build slots and the build sandbox.
     builds: Arc<super::builds::Builds>,
-    /// The most entries an upload may hold.
-    max_upload_entries: u64,
-    /// The most bytes of files a build may output.
-    max_slug: u64,
     /// Slugs about to be released (count of holders), which slug garbage
     /// collection leaves alone.
     slug_pins: Arc<Mutex<BTreeMap<String, usize>>>,
     /// Held while slugs are collected, and while a slug is stored or looked
     /// up and pinned: a collection never sees a slug unpinned in between.
     slug_gc: Arc<Mutex<()>>,
-    /// "https" when the router serves TLS, else "http".
-    router_scheme: &'static str,
 }
 
 /// Keeps a slug from garbage collection while it is held.
@@ -88,18 +83,6 @@ impl Drop for SlugPin {
 /// A rollback to an older release fails with a message saying so.
 pub const KEEP_RELEASE_SLUGS: usize = 10;
 
-/// The most entries (files, directories, links) of one upload unless
-/// `wpaas server --max-upload-entries` says otherwise.
-pub const DEFAULT_MAX_UPLOAD_ENTRIES: u64 = wpaas_builder::archive::DEFAULT_MAX_ENTRIES;
-
-/// The largest build output (the slug's files, uncompressed) unless
-/// `wpaas server --max-slug` says otherwise.
-pub const DEFAULT_MAX_SLUG: u64 = 512 << 20;
-
-/// The largest deploy upload or git push unless `wpaas server --max-upload`
-/// says otherwise.
-pub const DEFAULT_MAX_UPLOAD: u64 = 256 << 20;
-
 /// `1.5 MiB`, `200 KiB`: a size for messages.
 pub fn human_size(bytes: u64) -> String {
     match bytes {
@@ -110,13 +93,15 @@ pub fn human_size(bytes: u64) -> String {
 }
 
 impl Platform {
-    /// A platform over an opened store and runtime, routing through `table`.
+    /// A platform over an opened store and runtime, routing through
+    /// `table`, with the limits and settings of `config`.
     pub fn new(
         store: Arc<dyn Store>,
         runtime: Arc<Runtime>,
         table: Arc<RouteTable>,
         router_port: u16,
         logs: Arc<LogHub>,
+        config: Arc<ServerConfig>,
     ) -> Self {
         let hub = logs.clone();
         Self {
@@ -124,27 +109,26 @@ impl Platform {
             runtime,
             table,
             router_port,
-            supervisor: Supervisor::new(Arc::new(move |app: &str, process: &str, line: &str| {
-                hub.push(app, process, line);
-            })),
+            supervisor: Supervisor::new(
+                Arc::new(move |app: &str, process: &str, line: &str| {
+                    hub.push(app, process, line);
+                }),
+                config.restart_backoff,
+            ),
             logs,
             metrics: Arc::default(),
             autoscale_specs: Mutex::default(),
             app_locks: KeyedLock::default(),
-            max_upload: DEFAULT_MAX_UPLOAD,
-            builds: Arc::default(),
-            max_upload_entries: DEFAULT_MAX_UPLOAD_ENTRIES,
-            max_slug: DEFAULT_MAX_SLUG,
+            builds: Arc::new(super::builds::Builds::new(&config.builds)),
+            config,
             slug_pins: Arc::default(),
             slug_gc: Arc::default(),
-            router_scheme: "http",
         }
     }
 
-    /// Runs builds with `builds` (slots and sandbox).
-    pub fn with_builds(mut self, builds: super::builds::Builds) -> Self {
-        self.builds = Arc::new(builds);
-        self
+    /// The server's limits and settings.
+    pub fn config(&self) -> &ServerConfig {
+        &self.config
     }
 
     /// Build slots and the build sandbox.
@@ -152,26 +136,24 @@ impl Platform {
         &self.builds
     }
 
-    /// Caps the entries of one upload (default [`DEFAULT_MAX_UPLOAD_ENTRIES`]).
-    pub fn with_max_upload_entries(mut self, entries: u64) -> Self {
-        self.max_upload_entries = entries;
-        self
-    }
-
     /// The most entries an upload may hold.
     pub fn max_upload_entries(&self) -> u64 {
-        self.max_upload_entries
-    }
-
-    /// Caps a build's output (default [`DEFAULT_MAX_SLUG`]).
-    pub fn with_max_slug(mut self, bytes: u64) -> Self {
-        self.max_slug = bytes;
-        self
+        self.config.max_upload_entries
     }
 
     /// The most bytes of files a build may output.
     pub fn max_slug(&self) -> u64 {
-        self.max_slug
+        self.config.max_slug
+    }
+
+    /// The build cache of `app`: `DIR/APP` under `--build-cache-dir`, else
+    /// `WPAAS_HOME/cache/build/APP` (not created).
+    pub fn build_cache_dir(&self, app: &str) -> Result<PathBuf, StoreError> {
+        let own = self.store.build_cache_dir(app)?;
+        Ok(match &self.config.build_cache_dir {
+            Some(dir) => dir.join(app),
+            None => own,
+        })
     }
 
     /// Stores the packed slug in `file` (moved into the store) and pins it
@@ -268,22 +250,9 @@ impl Platform {
         Ok(())
     }
 
-    /// The router serves HTTPS: app URLs say so.
-    pub fn with_https_router(mut self) -> Self {
-        self.router_scheme = "https";
-        self
-    }
-
-    /// Caps deploy uploads and git pushes at `bytes` (default
-    /// [`DEFAULT_MAX_UPLOAD`]).
-    pub fn with_max_upload(mut self, bytes: u64) -> Self {
-        self.max_upload = bytes;
-        self
-    }
-
     /// The most bytes a deploy upload or a git push may send.
     pub fn max_upload(&self) -> u64 {
-        self.max_upload
+        self.config.max_upload
     }
 
     /// The durable store.
@@ -313,10 +282,12 @@ impl Platform {
 
     /// `http://APP.localhost:PORT` (https when the router serves TLS).
     pub fn app_url(&self, app: &str) -> String {
-        format!(
-            "{}://{app}.localhost:{}",
-            self.router_scheme, self.router_port
-        )
+        let scheme = if self.config.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        format!("{scheme}://{app}.localhost:{}", self.router_port)
     }
 
     /// Serialises changes to `app`.

@@ -13,10 +13,11 @@ use std::time::{Duration, Instant};
 use super::platform::Platform;
 use super::store::Autoscale;
 
-/// How often the scaler looks.
+/// How often the scaler looks unless `wpaas server --scaler-tick` says
+/// otherwise.
 pub const TICK: Duration = Duration::from_millis(100);
-/// Samples averaged for a decision (one second).
-const WINDOW: usize = 10;
+/// The load averaged for a decision: the samples of this long.
+const WINDOW: Duration = Duration::from_secs(1);
 
 #[derive(Default)]
 struct AppState {
@@ -34,10 +35,13 @@ pub struct Decision {
     pub reason: String,
 }
 
-/// Runs until the task is dropped.
-pub async fn run(platform: Arc<Platform>) {
+/// Runs until the task is dropped, looking every `tick`.
+pub async fn run(platform: Arc<Platform>, tick: Duration) {
+    let tick = tick.max(Duration::from_millis(1));
+    // One second of samples, however often it looks.
+    let window = (WINDOW.as_nanos() / tick.as_nanos()).clamp(1, 10_000) as usize;
     let mut states: HashMap<String, AppState> = HashMap::new();
-    let mut ticker = tokio::time::interval(TICK);
+    let mut ticker = tokio::time::interval(tick);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     loop {
         ticker.tick().await;
@@ -57,7 +61,7 @@ pub async fn run(platform: Arc<Platform>) {
             let current = web.replica_count();
             let in_flight = web.in_flight();
             state.samples.push_back(in_flight);
-            if state.samples.len() > WINDOW {
+            if state.samples.len() > window {
                 state.samples.pop_front();
             }
             let average = state.samples.iter().sum::<usize>() as f64 / state.samples.len() as f64;

@@ -4,7 +4,7 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
@@ -13,47 +13,13 @@ use tokio::net::TcpListener;
 use super::git::GitHttp;
 use super::platform::Platform;
 use super::store::{SledStore, Store};
-use crate::edge::{self, Edge, Limits};
+use crate::edge::{self, Edge};
 use crate::home::Home;
 use crate::logs::LogHub;
 use crate::router::{self, Observer, RouteTable, Router, ServeOptions};
-use crate::runtime::{EngineConfig, Runtime};
+use crate::runtime::Runtime;
 
-/// Addresses to bind.
-pub struct ServerConfig {
-    /// The router (apps).
-    pub listen: SocketAddr,
-    /// The API.
-    pub api: SocketAddr,
-    /// Log lines kept per app.
-    pub log_lines: usize,
-    /// Whether the router writes an `app[router]` line per request.
-    pub access_log: bool,
-    /// The most bytes a deploy upload or a git push may send.
-    pub max_upload: u64,
-    /// Concurrent builds and the build sandbox.
-    pub builds: super::builds::BuildConfig,
-    /// The most entries (files, directories, links) of one deploy upload.
-    pub max_upload_entries: u64,
-    /// The instance pool, each app's share and the buffer budget.
-    pub engine: EngineConfig,
-    /// The most bytes of files one build may output (its slug).
-    pub max_slug: u64,
-    /// Connection caps and timeouts of each listener (fitted to the
-    /// open-files limit at start).
-    pub limits: Limits,
-    /// Serve the router and the API (with git) over HTTPS.
-    pub tls: Option<TlsFiles>,
-}
-
-/// A PEM certificate chain (leaf first) and its private key.
-#[derive(Debug, Clone)]
-pub struct TlsFiles {
-    /// The certificate chain.
-    pub cert: PathBuf,
-    /// The private key.
-    pub key: PathBuf,
-}
+pub use super::config::{ServerConfig, TlsFiles};
 
 /// Runs until `shutdown` resolves. `on_bound` gets the bound router and API
 /// addresses (port 0 resolved) once both listen.
@@ -83,7 +49,7 @@ pub async fn run(
         Arc::new(SledStore::open(&home).context("could not open the store")?);
     // Releases and builds a crash interrupted are recorded as failed.
     store.recover_interrupted()?;
-    let runtime = Arc::new(Runtime::new(&config.engine, home.compiled_cache())?);
+    let runtime = Arc::new(Runtime::new(&config.engine, config.compiled_cache(&home))?);
     let table = Arc::new(RouteTable::new());
 
     let router_listener = edge::bind(config.listen).with_context(|| {
@@ -110,23 +76,18 @@ pub async fn run(
         LogHub::open(&home.logs(), config.log_lines)
             .context("could not open the logs directory")?,
     );
-    let mut platform = Platform::new(
+    let access_log = config.access_log;
+    let scaler_tick = config.scaler_tick;
+    let platform = Arc::new(Platform::new(
         store,
         runtime,
         table.clone(),
         router_addr.port(),
         logs.clone(),
-    )
-    .with_max_upload(config.max_upload)
-    .with_builds(super::builds::Builds::new(&config.builds))
-    .with_max_upload_entries(config.max_upload_entries)
-    .with_max_slug(config.max_slug);
-    if tls.is_some() {
-        platform = platform.with_https_router();
-    }
-    let platform = Arc::new(platform);
+        Arc::new(config),
+    ));
     platform.restore().await?;
-    let scaler = tokio::spawn(super::scaler::run(platform.clone()));
+    let scaler = tokio::spawn(super::scaler::run(platform.clone(), scaler_tick));
     on_bound(router_addr, api_addr);
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -154,7 +115,7 @@ pub async fn run(
     ));
     let mut router_stop = stop_rx;
     let mut observers: Vec<Arc<dyn Observer>> = vec![platform.metrics().clone()];
-    if config.access_log {
+    if access_log {
         observers.push(logs);
     }
     router::serve(

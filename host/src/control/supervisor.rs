@@ -20,12 +20,38 @@ use crate::runtime::{Exit, ProcessEnv, Stdio, WasiCommand};
 /// being `worker.1`, `run.2`…
 pub type ProcessLog = Arc<dyn Fn(&str, &str, &str) + Send + Sync>;
 
-/// First restart delay; doubles with each crash in a row, up to [`MAX_BACKOFF`].
-pub const FIRST_BACKOFF: Duration = Duration::from_millis(500);
-/// Longest restart delay.
-pub const MAX_BACKOFF: Duration = Duration::from_secs(300);
-/// A replica that ran this long before exiting starts its backoff afresh.
-const HEALTHY_RUN: Duration = Duration::from_secs(60);
+/// How long a crashed replica waits before it runs again: `first` after
+/// its first crash, doubling with each crash in a row up to `max`. A
+/// replica that ran for `healthy_run` before it exited starts afresh.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Backoff {
+    /// The first delay (`wpaas server --restart-backoff`).
+    pub first: Duration,
+    /// The longest delay (`wpaas server --max-restart-backoff`).
+    pub max: Duration,
+    /// A run this long counts as healthy: the next crash waits `first`
+    /// again. 120 times `first`, at most a minute (a minute by default), so
+    /// that a shortened backoff shortens it too.
+    pub healthy_run: Duration,
+}
+
+impl Default for Backoff {
+    /// 500 ms, doubling up to 5 minutes.
+    fn default() -> Self {
+        Self::new(Duration::from_millis(500), Duration::from_secs(300))
+    }
+}
+
+impl Backoff {
+    /// Starts at `first` and doubles up to `max`.
+    pub fn new(first: Duration, max: Duration) -> Self {
+        Self {
+            first,
+            max: max.max(first),
+            healthy_run: (first * 120).min(Duration::from_secs(60)),
+        }
+    }
+}
 
 /// What `ps` shows of one process.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -97,15 +123,18 @@ pub struct Supervisor {
     apps: Mutex<HashMap<String, AppProcesses>>,
     log: ProcessLog,
     run_counter: AtomicU32,
+    backoff: Backoff,
 }
 
 impl Supervisor {
-    /// A supervisor whose processes print through `log`.
-    pub fn new(log: ProcessLog) -> Self {
+    /// A supervisor whose processes print through `log` and wait `backoff`
+    /// after each crash.
+    pub fn new(log: ProcessLog, backoff: Backoff) -> Self {
         Self {
             apps: Mutex::default(),
             log,
             run_counter: AtomicU32::new(0),
+            backoff,
         }
     }
 
@@ -275,6 +304,7 @@ impl Supervisor {
             stdio,
             shared.clone(),
             stopped,
+            self.backoff,
         ));
         Replica {
             name: name.to_string(),
@@ -305,6 +335,7 @@ async fn keep_running(
     stdio: Stdio,
     shared: Arc<Mutex<Shared>>,
     stop: watch::Receiver<bool>,
+    policy: Backoff,
 ) {
     let set = |state: &'static str, exit: Option<&Exit>| {
         let mut shared = shared.lock().expect("replica state");
@@ -315,7 +346,7 @@ async fn keep_running(
             shared.last_exit = Some(exit.to_string());
         }
     };
-    let mut backoff = FIRST_BACKOFF;
+    let mut backoff = policy.first;
     loop {
         set("up", None);
         let started = Instant::now();
@@ -324,15 +355,15 @@ async fn keep_running(
             return;
         }
         (stdio.stderr)(&format!("Process {exit}"));
-        if started.elapsed() >= HEALTHY_RUN {
-            backoff = FIRST_BACKOFF;
+        if started.elapsed() >= policy.healthy_run {
+            backoff = policy.first;
         }
         set("crashed", Some(&exit));
         tokio::select! {
             () = tokio::time::sleep(backoff) => {}
             () = stopped(stop.clone()) => return,
         }
-        backoff = (backoff * 2).min(MAX_BACKOFF);
+        backoff = (backoff * 2).min(policy.max);
         set("starting", None);
     }
 }

@@ -8,15 +8,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use wpaas_tests::{eventually, example, Server};
-
-fn text(output: &std::process::Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
-}
+use wpaas_tests::{eventually, example, text, Server};
 
 /// A source directory holding a ready example module.
 fn app_source(module: &str) -> tempfile::TempDir {
@@ -120,8 +112,9 @@ fn custom_domains_cannot_take_another_apps_traffic() {
 
 #[test]
 fn tampered_compiled_code_is_rejected_and_compiled_again() {
+    // A cache of its own: it tampers with the files in it.
     let home = tempfile::tempdir().unwrap();
-    let server = Server::start(home.path()).unwrap();
+    let server = Server::start_with_own_caches(home.path(), &[]).unwrap();
     let src = app_source("hello");
     deploy(&server, src.path(), "hello");
     assert_eq!(server.get("hello", "/").status(), 200);
@@ -148,7 +141,7 @@ fn tampered_compiled_code_is_rejected_and_compiled_again() {
         std::fs::write(entry, bytes).unwrap();
     }
 
-    let server = Server::start(home.path()).unwrap();
+    let server = Server::start_with_own_caches(home.path(), &[]).unwrap();
     let response = server.get("hello", "/");
     assert_eq!(response.status(), 200);
     assert!(response.text().unwrap().contains("Hello"));
@@ -175,8 +168,9 @@ fn git_request(server: &Server, app: &str) {
 
 #[test]
 fn apps_destroy_leaves_nothing_of_the_app() {
+    // Caches of its own: what the app leaves in them is checked.
     let home = tempfile::tempdir().unwrap();
-    let server = Server::start(home.path()).unwrap();
+    let server = Server::start_with_own_caches(home.path(), &[]).unwrap();
     // Another app, deployed before: what it has stays.
     let keep = app_source("hello");
     deploy(&server, keep.path(), "keep");
@@ -232,7 +226,7 @@ fn apps_destroy_leaves_nothing_of_the_app() {
     // `keep` still runs, from the compiled code the two shared.
     assert_eq!(server.get("keep", "/").status(), 200);
     server.kill();
-    let server = Server::start(home.path()).unwrap();
+    let server = Server::start_with_own_caches(home.path(), &[]).unwrap();
     assert_eq!(server.get("keep", "/").status(), 200);
     assert!(!server.stderr().contains("rejected compiled code"));
 }

@@ -6,15 +6,7 @@
 
 use std::path::{Path, PathBuf};
 
-use wpaas_tests::{example, Server};
-
-fn text(output: &std::process::Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
-}
+use wpaas_tests::{example, shared_cache_dir, text, Server};
 
 fn executable(path: &Path, text: &str) {
     use std::os::unix::fs::PermissionsExt;
@@ -83,10 +75,13 @@ fn assert_attacks_failed(log: &str, attacks: &[&str]) {
 fn assert_host_untouched(home: &Path, log: &str, token: &str, secret: &str, before: &[u32]) {
     assert!(!log.contains(token), "the API token leaked:\n{log}");
     assert!(!log.contains(secret), "the victim's secret leaked:\n{log}");
+    let shared = shared_cache_dir();
     for path in [
         home.join("slugs/pwned"),
         home.join("cache/compiled/pwned.cwasm"),
         home.join("cache/build/victim/pwned"),
+        shared.join("compiled/pwned.cwasm"),
+        shared.join("build/victim/pwned"),
         home.join("pwned"),
         host_registry().join("pwned"),
         PathBuf::from("/tmp/pwned-by-build"),
@@ -114,6 +109,8 @@ fn a_hostile_custom_buildpack_sees_nothing_of_the_host() {
     let h = home.path().display().to_string();
     let port = server.api.port();
     let registry = host_registry().display().to_string();
+    // The caches this test's servers share with the others.
+    let shared = shared_cache_dir().display().to_string();
 
     let src = tempfile::tempdir().unwrap();
     std::fs::copy(example("hello"), src.path().join("app.wasm")).unwrap();
@@ -138,6 +135,9 @@ try slugs ls "$H/slugs"
 try write-slug sh -c "echo x > $H/slugs/pwned"
 try write-cwasm sh -c "echo x > $H/cache/compiled/pwned.cwasm"
 try write-victim-cache sh -c "echo x > $H/cache/build/victim/pwned"
+try shared-cwasm sh -c "echo x > {shared}/compiled/pwned.cwasm"
+try shared-key cat "{shared}/compiled.key"
+try shared-victim-cache sh -c "echo x > {shared}/build/victim/pwned"
 try write-home sh -c "echo x > $H/pwned"
 try write-registry sh -c "mkdir -p {registry} && echo x > {registry}/pwned"
 try write-tmp sh -c "echo x > /tmp/pwned-by-build && ls /tmp/pwned-by-build"
@@ -168,6 +168,9 @@ echo "ATTACK done"
             "write-slug",
             "write-cwasm",
             "write-victim-cache",
+            "shared-cwasm",
+            "shared-key",
+            "shared-victim-cache",
             "write-home",
             "write-registry",
             "secret-search",
@@ -192,6 +195,7 @@ fn a_hostile_build_script_sees_nothing_of_the_host() {
     let h = home.path().display().to_string();
     let port = server.api.port();
     let registry = host_registry().display().to_string();
+    let shared = shared_cache_dir().display().to_string();
 
     let src = tempfile::tempdir().unwrap();
     std::fs::create_dir(src.path().join("src")).unwrap();
@@ -226,6 +230,9 @@ fn main() {{
     report("victim-cache", std::fs::read_dir(format!("{{h}}/cache/build/victim")).map(|_| String::new()).map_err(|e| e.to_string()));
     report("write-slug", write(&format!("{{h}}/slugs/pwned")));
     report("write-cwasm", write(&format!("{{h}}/cache/compiled/pwned.cwasm")));
+    report("shared-cwasm", write("{shared}/compiled/pwned.cwasm"));
+    report("shared-key", read("{shared}/compiled.key"));
+    report("shared-victim-cache", std::fs::read_dir("{shared}/build/victim").map(|_| String::new()).map_err(|e| e.to_string()));
     report("write-registry", write("{registry}/pwned"));
     report("proc1-environ", read("/proc/1/environ").and_then(|e| if e.contains("WPAAS") {{ Ok(e) }} else {{ Err(e) }}));
     let server_vars: Vec<String> = std::env::vars().filter(|(k, _)| k.starts_with("WPAAS") || k == "CARGO_TARGET_DIR" && !std::env::var("CARGO_TARGET_DIR").unwrap().starts_with("/cache")).map(|(k, v)| format!("{{k}}={{v}}")).collect();
@@ -259,6 +266,9 @@ fn main() {{
             "victim-cache",
             "write-slug",
             "write-cwasm",
+            "shared-cwasm",
+            "shared-key",
+            "shared-victim-cache",
             "write-registry",
             "proc1-environ",
             "server-env",
@@ -274,14 +284,15 @@ fn main() {{
     assert!(answer.text().unwrap().contains("built in a sandbox"));
 }
 
-/// A source whose custom buildpack takes `seconds` to compile.
-fn slow_app(dir: &Path, seconds: u32) {
+/// A source whose custom buildpack compiles once a `go` file is in its
+/// build cache (at once if `go` is already there).
+fn slow_app(dir: &Path) {
     std::fs::copy(example("hello"), dir.join("app.wasm")).unwrap();
     std::fs::write(dir.join(".buildpacks"), "pack\n").unwrap();
     executable(&dir.join("pack/bin/detect"), "#!/bin/sh\necho Slow\n");
     executable(
         &dir.join("pack/bin/compile"),
-        &format!("#!/bin/sh\necho '-----> compiling'\nsleep {seconds}\n"),
+        "#!/bin/sh\necho '-----> compiling'\nwhile [ ! -e \"$2/go\" ]; do sleep 0.05; done\n",
     );
     std::fs::write(dir.join("Procfile"), "web: app.wasm\n").unwrap();
 }
@@ -291,30 +302,56 @@ fn builds_beyond_max_builds_wait_for_a_slot() {
     let home = tempfile::tempdir().unwrap();
     let server = Server::start_with(home.path(), &["--max-builds", "1"]).unwrap();
     let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    slow_app(a.path(), 3);
-    slow_app(b.path(), 0);
+    slow_app(a.path());
+    slow_app(b.path());
+    let first_go = server.build_cache("first").join("go");
+    let _ = std::fs::remove_file(&first_go);
+    let second_go = server.build_cache("second").join("go");
+    std::fs::create_dir_all(second_go.parent().unwrap()).unwrap();
+    std::fs::write(&second_go, "").unwrap();
     let first = server
         .command(a.path(), &["deploy", "-a", "first"])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    // The first build holds the only slot (its compile sleeps).
-    wpaas_tests::eventually(std::time::Duration::from_secs(30), || {
-        let out = server.cli(a.path(), &["builds", "-a", "first", "--json"]);
-        let builds: serde_json::Value =
-            serde_json::from_slice(&out.stdout).map_err(|e| e.to_string())?;
-        if builds.as_array().is_some_and(|b| !b.is_empty()) {
-            Ok(())
-        } else {
-            Err(format!("no build of `first` yet: {builds}"))
+    // The first build holds the only slot (its compile waits for `go`).
+    let started = |app: &str| {
+        wpaas_tests::eventually(std::time::Duration::from_secs(30), || {
+            let out = server.cli(a.path(), &["builds", "-a", app, "--json"]);
+            let builds: serde_json::Value =
+                serde_json::from_slice(&out.stdout).map_err(|e| e.to_string())?;
+            if builds.as_array().is_some_and(|b| !b.is_empty()) {
+                Ok(())
+            } else {
+                Err(format!("no build of `{app}` yet: {builds}"))
+            }
+        })
+    };
+    started("first");
+    let mut second = server
+        .command(b.path(), &["deploy", "-a", "second"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Once the second says it waits for the slot, let the first end.
+    let mut second_log = String::new();
+    let mut lines = std::io::BufReader::new(second.stdout.take().unwrap());
+    while !second_log.contains("Waiting for a build slot") {
+        if std::io::BufRead::read_line(&mut lines, &mut second_log).unwrap() == 0 {
+            break;
         }
-    });
-    let second = server.cli(b.path(), &["deploy", "-a", "second"]);
+    }
+    std::fs::write(&first_go, "").unwrap();
+    std::io::Read::read_to_string(&mut lines, &mut second_log).unwrap();
+    let second = second.wait_with_output().unwrap();
+    second_log.push_str(&String::from_utf8_lossy(&second.stderr));
     let first = first.wait_with_output().unwrap();
-    let (first_log, second_log) = (text(&first), text(&second));
+    let first_log = text(&first);
     assert!(first.status.success(), "{first_log}");
     assert!(second.status.success(), "{second_log}");
+    assert!(first_log.contains("-----> compiling"), "{first_log}");
     assert!(
         second_log.contains("-----> Waiting for a build slot (1 build running)"),
         "{second_log}"
@@ -336,7 +373,7 @@ fn without_bubblewrap_the_server_refuses_to_build() {
     let server =
         Server::start_with_env(home.path(), &[], &[("WPAAS_BWRAP", "/nonexistent/bwrap")]).unwrap();
     let src = tempfile::tempdir().unwrap();
-    slow_app(src.path(), 0);
+    slow_app(src.path());
     let out = server.cli(src.path(), &["deploy", "-a", "nosandbox"]);
     let log = text(&out);
     assert!(!out.status.success(), "{log}");

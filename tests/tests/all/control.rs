@@ -2,15 +2,7 @@
 
 use std::path::Path;
 
-use wpaas_tests::{client, example, Server};
-
-fn text(output: &std::process::Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
-}
+use wpaas_tests::{client, example, text, Server};
 
 /// A source directory holding a ready hello.wasm (the wasm buildpack).
 fn wasm_app(dir: &Path) {

@@ -10,18 +10,9 @@
 use std::io::{ErrorKind, Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpStream};
 use std::path::Path;
-use std::process::Output;
 use std::time::{Duration, Instant};
 
-use wpaas_tests::{example, Server};
-
-fn text(output: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
-}
+use wpaas_tests::{example, text, Server};
 
 /// This process opens thousands of sockets: raise its own open-files limit.
 fn enough_files() {

@@ -2,18 +2,19 @@
 
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
-use wpaas_tests::{example, wpaas_bin, Server};
+use wpaas_tests::{example, text, wpaas_bin, Server};
 
-fn text(output: &std::process::Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
-}
+/// Restart delays short enough that a test sees several crashes in a row
+/// without waiting seconds: 50 ms, doubling up to 400 ms.
+const FAST_BACKOFF: &[&str] = &[
+    "--restart-backoff",
+    "50ms",
+    "--max-restart-backoff",
+    "400ms",
+];
 
 /// hello.wasm as `web`, worker.wasm for the rest, with `procfile`.
 fn app_source(dir: &Path, procfile: &str) {
@@ -37,6 +38,45 @@ fn replicas(ps: &Value, kind: &str) -> Vec<Value> {
         .unwrap_or_default()
 }
 
+/// The waits of `process` between an exit and its next start, in order,
+/// from an app's log file (`TIME app[PROCESS]: MESSAGE`).
+fn restart_waits(log: &str, process: &str) -> Vec<Duration> {
+    let prefix = format!("app[{process}]: ");
+    let mut exited = None;
+    let mut waits = Vec::new();
+    for line in log.lines() {
+        let Some((time, rest)) = line.split_once(' ') else {
+            continue;
+        };
+        let Some(message) = rest.strip_prefix(&prefix) else {
+            continue;
+        };
+        let at = time_of_day(time);
+        if message.starts_with("Process exited") {
+            exited = Some(at);
+        } else if message.starts_with("heartbeat 1 ") {
+            if let Some(exit) = exited.take() {
+                waits.push(at.saturating_sub(exit));
+            }
+        }
+    }
+    waits
+}
+
+/// `2026-01-01T12:34:56.789012Z` as the time since midnight.
+fn time_of_day(rfc3339: &str) -> Duration {
+    let clock = &rfc3339[rfc3339.find('T').expect("a date and a time") + 1..];
+    let clock = clock.trim_end_matches('Z');
+    let mut parts = clock.split(':');
+    let mut next = || parts.next().expect("hh:mm:ss");
+    let (h, m, s): (u64, u64, f64) = (
+        next().parse().unwrap(),
+        next().parse().unwrap(),
+        next().parse().unwrap(),
+    );
+    Duration::from_secs(h * 3600 + m * 60) + Duration::from_secs_f64(s)
+}
+
 /// Waits up to 10 s for `check` to hold.
 fn eventually(what: &str, mut check: impl FnMut() -> bool) {
     wpaas_tests::eventually(Duration::from_secs(10), || {
@@ -53,7 +93,7 @@ fn workers_run_at_scale_restart_with_backoff_and_stop() {
     let home = tempfile::tempdir().unwrap();
     let src = tempfile::tempdir().unwrap();
     app_source(src.path(), "web: hello.wasm\nworker: worker.wasm\n");
-    let server = Server::start(home.path()).unwrap();
+    let server = Server::start_with(home.path(), FAST_BACKOFF).unwrap();
     let out = server.cli(src.path(), &["deploy", "-a", "jobs"]);
     assert!(out.status.success(), "{}", text(&out));
     // Like Heroku, only web runs by default.
@@ -83,35 +123,43 @@ fn workers_run_at_scale_restart_with_backoff_and_stop() {
     assert!(human.contains("=== worker (2): worker.wasm"), "{human}");
     assert!(human.contains("worker.1: up since"), "{human}");
 
-    // Restarting web leaves the workers running (no second "heartbeat 1").
+    // Restarting web leaves the workers running: three more heartbeats
+    // after it, and none of them a first one.
     let starts = || server.logs().matches("heartbeat 1 from worker.1").count();
     let before = starts();
     let out = server.cli(src.path(), &["ps:restart", "web", "-a", "jobs"]);
     assert!(out.status.success(), "{}", text(&out));
-    std::thread::sleep(Duration::from_millis(400));
+    let beats_after_restart = beats("worker.1");
+    eventually("three heartbeats after the restart of web", || {
+        beats("worker.1") >= beats_after_restart + 3
+    });
     assert_eq!(starts(), before, "ps:restart web restarted the workers");
 
     // A new release replaces the workers; these exit after 3 heartbeats
     // and come back after a growing delay.
     let out = server.cli(src.path(), &["config:set", "EXIT_AFTER=3", "-a", "jobs"]);
     assert!(out.status.success(), "{}", text(&out));
-    eventually("a crash and a restart", || {
+    eventually("five crashes and restarts", || {
         replicas(&ps(&server, src.path(), "jobs"), "worker")
             .iter()
-            .all(|r| r["restarts"].as_u64().unwrap() >= 2)
+            .all(|r| r["restarts"].as_u64().unwrap() >= 5)
     });
     let worker = &replicas(&ps(&server, src.path(), "jobs"), "worker")[0];
     assert_eq!(worker["last_exit"], "exited with status 3", "{worker}");
     assert!(server
         .logs()
         .contains("jobs app[worker.1]: Process exited with status 3"));
-    // Backoff: 0.5 s, 1 s, 2 s… so two seconds in there are few restarts,
-    // not one every 300 ms.
-    std::thread::sleep(Duration::from_secs(2));
-    let restarts = replicas(&ps(&server, src.path(), "jobs"), "worker")[0]["restarts"]
-        .as_u64()
-        .unwrap();
-    assert!((2..=5).contains(&restarts), "{restarts} restarts");
+    // Backoff: each wait from an exit to the next start is at least the
+    // delay of its place in the row — 50, 100, 200, 400, 400 ms — as the
+    // log's times show.
+    let waits = restart_waits(&server.app_log("jobs"), "worker.1");
+    assert!(waits.len() >= 4, "{waits:?}");
+    for (wait, least) in waits.iter().zip([50, 100, 200, 400, 400]) {
+        assert!(
+            *wait >= Duration::from_millis(least),
+            "a restart after {wait:?}, before its backoff of {least} ms: {waits:?}"
+        );
+    }
     let human = text(&server.cli(src.path(), &["ps", "-a", "jobs"]));
     assert!(human.contains("(last: exited with status 3)"), "{human}");
 
@@ -121,16 +169,23 @@ fn workers_run_at_scale_restart_with_backoff_and_stop() {
     let out = server.cli(src.path(), &["ps:scale", "worker=0", "-a", "jobs"]);
     assert!(out.status.success(), "{}", text(&out));
     assert!(replicas(&ps(&server, src.path(), "jobs"), "worker").is_empty());
-    std::thread::sleep(Duration::from_millis(300));
-    let before = beats("worker.1");
-    std::thread::sleep(Duration::from_millis(500));
-    assert_eq!(beats("worker.1"), before, "worker.1 still prints");
+    // Stopped: silent for three of its heartbeat periods (100 ms).
+    wpaas_tests::eventually(Duration::from_secs(10), || {
+        let before = beats("worker.1");
+        std::thread::sleep(Duration::from_millis(300));
+        match beats("worker.1") - before {
+            0 => Ok(()),
+            n => Err(format!(
+                "worker.1 printed {n} heartbeats after ps:scale worker=0"
+            )),
+        }
+    });
 
     // The formation survives a crash of the server.
     let out = server.cli(src.path(), &["ps:scale", "worker=1", "-a", "jobs"]);
     assert!(out.status.success(), "{}", text(&out));
     server.kill();
-    let server = Server::start(home.path()).unwrap();
+    let server = Server::start_with(home.path(), FAST_BACKOFF).unwrap();
     let after_restart = server.logs().matches("heartbeat 1 from worker.1").count();
     eventually("the worker back after a restart", || {
         server.logs().matches("heartbeat 1 from worker.1").count() > after_restart
@@ -309,7 +364,8 @@ fn autoscaler_grows_shrinks_and_sleeps_at_zero() {
     let home = tempfile::tempdir().unwrap();
     let src = tempfile::tempdir().unwrap();
     std::fs::copy(example("hostile"), src.path().join("hostile.wasm")).unwrap();
-    let server = Server::start(home.path()).unwrap();
+    // The scaler looks every 20 ms instead of 100: decisions come sooner.
+    let server = Server::start_with(home.path(), &["--scaler-tick", "20ms"]).unwrap();
     let cli = |args: &[&str]| {
         let out = server.cli(src.path(), args);
         assert!(out.status.success(), "{args:?}: {}", text(&out));
@@ -326,9 +382,9 @@ fn autoscaler_grows_shrinks_and_sleeps_at_zero() {
         "--target",
         "2",
         "--cooldown",
-        "1s",
+        "300ms",
         "--idle",
-        "1500ms",
+        "1s",
         "-a",
         "elastic",
     ]);
@@ -349,45 +405,44 @@ fn autoscaler_grows_shrinks_and_sleeps_at_zero() {
     // per replica it grows to the max of 4, and spreads over them.
     let router = server.router;
     let stop = std::sync::atomic::AtomicBool::new(false);
-    let mut most = 0;
-    let seen: Vec<String> = std::thread::scope(|scope| {
-        let clients: Vec<_> = (0..8)
-            .map(|_| {
-                let stop = &stop;
-                scope.spawn(move || {
-                    let client = wpaas_tests::client();
-                    let mut seen = Vec::new();
-                    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                        let body = client
-                            .get(format!("http://{router}/sleep?ms=100"))
-                            .header("host", "elastic.localhost")
-                            .send()
-                            .unwrap()
-                            .text()
-                            .unwrap();
-                        seen.push(body);
-                    }
-                    seen
-                })
-            })
-            .collect();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while most < 4 && Instant::now() < deadline {
-            most = most.max(web_replicas());
-            std::thread::sleep(Duration::from_millis(50));
+    let seen = std::sync::Mutex::new(Vec::<String>::new());
+    std::thread::scope(|scope| {
+        for _ in 0..8 {
+            let (stop, seen) = (&stop, &seen);
+            scope.spawn(move || {
+                let client = wpaas_tests::client();
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let body = client
+                        .get(format!("http://{router}/sleep?ms=100"))
+                        .header("host", "elastic.localhost")
+                        .send()
+                        .unwrap()
+                        .text()
+                        .unwrap();
+                    seen.lock().unwrap().push(body);
+                }
+            });
         }
-        std::thread::sleep(Duration::from_millis(500));
+        let mut most = 0;
+        wpaas_tests::eventually(Duration::from_secs(10), || {
+            most = most.max(web_replicas());
+            match most {
+                4 => Ok(()),
+                n => Err(format!(
+                    "the autoscaler reached {n} replicas, not the max of 4"
+                )),
+            }
+        });
+        wpaas_tests::eventually(Duration::from_secs(10), || {
+            let seen = seen.lock().unwrap();
+            if seen.iter().any(|b| b.ends_with("on web.4")) {
+                Ok(())
+            } else {
+                Err(format!("no request reached web.4 in {}", seen.len()))
+            }
+        });
         stop.store(true, std::sync::atomic::Ordering::Relaxed);
-        clients
-            .into_iter()
-            .flat_map(|c| c.join().unwrap())
-            .collect()
     });
-    assert_eq!(most, 4, "the autoscaler did not reach max");
-    assert!(
-        seen.iter().any(|b| b.ends_with("on web.4")),
-        "no request reached web.4"
-    );
     // After the cool-down it shrinks, and once idle it sleeps again.
     eventually("shrinking back to zero", || web_replicas() == 0);
 

@@ -9,15 +9,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-use wpaas_tests::{example, wpaas_bin, Server};
-
-fn text(output: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
-}
+use wpaas_tests::{example, text, wpaas_bin, Server};
 
 /// A test CA (`ca.pem`) and a certificate it signed for localhost, the
 /// test apps' hostnames and 127.0.0.1 (`cert.pem`, `key.pem`), in `dir`.

@@ -13,7 +13,6 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread;
@@ -296,16 +295,6 @@ impl Drop for StopOnDrop {
     }
 }
 
-fn cli_ok(server: &Server, dir: &Path, args: &[&str]) {
-    let out = server.cli(dir, args);
-    assert!(
-        out.status.success(),
-        "wpaas {args:?} failed:\n{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 #[test]
 fn ten_deploys_and_config_changes_under_load_drop_nothing() {
     let home = tempfile::tempdir().unwrap();
@@ -316,11 +305,7 @@ fn ten_deploys_and_config_changes_under_load_drop_nothing() {
         std::fs::write(dir.join("app.wat"), tagged_guest_wat(code)).unwrap();
     }
     let server = Server::start(home.path()).unwrap();
-    cli_ok(
-        &server,
-        &src.path().join("code-a"),
-        &["deploy", "-a", "steady"],
-    );
+    server.ok(&src.path().join("code-a"), &["deploy", "-a", "steady"]);
 
     // Ten changes: odd ones deploy the other code version, even ones set a
     // new GREETING. Every change leads to a tag not seen before.
@@ -386,7 +371,7 @@ fn ten_deploys_and_config_changes_under_load_drop_nothing() {
         let mut args: Vec<&str> = change.args.iter().map(String::as_str).collect();
         args.extend(["-a", "steady"]);
         let begin = Instant::now();
-        cli_ok(&server, &src.path().join(change.dir), &args);
+        server.ok(&src.path().join(change.dir), &args);
         windows.push((begin, Instant::now()));
         assert!(
             started.elapsed() < BUDGET,

@@ -1,0 +1,130 @@
+//! Every setting of `wpaas server` in one struct: what it means, its
+//! default and the flag (or environment variable) that changes it. The
+//! CLI builds a [`ServerConfig`] from its flags; the server and the
+//! [`Platform`](super::platform::Platform) read their limits from it.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::builds::BuildConfig;
+use super::supervisor::Backoff;
+use crate::edge::Limits;
+use crate::runtime::EngineConfig;
+
+/// How a `wpaas server` runs. [`ServerConfig::default`] is what the server
+/// does without flags.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// The router's address; apps answer at `http://APP.localhost:PORT`.
+    /// Default `127.0.0.1:8080`; `--listen` (port 0 picks a free port).
+    pub listen: SocketAddr,
+    /// The API's address (and git's, under `/git/`). Default
+    /// `127.0.0.1:7070`; `--api`.
+    pub api: SocketAddr,
+    /// Serve the router and the API (with git) over HTTPS. Default: none,
+    /// plain HTTP; `--tls-cert` and `--tls-key`.
+    pub tls: Option<TlsFiles>,
+    /// Connection caps and timeouts of each listener, fitted to the
+    /// open-files limit at start. Default [`Limits::default`]: 4096
+    /// connections, 256 per client address, 10 s to send a request head,
+    /// 60 s idle; `--max-connections`, `--max-connections-per-ip`,
+    /// `--header-timeout`, `--idle-timeout`.
+    pub limits: Limits,
+    /// Log lines kept per app, in memory and in `WPAAS_HOME/logs`. Default
+    /// [`crate::logs::DEFAULT_LINES`] (10,000); `--log-lines`.
+    pub log_lines: usize,
+    /// Whether the router writes an `app[router]` line per request.
+    /// Default on; `--no-access-log` turns it off.
+    pub access_log: bool,
+    /// The most bytes a deploy may upload or a `git push` may send.
+    /// Default 256 MiB; `--max-upload`.
+    pub max_upload: u64,
+    /// The most entries (files, directories, links) of one deploy upload.
+    /// Default 100,000 ([`wpaas_builder::archive::DEFAULT_MAX_ENTRIES`]);
+    /// `--max-upload-entries`.
+    pub max_upload_entries: u64,
+    /// The most bytes of files one build may output (its slug,
+    /// uncompressed). Default 512 MiB; `--max-slug`.
+    pub max_slug: u64,
+    /// Builds at once and the build sandbox. Default
+    /// [`BuildConfig::default`]: as many builds as CPUs, 4 GiB per build
+    /// step, sandboxed; `--max-builds`, `--build-memory`,
+    /// `--unsandboxed-builds`.
+    pub builds: BuildConfig,
+    /// Where each app's build cache lives (cargo's registry and target
+    /// dir, a custom buildpack's `CACHE_DIR`): `DIR/APP`. Default: none,
+    /// `WPAAS_HOME/cache/build/APP`; `--build-cache-dir` or
+    /// `WPAAS_BUILD_CACHE_DIR`. Servers given the same directory share the
+    /// cache of apps of the same name (a test suite's servers), so give it
+    /// only to servers whose apps trust each other; a build still sees
+    /// only its own app's directory.
+    pub build_cache_dir: Option<PathBuf>,
+    /// The instance pool, each app's share of it and the buffer budget.
+    /// Default [`EngineConfig::default`]: 1000 instances, a quarter per
+    /// app, 256 MiB of buffers; `--max-instances`, `--app-instances`,
+    /// `--buffer-budget` (or `WPAAS_MAX_INSTANCES`, `WPAAS_APP_INSTANCES`,
+    /// `WPAAS_BUFFER_BUDGET`).
+    pub engine: EngineConfig,
+    /// Where compiled code (`.cwasm`) is cached, with its MAC key beside
+    /// it (`DIR.key`). Default: none, `WPAAS_HOME/cache/compiled`;
+    /// `--cache-dir` or `WPAAS_CACHE_DIR`. Servers given the same
+    /// directory share the compiled code and the key, which is safe when
+    /// they run as one user: whoever can read the key could write each
+    /// server's own WPAAS_HOME too, and builds never see either.
+    pub compiled_cache_dir: Option<PathBuf>,
+    /// How long a crashed long-running process waits before it runs
+    /// again. Default [`Backoff::default`]: 500 ms, doubling with each
+    /// crash in a row up to 5 minutes; `--restart-backoff` and
+    /// `--max-restart-backoff`.
+    pub restart_backoff: Backoff,
+    /// How often the autoscaler samples the load and decides. Default
+    /// 100 ms ([`super::scaler::TICK`]); `--scaler-tick`.
+    pub scaler_tick: Duration,
+}
+
+/// A PEM certificate chain (leaf first) and its private key.
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    /// The certificate chain.
+    pub cert: PathBuf,
+    /// The private key.
+    pub key: PathBuf,
+}
+
+/// The largest deploy upload or git push by default.
+const DEFAULT_MAX_UPLOAD: u64 = 256 << 20;
+
+/// The largest build output by default.
+const DEFAULT_MAX_SLUG: u64 = 512 << 20;
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            api: SocketAddr::from(([127, 0, 0, 1], 7070)),
+            tls: None,
+            limits: Limits::default(),
+            log_lines: crate::logs::DEFAULT_LINES,
+            access_log: true,
+            max_upload: DEFAULT_MAX_UPLOAD,
+            max_upload_entries: wpaas_builder::archive::DEFAULT_MAX_ENTRIES,
+            max_slug: DEFAULT_MAX_SLUG,
+            builds: BuildConfig::default(),
+            build_cache_dir: None,
+            engine: EngineConfig::default(),
+            compiled_cache_dir: None,
+            restart_backoff: Backoff::default(),
+            scaler_tick: super::scaler::TICK,
+        }
+    }
+}
+
+impl ServerConfig {
+    /// The compiled-code cache directory of a server in `home`.
+    pub fn compiled_cache(&self, home: &crate::home::Home) -> PathBuf {
+        self.compiled_cache_dir
+            .clone()
+            .unwrap_or_else(|| home.compiled_cache())
+    }
+}
