@@ -8,7 +8,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::error::PlatformError;
 use super::platform::Platform;
-use super::store::Store;
+use super::store::SledStore;
 use crate::logs::LogHub;
 use crate::router::RouteTable;
 use crate::runtime::{EngineConfig, Runtime};
@@ -17,18 +17,20 @@ const TOKEN: &str = "secret-token";
 
 /// Serves the API over a platform on `home`; returns its address.
 async fn serve(home: &std::path::Path) -> std::net::SocketAddr {
-    let store = Store::open(home).unwrap();
+    let home = crate::home::Home::new(home);
+    let store = Arc::new(SledStore::open(&home).unwrap());
     let engine = EngineConfig {
         max_instances: 4,
         ..EngineConfig::default()
     };
-    let runtime = Arc::new(Runtime::new(&engine, home.join("cache/compiled")).unwrap());
+    let runtime = Arc::new(Runtime::new(&engine, home.compiled_cache()).unwrap());
     let platform = Arc::new(Platform::new(
         store,
         runtime,
         Arc::new(RouteTable::new()),
         8080,
         Arc::new(LogHub::in_memory(100)),
+        Arc::default(),
     ));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
