@@ -21,9 +21,11 @@ use super::platform::{replicas, LogSink, Platform};
 use super::token::constant_time_eq;
 use crate::runtime::BoxBody;
 
+use wpaas_api::builds::DeployResult;
 /// The last line of a deploy stream starts with this, then a JSON object
 /// `{"release": N, "url": …}` or `{"error": "…"}`.
 pub use wpaas_api::stream::RESULT_PREFIX;
+use wpaas_api::ErrorBody;
 
 /// Largest unpacked source.
 pub const MAX_UNPACKED: u64 = 1 << 30;
@@ -69,11 +71,8 @@ async fn route(platform: Arc<Platform>, req: hyper::Request<Incoming>) -> ApiRes
             .expect("static response")),
         (Method::GET, ["apps"]) => json_ok(&store.apps()?),
         (Method::POST, ["apps"]) => {
-            let body: Value = read_json(req).await?;
-            let name = body["name"]
-                .as_str()
-                .ok_or_else(|| PlatformError::malformed("body needs a \"name\""))?;
-            let app = store.create_app(name)?;
+            let body: wpaas_api::apps::CreateApp = read_json(req).await?;
+            let app = store.create_app(&body.name)?;
             platform.app_created(&app);
             platform.logs().push(&app.name, "api", "App created");
             json_status(StatusCode::CREATED, &app)
@@ -88,12 +87,12 @@ async fn route(platform: Arc<Platform>, req: hyper::Request<Incoming>) -> ApiRes
             }))
         }
         (Method::PATCH, ["apps", app, "healthcheck"]) => {
-            let body: Value = read_json(req).await?;
-            let path = body["path"].as_str().map(str::to_string);
+            let body: wpaas_api::apps::HealthcheckUpdate = read_json(req).await?;
+            let path = body.path;
             if path.as_deref().is_some_and(|p| !p.starts_with('/')) {
                 return Err(PlatformError::invalid("a health check path starts with /"));
             }
-            let timeout_ms = body["timeout_ms"].as_u64();
+            let timeout_ms = body.timeout_ms;
             let record = store.update_app(app, |record| {
                 if let Some(path) = &path {
                     record.healthcheck.path = path.clone();
@@ -107,7 +106,9 @@ async fn route(platform: Arc<Platform>, req: hyper::Request<Incoming>) -> ApiRes
         (Method::DELETE, ["apps", app]) => {
             let _guard = platform.lock(app).await;
             platform.destroy(app).await?;
-            json_ok(&json!({ "destroyed": app }))
+            json_ok(&wpaas_api::apps::Destroyed {
+                destroyed: app.to_string(),
+            })
         }
         (Method::GET, ["apps", app, "config"]) => {
             store.app(app)?;
@@ -162,15 +163,13 @@ async fn route(platform: Arc<Platform>, req: hyper::Request<Incoming>) -> ApiRes
         }
         (Method::POST, ["apps", app, "rollback"]) => {
             let app = app.to_string();
-            let body: Value = read_json(req).await?;
+            let body: wpaas_api::releases::RollbackRequest = read_json(req).await?;
             let _guard = platform.lock(&app).await;
             let current = store.current_release(&app)?.ok_or_else(|| {
                 PlatformError::conflict(format!("{app} has no releases to roll back"))
             })?;
-            let target = match body.get("version").and_then(Value::as_u64) {
-                Some(v) => {
-                    u32::try_from(v).map_err(|_| PlatformError::malformed("version too large"))?
-                }
+            let target = match body.version {
+                Some(version) => version,
                 None => previous_version(store, &app, current.version)?,
             };
             let target = store.release(&app, target)?;
@@ -211,10 +210,8 @@ async fn route(platform: Arc<Platform>, req: hyper::Request<Incoming>) -> ApiRes
         }
         (Method::GET, ["apps", app, "domains"]) => json_ok(&store.app(app)?.domains),
         (Method::POST, ["apps", app, "domains"]) => {
-            let body: Value = read_json(req).await?;
-            let domain = body["domain"]
-                .as_str()
-                .ok_or_else(|| PlatformError::malformed("body needs a \"domain\""))?;
+            let body: wpaas_api::apps::AddDomain = read_json(req).await?;
+            let domain = body.domain.as_str();
             let record = store.add_domain(app, domain)?;
             let added = super::store::normalize_domain(domain)?;
             platform.domain_added(&added, app);
@@ -290,19 +287,19 @@ async fn route(platform: Arc<Platform>, req: hyper::Request<Incoming>) -> ApiRes
             json_ok(&processes(&platform, app)?)
         }
         (Method::POST, ["apps", app, "ps", "restart"]) => {
-            let body: Value = read_json(req).await?;
+            let body: wpaas_api::ps::RestartRequest = read_json(req).await?;
             store.app(app)?;
-            platform.restart(app, body["type"].as_str()).await?;
-            let said = match body["type"].as_str() {
+            platform.restart(app, body.kind.as_deref()).await?;
+            let said = match body.kind.as_deref() {
                 Some(kind) => format!("Restarted {kind} processes"),
                 None => "Restarted all processes".to_string(),
             };
             platform.logs().push(app, "api", &said);
             json_ok(&processes(&platform, app)?)
         }
-        (Method::GET, ["apps", app, "buildpack"]) => {
-            json_ok(&json!({ "buildpack": store.app(app)?.buildpack }))
-        }
+        (Method::GET, ["apps", app, "buildpack"]) => json_ok(&wpaas_api::apps::Buildpack {
+            buildpack: store.app(app)?.buildpack,
+        }),
         (Method::PUT, ["apps", app, "buildpack"]) => {
             let body: Value = read_json(req).await?;
             let buildpack = match &body["buildpack"] {
@@ -315,7 +312,9 @@ async fn route(platform: Arc<Platform>, req: hyper::Request<Incoming>) -> ApiRes
                 }
             };
             let record = store.update_app(app, |record| record.buildpack = buildpack.clone())?;
-            json_ok(&json!({ "buildpack": record.buildpack }))
+            json_ok(&wpaas_api::apps::Buildpack {
+                buildpack: record.buildpack,
+            })
         }
         (Method::GET, ["apps", app, "builds", id, "output"]) => {
             let builds = store.builds(app)?;
@@ -396,8 +395,12 @@ fn run_stream(
         // hand over a last unterminated line as they go; wait for that (a
         // bound, in case a task outlives its instance).
         let _ = tokio::time::timeout(std::time::Duration::from_secs(2), all_out.recv()).await;
-        let result = json!({ "exit": exit.code(), "process": process, "status": exit.to_string() });
-        tx.send_wait(format!("{RESULT_PREFIX}{result}")).await;
+        let result = wpaas_api::run::RunResult {
+            exit: exit.code(),
+            process,
+            status: exit.to_string(),
+        };
+        tx.send_wait(wpaas_api::stream::result_line(&result)).await;
     });
     line_stream(lines)
 }
@@ -704,14 +707,19 @@ async fn deploy(platform: Arc<Platform>, app: String, req: hyper::Request<Incomi
             Ok((version, url)) => {
                 log.send_wait(format!("-----> Released v{version}: {url}"))
                     .await;
-                json!({ "release": version, "url": url })
+                DeployResult::Released {
+                    release: version,
+                    url,
+                }
             }
             Err(err) => {
                 log.send_wait(format!(" !     {err:#}")).await;
-                json!({ "error": format!("{err:#}") })
+                DeployResult::Failed {
+                    error: format!("{err:#}"),
+                }
             }
         };
-        log.send_wait(format!("{RESULT_PREFIX}{last}")).await;
+        log.send_wait(wpaas_api::stream::result_line(&last)).await;
     });
     Ok(line_stream(lines))
 }
@@ -776,27 +784,24 @@ fn json_status<T: Serialize + ?Sized>(status: StatusCode, value: &T) -> ApiResul
 /// internal error's detail goes to the server log under a request id; the
 /// client gets only the id.
 pub(crate) fn error_response(err: PlatformError) -> hyper::Response<BoxBody> {
-    let status = match &err {
-        PlatformError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
+    let code = err.code();
+    // The code decides the status (`ErrorCode::status`, the one mapping);
+    // the one exception is a request the API could not even read: 400.
+    let status = match err {
         PlatformError::Malformed(_) => StatusCode::BAD_REQUEST,
-        PlatformError::NotFound(_) => StatusCode::NOT_FOUND,
-        PlatformError::Conflict(_) => StatusCode::CONFLICT,
-        PlatformError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-        PlatformError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-        PlatformError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
-        PlatformError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        _ => StatusCode::from_u16(code.status()).expect("error codes map to valid statuses"),
     };
     let body = match &err {
         PlatformError::Internal(detail) => {
             let id = super::token::random_hex(8).unwrap_or_else(|_| "unknown".into());
             tracing::error!(request_id = %id, "internal error: {detail:#}");
-            json!({
-                "error": format!("internal error (request id {id}); see the server log"),
-                "code": err.code(),
-                "request_id": id,
-            })
+            ErrorBody {
+                error: format!("internal error (request id {id}); see the server log"),
+                code,
+                request_id: Some(id),
+            }
         }
-        _ => json!({ "error": err.to_string(), "code": err.code() }),
+        _ => ErrorBody::new(code, err.to_string()),
     };
     json_status(status, &body).expect("serializable")
 }

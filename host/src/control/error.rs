@@ -1,9 +1,11 @@
 //! The control plane's one error type. Every platform operation fails with
 //! a [`PlatformError`] whose kind says whose fault it is; the API maps the
-//! kind to an HTTP status in one place (`api/error.rs`). The message of
+//! kind to an HTTP status in one place (`api::error_response`, through
+//! `wpaas_api::ErrorCode::status`). The message of
 //! every kind but [`PlatformError::Internal`] is one line meant for the
 //! user; an internal error's detail is for the server log only.
 
+use wpaas_api::ErrorCode;
 use wpaas_builder::archive::ArchiveError;
 use wpaas_builder::buildpack::BuildError;
 
@@ -80,16 +82,17 @@ impl PlatformError {
         Self::Internal(err.into())
     }
 
-    /// The machine-readable code the client gets.
-    pub fn code(&self) -> &'static str {
+    /// The machine-readable code the client gets; it decides the HTTP
+    /// status ([`ErrorCode::status`]).
+    pub fn code(&self) -> ErrorCode {
         match self {
-            Self::Invalid(_) | Self::Malformed(_) => "invalid",
-            Self::NotFound(_) => "not_found",
-            Self::Conflict(_) => "conflict",
-            Self::Unavailable(_) => "unavailable",
-            Self::TooLarge(_) => "too_large",
-            Self::Unauthorized(_) => "unauthorized",
-            Self::Internal(_) => "internal",
+            Self::Invalid(_) | Self::Malformed(_) => ErrorCode::Invalid,
+            Self::NotFound(_) => ErrorCode::NotFound,
+            Self::Conflict(_) => ErrorCode::Conflict,
+            Self::Unavailable(_) => ErrorCode::Unavailable,
+            Self::TooLarge(_) => ErrorCode::TooLarge,
+            Self::Unauthorized(_) => ErrorCode::Unauthorized,
+            Self::Internal(_) => ErrorCode::Internal,
         }
     }
 
@@ -181,22 +184,22 @@ mod tests {
     #[test]
     fn store_errors_keep_their_kind() {
         let err: PlatformError = StoreError::AppExists("a".into()).into();
-        assert_eq!(err.code(), "conflict");
+        assert_eq!(err.code().as_str(), "conflict");
         let err: PlatformError = StoreError::NoSuchApp("a".into()).into();
-        assert_eq!(err.code(), "not_found");
+        assert_eq!(err.code().as_str(), "not_found");
         let err: PlatformError = StoreError::InvalidAppName("A".into()).into();
-        assert_eq!(err.code(), "invalid");
+        assert_eq!(err.code().as_str(), "invalid");
         let err: PlatformError = StoreError::Corrupt("x".into()).into();
-        assert_eq!(err.code(), "internal");
+        assert_eq!(err.code().as_str(), "internal");
     }
 
     #[test]
     fn user_facing_keeps_a_wrapped_kind_and_calls_the_rest_invalid() {
         let err = PlatformError::user_facing(anyhow::Error::new(PlatformError::conflict("c")));
-        assert_eq!(err.code(), "conflict");
+        assert_eq!(err.code().as_str(), "conflict");
         let err = PlatformError::user_facing(anyhow::anyhow!("health check failed"));
         assert_eq!(
-            (err.code(), err.to_string().as_str()),
+            (err.code().as_str(), err.to_string().as_str()),
             ("invalid", "health check failed")
         );
     }
