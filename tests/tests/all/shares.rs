@@ -104,13 +104,37 @@ fn a_full_pool_is_a_fast_503_not_a_hang() {
     .unwrap();
     deploy_hostile(&server, src.path(), "hog");
     deploy_hostile(&server, src.path(), "victim");
-    let flooding = flood(&server, "hog", 12, 4000);
+    // Each flooder sends slow requests back to back until told to stop, so
+    // the pool stays full however late a loaded machine gets to the probes.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let router = server.router;
+    let flooding: Vec<_> = (0..12)
+        .map(|_| {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let client = client();
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let _ = client
+                        .get(format!("http://{router}/sleep?ms=2000"))
+                        .header("host", "hog.localhost")
+                        .send()
+                        .and_then(|r| r.text());
+                }
+            })
+        })
+        .collect();
     wait_refused(&server, "hog");
-    let response = server.get("victim", "/");
-    assert_eq!(response.status(), 503);
+    let response = eventually(Duration::from_secs(20), || {
+        let response = server.get("victim", "/");
+        match response.status().as_u16() {
+            503 => Ok(response),
+            status => Err(format!("victim still answers {status}")),
+        }
+    });
     assert_eq!(response.headers()["retry-after"], "1");
     let body = response.text().unwrap();
     assert!(body.contains("instance pool is full"), "{body}");
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
     for t in flooding {
         t.join().unwrap();
     }
