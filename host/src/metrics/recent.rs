@@ -54,25 +54,9 @@ impl Default for Recent {
     }
 }
 
-/// What [`Recent::summary`] reports.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
-pub struct Summary {
-    /// How much time the numbers cover (a minute once the server has run
-    /// that long).
-    pub window_seconds: f64,
-    /// Requests answered in the window.
-    pub requests: u64,
-    /// Of those, answered with a 5xx status (by the app or the router).
-    pub errors: u64,
-    /// `requests / window_seconds`.
-    pub requests_per_second: f64,
-    /// `errors / requests`, 0 when there were none.
-    pub error_rate: f64,
-    /// Median latency in milliseconds; none without requests.
-    pub p50_ms: Option<f64>,
-    /// 99th percentile latency in milliseconds.
-    pub p99_ms: Option<f64>,
-}
+/// What [`Recent::summary`] reports: the API's `ps` type itself, so the
+/// numbers reach the client without a copy of their shape.
+pub use wpaas_api::ps::Recent as Summary;
 
 fn bucket_of(latency: Duration) -> usize {
     let micros = latency.as_micros() as f64;
