@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use anyhow::Result;
+use wpaas_host::home::Home;
 
 use crate::error::Hinted;
 
@@ -22,12 +23,17 @@ pub fn wpaas_home() -> Result<PathBuf> {
     Ok(PathBuf::from(home).join(".wpaas"))
 }
 
+/// WPAAS_HOME with its layout, which the host names in one place.
+pub fn home() -> Result<Home> {
+    Ok(Home::new(wpaas_home()?))
+}
+
 /// Saved by `wpaas login`: `WPAAS_HOME/credentials.json`.
 pub fn credentials_path() -> Result<PathBuf> {
-    Ok(wpaas_home()?.join("credentials.json"))
+    Ok(home()?.credentials())
 }
 
 /// The local server's API token: `WPAAS_HOME/token`.
 pub fn token_path() -> Result<PathBuf> {
-    Ok(wpaas_home()?.join("token"))
+    Ok(home()?.token())
 }

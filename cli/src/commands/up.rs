@@ -95,8 +95,7 @@ impl Up {
             max_memory: EngineConfig::default().max_memory.max(self.memory),
             ..EngineConfig::default()
         };
-        let home = crate::home::wpaas_home()?;
-        let runtime = Runtime::new(&engine, home.join("cache").join("compiled"))?;
+        let runtime = Runtime::new(&engine, crate::home::home()?.compiled_cache())?;
 
         let file_name = wasm
             .file_name()
