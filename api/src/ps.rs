@@ -134,7 +134,7 @@ pub struct ProcessLimits {
 
 /// `PUT /apps/APP/limits/TYPE`: each field optional, at least one given;
 /// sizes and durations as users write them ([`crate::parse`]). Answers the
-/// type's resulting [`ProcessLimits`].
+/// type's resulting [`ProcessLimits`] (not the other types').
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LimitsRequest {
     /// e.g. `256M`.

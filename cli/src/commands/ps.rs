@@ -2,7 +2,6 @@
 
 use anyhow::Result;
 use reqwest::Method;
-use std::collections::BTreeMap;
 
 use serde::de::IgnoredAny;
 use wpaas_api::parse::{parse_duration, parse_scale, ParseError};
@@ -231,11 +230,8 @@ impl Limits {
             &path,
             &body,
             self.target.api.json,
-            |limits: LimitsAnswer| {
-                let set = match limits {
-                    LimitsAnswer::All(all) => serde_json::to_string(&all.get(&self.kind))?,
-                    LimitsAnswer::One(one) => serde_json::to_string(&one)?,
-                };
+            |limits: ProcessLimits| {
+                let set = serde_json::to_string(&limits)?;
                 println!(
                 "Limits of {} on {app} set to {}; they apply from the next release or `wpaas ps:restart {}`",
                 self.kind, set, self.kind
@@ -244,15 +240,6 @@ impl Limits {
             },
         )
     }
-}
-
-/// What `PUT /apps/APP/limits/TYPE` answers: today every type's limits;
-/// wpaas-api documents the one type's, which is read too.
-#[derive(serde::Deserialize)]
-#[serde(untagged)]
-enum LimitsAnswer {
-    All(BTreeMap<String, ProcessLimits>),
-    One(ProcessLimits),
 }
 
 fn print_processes(app: &str, ps: &[ProcessType]) {

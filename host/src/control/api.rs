@@ -72,10 +72,7 @@ async fn route(platform: Arc<Platform>, req: hyper::Request<Incoming>) -> ApiRes
         (Method::GET, ["apps"]) => json_ok(&store.apps()?),
         (Method::POST, ["apps"]) => {
             let body: wpaas_api::apps::CreateApp = read_json(req).await?;
-            let app = store.create_app(&body.name)?;
-            platform.app_created(&app);
-            platform.logs().push(&app.name, "api", "App created");
-            json_status(StatusCode::CREATED, &app)
+            json_status(StatusCode::CREATED, &platform.create_app(&body.name)?)
         }
         (Method::GET, ["apps", app]) => {
             let record = store.app(app)?;
@@ -88,24 +85,10 @@ async fn route(platform: Arc<Platform>, req: hyper::Request<Incoming>) -> ApiRes
         }
         (Method::PATCH, ["apps", app, "healthcheck"]) => {
             let body: wpaas_api::apps::HealthcheckUpdate = read_json(req).await?;
-            let path = body.path;
-            if path.as_deref().is_some_and(|p| !p.starts_with('/')) {
-                return Err(PlatformError::invalid("a health check path starts with /"));
-            }
-            let timeout_ms = body.timeout_ms;
-            let record = store.update_app(app, |record| {
-                if let Some(path) = &path {
-                    record.healthcheck.path = path.clone();
-                }
-                if let Some(timeout_ms) = timeout_ms {
-                    record.healthcheck.timeout_ms = timeout_ms;
-                }
-            })?;
-            json_ok(&record.healthcheck)
+            json_ok(&platform.update_healthcheck(app, body)?)
         }
         (Method::DELETE, ["apps", app]) => {
-            let _guard = platform.lock(app).await;
-            platform.destroy(app).await?;
+            platform.destroy_app(app).await?;
             json_ok(&wpaas_api::apps::Destroyed {
                 destroyed: app.to_string(),
             })
@@ -115,43 +98,11 @@ async fn route(platform: Arc<Platform>, req: hyper::Request<Incoming>) -> ApiRes
             json_ok(&store.config(app)?)
         }
         (Method::PATCH, ["apps", app, "config"]) => {
-            let app = app.to_string();
-            let changes: BTreeMap<String, Option<String>> = read_json(req).await?;
-            if changes.is_empty() {
-                return Err(PlatformError::malformed("no config vars given"));
-            }
-            let _guard = platform.lock(&app).await;
-            store.app(&app)?;
-            let (set, unset): (Vec<_>, Vec<_>) = changes.iter().partition(|(_, v)| v.is_some());
-            let keys = |list: &[(&String, &Option<String>)]| {
-                list.iter()
-                    .map(|(k, _)| k.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            };
-            let description = match (set.is_empty(), unset.is_empty()) {
-                (false, true) => format!("Set {} config vars", keys(&set)),
-                (true, false) => format!("Unset {} config vars", keys(&unset)),
-                _ => format!("Set {}; unset {} config vars", keys(&set), keys(&unset)),
-            };
-            let log = LogSink::discard();
-            let release = platform
-                .release(
-                    &app,
-                    &log,
-                    |mut draft| {
-                        for (key, value) in changes {
-                            match value {
-                                Some(value) => draft.config.insert(key, value),
-                                None => draft.config.remove(&key),
-                            };
-                        }
-                        draft
-                    },
-                    &description,
-                )
-                .await?;
-            json_status(StatusCode::CREATED, &release)
+            let changes: wpaas_api::apps::config::ConfigChanges = read_json(req).await?;
+            json_status(
+                StatusCode::CREATED,
+                &platform.set_config(app, changes).await?,
+            )
         }
         (Method::GET, ["apps", app, "releases"]) => {
             store.app(app)?;
@@ -162,47 +113,11 @@ async fn route(platform: Arc<Platform>, req: hyper::Request<Incoming>) -> ApiRes
             json_ok(&store.release(app, version)?)
         }
         (Method::POST, ["apps", app, "rollback"]) => {
-            let app = app.to_string();
             let body: wpaas_api::releases::RollbackRequest = read_json(req).await?;
-            let _guard = platform.lock(&app).await;
-            let current = store.current_release(&app)?.ok_or_else(|| {
-                PlatformError::conflict(format!("{app} has no releases to roll back"))
-            })?;
-            let target = match body.version {
-                Some(version) => version,
-                None => previous_version(store, &app, current.version)?,
-            };
-            let target = store.release(&app, target)?;
-            let _pin = match &target.slug {
-                Some(slug) => Some(platform.pin_stored_slug(slug).ok_or_else(|| {
-                    PlatformError::conflict(format!(
-                            "v{} of {app} cannot be rolled back to: its slug was removed (wpaas keeps the slugs of each app's last {} releases); deploy that code again",
-                            target.version,
-                            super::platform::KEEP_RELEASE_SLUGS
-                        ),
-                    )
-                })?),
-                None => None,
-            };
-            let log = LogSink::discard();
-            let description = format!("Rollback to v{}", target.version);
-            let release = platform
-                .release(
-                    &app,
-                    &log,
-                    |mut draft| {
-                        draft.slug = target.slug.clone();
-                        draft.config = target.config.clone();
-                        draft.process_types = target.process_types.clone();
-                        draft.argv = target.all_argv();
-                        draft
-                    },
-                    &description,
-                )
-                .await?;
+            let (release, target) = platform.rollback(app, body.version).await?;
             json_status(
                 StatusCode::CREATED,
-                &json!({ "release": release, "rolled_back_to": target.version }),
+                &json!({ "release": release, "rolled_back_to": target }),
             )
         }
         (Method::POST, ["apps", app, "deploy"]) => {
@@ -211,19 +126,13 @@ async fn route(platform: Arc<Platform>, req: hyper::Request<Incoming>) -> ApiRes
         (Method::GET, ["apps", app, "domains"]) => json_ok(&store.app(app)?.domains),
         (Method::POST, ["apps", app, "domains"]) => {
             let body: wpaas_api::apps::AddDomain = read_json(req).await?;
-            let domain = body.domain.as_str();
-            let record = store.add_domain(app, domain)?;
-            let added = super::store::normalize_domain(domain)?;
-            platform.domain_added(&added, app);
-            platform
-                .logs()
-                .push(app, "api", &format!("Added domain {added}"));
-            json_status(StatusCode::CREATED, &record.domains)
+            json_status(
+                StatusCode::CREATED,
+                &platform.add_domain(app, &body.domain)?,
+            )
         }
         (Method::DELETE, ["apps", app, "domains", domain]) => {
-            let record = store.remove_domain(app, domain)?;
-            platform.domain_removed(&super::store::normalize_domain(domain)?);
-            json_ok(&record.domains)
+            json_ok(&platform.remove_domain(app, domain)?)
         }
         (Method::POST, ["apps", app, "run"]) => {
             #[derive(serde::Deserialize)]
@@ -241,79 +150,38 @@ async fn route(platform: Arc<Platform>, req: hyper::Request<Incoming>) -> ApiRes
             Ok(run_stream(platform.clone(), app.to_string(), command, env))
         }
         (Method::PUT, ["apps", app, "autoscale", kind]) => {
-            let body: Value = read_json(req).await?;
-            let spec = autoscale_spec(kind, &body)?;
-            store.app(app)?;
-            let said = format!(
-                "Autoscaling web from {} to {} replicas (target {} requests in flight each)",
-                spec.min, spec.max, spec.target
-            );
-            platform.autoscale(app, Some(spec)).await?;
-            platform.logs().push(app, "api", &said);
+            let body: wpaas_api::ps::AutoscaleRequest = read_json(req).await?;
+            platform.set_autoscale(app, kind, Some(body)).await?;
             json_ok(&processes(&platform, app)?)
         }
         (Method::DELETE, ["apps", app, "autoscale", kind]) => {
-            if *kind != "web" {
-                return Err(PlatformError::invalid("only web is autoscaled"));
-            }
-            store.app(app)?;
-            platform.autoscale(app, None).await?;
-            platform
-                .logs()
-                .push(app, "api", "Autoscaling of web disabled");
+            platform.set_autoscale(app, kind, None).await?;
             json_ok(&processes(&platform, app)?)
         }
         (Method::PUT, ["apps", app, "limits", kind]) => {
-            let body: Value = read_json(req).await?;
-            let limits = process_limits(&body)?;
-            store.app(app)?;
-            let record = platform.set_limits(app, kind, limits)?;
-            json_ok(&record.limits)
+            let body: wpaas_api::ps::LimitsRequest = read_json(req).await?;
+            json_ok(&platform.set_process_limits(app, kind, body)?)
         }
         (Method::GET, ["apps", app, "ps"]) => json_ok(&processes(&platform, app)?),
         (Method::PATCH, ["apps", app, "formation"]) => {
-            let changes: BTreeMap<String, u32> = read_json(req).await?;
-            if changes.is_empty() {
-                return Err(PlatformError::malformed(
-                    "no process types given; use e.g. {\"web\": 2}",
-                ));
-            }
-            store.app(app)?;
-            platform.scale(app, &changes).await?;
-            let said: Vec<String> = changes.iter().map(|(k, n)| format!("{k} to {n}")).collect();
-            platform
-                .logs()
-                .push(app, "api", &format!("Scaled {}", said.join(", ")));
+            let changes: wpaas_api::ps::Formation = read_json(req).await?;
+            platform.set_formation(app, changes).await?;
             json_ok(&processes(&platform, app)?)
         }
         (Method::POST, ["apps", app, "ps", "restart"]) => {
             let body: wpaas_api::ps::RestartRequest = read_json(req).await?;
-            store.app(app)?;
-            platform.restart(app, body.kind.as_deref()).await?;
-            let said = match body.kind.as_deref() {
-                Some(kind) => format!("Restarted {kind} processes"),
-                None => "Restarted all processes".to_string(),
-            };
-            platform.logs().push(app, "api", &said);
+            platform
+                .restart_processes(app, body.kind.as_deref())
+                .await?;
             json_ok(&processes(&platform, app)?)
         }
         (Method::GET, ["apps", app, "buildpack"]) => json_ok(&wpaas_api::apps::Buildpack {
             buildpack: store.app(app)?.buildpack,
         }),
         (Method::PUT, ["apps", app, "buildpack"]) => {
-            let body: Value = read_json(req).await?;
-            let buildpack = match &body["buildpack"] {
-                Value::Null => None,
-                Value::String(path) => Some(check_buildpack(path)?),
-                _ => {
-                    return Err(PlatformError::malformed(
-                        "body needs \"buildpack\": a directory path, or null to clear it",
-                    ))
-                }
-            };
-            let record = store.update_app(app, |record| record.buildpack = buildpack.clone())?;
+            let body: wpaas_api::apps::Buildpack = read_json(req).await?;
             json_ok(&wpaas_api::apps::Buildpack {
-                buildpack: record.buildpack,
+                buildpack: platform.set_buildpack(app, body.buildpack)?,
             })
         }
         (Method::GET, ["apps", app, "builds", id, "output"]) => {
@@ -495,100 +363,6 @@ fn logs(platform: &Platform, app: &str, query: Option<&str>) -> ApiResult {
         .expect("static response"))
 }
 
-/// `{"min", "max", "target", "cooldown_ms"?, "idle_ms"?}` for `web`.
-fn autoscale_spec(kind: &str, body: &Value) -> Result<super::store::Autoscale, PlatformError> {
-    let bad = |msg: String| PlatformError::invalid(msg);
-    if kind != "web" {
-        return Err(bad(format!(
-            "only web can be autoscaled (it scales on requests in flight); scale {kind} with ps:scale"
-        )));
-    }
-    let field = |name: &str, default: Option<u64>| {
-        body[name]
-            .as_u64()
-            .or(default)
-            .ok_or_else(|| bad(format!("autoscale needs \"{name}\" (a whole number)")))
-    };
-    let spec = super::store::Autoscale {
-        min: field("min", Some(0))? as u32,
-        max: field("max", None)? as u32,
-        target: field("target", None)? as u32,
-        cooldown_ms: field("cooldown_ms", Some(30_000))?,
-        idle_ms: field("idle_ms", Some(300_000))?,
-    };
-    if spec.max == 0 || spec.min > spec.max || spec.max > super::platform::MAX_REPLICAS {
-        return Err(bad(format!(
-            "need 0 ≤ min ≤ max, 1 ≤ max ≤ {}; got min {} max {}",
-            super::platform::MAX_REPLICAS,
-            spec.min,
-            spec.max
-        )));
-    }
-    if spec.target == 0 {
-        return Err(bad(
-            "target must be at least 1 request in flight per replica".into(),
-        ));
-    }
-    Ok(spec)
-}
-
-/// `{"memory": "256M", "timeout": "10s", "concurrency": 32}`, each optional.
-fn process_limits(body: &Value) -> Result<super::store::ProcessLimits, PlatformError> {
-    use crate::runtime::limits::{parse_duration, parse_size};
-    let bad = |msg: String| PlatformError::invalid(msg);
-    let text = |name: &str| match &body[name] {
-        Value::Null => Ok(None),
-        Value::String(s) => Ok(Some(s.clone())),
-        Value::Number(n) => Ok(Some(n.to_string())),
-        _ => Err(bad(format!("\"{name}\" must be a string like 256M or 10s"))),
-    };
-    let memory = text("memory")?
-        .map(|m| parse_size(&m))
-        .transpose()
-        .map_err(|e| bad(e.to_string()))?;
-    let timeout = text("timeout")?
-        .map(|t| parse_duration(&t))
-        .transpose()
-        .map_err(|e| bad(e.to_string()))?;
-    let concurrency = text("concurrency")?
-        .map(|c| {
-            c.parse::<u32>()
-                .map_err(|_| bad(format!("concurrency {c:?} is not a number")))
-        })
-        .transpose()?;
-    if memory.is_some_and(|m| !((1 << 20)..=(4 << 30)).contains(&m)) {
-        return Err(bad("memory must be between 1M and 4G".into()));
-    }
-    if concurrency == Some(0) {
-        return Err(bad("concurrency must be at least 1".into()));
-    }
-    if timeout.is_some_and(|t| t.is_zero()) {
-        return Err(bad("timeout must be more than 0".into()));
-    }
-    if memory.is_none() && timeout.is_none() && concurrency.is_none() {
-        return Err(bad(
-            "give at least one of memory, timeout, concurrency".into()
-        ));
-    }
-    Ok(super::store::ProcessLimits {
-        memory_bytes: memory.map(|m| m as u64),
-        timeout_ms: timeout.map(|t| t.as_millis() as u64),
-        concurrency,
-    })
-}
-
-/// Checks a custom buildpack directory on this machine before it is set.
-fn check_buildpack(path: &str) -> Result<String, PlatformError> {
-    if !std::path::Path::new(path).is_absolute() {
-        return Err(PlatformError::invalid(format!(
-            "buildpack {path} must be an absolute directory path on the server"
-        )));
-    }
-    wpaas_builder::buildpack::check_buildpack(path.into())
-        .map(|p| p.display().to_string())
-        .map_err(|e| PlatformError::invalid(e.to_string()))
-}
-
 /// `b12` → 12, for "latest".
 fn build_number(id: &str) -> u64 {
     id.trim_start_matches('b').parse().unwrap_or(0)
@@ -657,23 +431,6 @@ fn processes(platform: &Platform, app: &str) -> Result<Vec<Value>, PlatformError
         }));
     }
     Ok(types)
-}
-
-/// The newest succeeded release older than `current`.
-fn previous_version(
-    store: &dyn super::store::Store,
-    app: &str,
-    current: u32,
-) -> Result<u32, PlatformError> {
-    store
-        .releases(app)?
-        .into_iter()
-        .filter(|r| r.version < current && r.status.as_str() == "succeeded")
-        .map(|r| r.version)
-        .max()
-        .ok_or_else(|| {
-            PlatformError::conflict(format!("{app} has no earlier release to roll back to"))
-        })
 }
 
 fn parse_version(text: &str) -> Result<u32, PlatformError> {

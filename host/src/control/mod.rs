@@ -5,6 +5,7 @@ pub mod api;
 #[cfg(test)]
 mod api_tests;
 pub mod builds;
+mod changes;
 pub mod config;
 mod deploy;
 pub mod error;

@@ -210,8 +210,9 @@ impl Platform {
     /// `apps:destroy`: stops the app and removes everything of it in
     /// WPAAS_HOME — records, domains, build logs, build cache, git
     /// repository, log file, its slugs and the compiled code of its modules
-    /// that no other app's kept slugs use. Caller holds the app's lock.
-    pub async fn destroy(&self, app: &str) -> Result<()> {
+    /// that no other app's kept slugs use. Caller holds the app's lock
+    /// ([`Platform::destroy_app`] takes it).
+    pub(super) async fn destroy(&self, app: &str) -> Result<()> {
         let slugs: BTreeSet<String> = self
             .store
             .releases(app)?
@@ -291,7 +292,7 @@ impl Platform {
     }
 
     /// Serialises changes to `app`.
-    pub async fn lock(&self, app: &str) -> KeyGuard {
+    pub(crate) async fn lock(&self, app: &str) -> KeyGuard {
         self.app_locks.lock(app).await
     }
 

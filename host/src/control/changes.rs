@@ -1,0 +1,342 @@
+//! Every change an API request makes to an app, as [`Platform`] methods.
+//!
+//! The API only reads requests and writes answers; what a change does —
+//! checks, the app's lock, the release it makes, the line it leaves in the
+//! app's log (source `api`) — is here, so that the API, the git hook and
+//! tests cannot do it differently. Changes that make a release or destroy
+//! take the app's lock themselves; scale, autoscale and restart take it in
+//! the methods they call.
+
+use wpaas_api::apps::config::ConfigChanges;
+use wpaas_api::apps::HealthcheckUpdate;
+use wpaas_api::ps::{AutoscaleRequest, Formation, LimitsRequest};
+
+use super::error::{PlatformError, PlatformResult};
+use super::platform::{LogSink, Platform, KEEP_RELEASE_SLUGS, MAX_REPLICAS};
+use super::store::{self, App, Autoscale, Healthcheck, ProcessLimits, Release};
+
+impl Platform {
+    /// `apps:create`: records the app and routes its name (to nothing yet).
+    pub fn create_app(&self, name: &str) -> PlatformResult<App> {
+        let app = self.store().create_app(name)?;
+        self.app_created(&app);
+        self.logs().push(&app.name, "api", "App created");
+        Ok(app)
+    }
+
+    /// `apps:destroy`: under the app's lock (a deploy in progress finishes
+    /// first), stops it and removes everything of it.
+    pub async fn destroy_app(&self, app: &str) -> PlatformResult<()> {
+        let _guard = self.lock(app).await;
+        self.destroy(app).await?;
+        Ok(())
+    }
+
+    /// `config:set` / `config:unset`: a new release with the config changed
+    /// (`Some` sets, `None` unsets), activated like any other.
+    pub async fn set_config(&self, app: &str, changes: ConfigChanges) -> PlatformResult<Release> {
+        if changes.is_empty() {
+            return Err(PlatformError::malformed("no config vars given"));
+        }
+        let _guard = self.lock(app).await;
+        self.store().app(app)?;
+        let description = config_description(&changes);
+        let release = self
+            .release(
+                app,
+                &LogSink::discard(),
+                |mut draft| {
+                    for (key, value) in changes {
+                        match value {
+                            Some(value) => draft.config.insert(key, value),
+                            None => draft.config.remove(&key),
+                        };
+                    }
+                    draft
+                },
+                &description,
+            )
+            .await?;
+        Ok(release)
+    }
+
+    /// `rollback [vN]`: a new release copying `version` (default: the newest
+    /// succeeded release before the current one). Returns it and the
+    /// version it copies.
+    pub async fn rollback(
+        &self,
+        app: &str,
+        version: Option<u32>,
+    ) -> PlatformResult<(Release, u32)> {
+        let _guard = self.lock(app).await;
+        let store = self.store();
+        let current = store.current_release(app)?.ok_or_else(|| {
+            PlatformError::conflict(format!("{app} has no releases to roll back"))
+        })?;
+        let target = match version {
+            Some(version) => version,
+            None => previous_version(store, app, current.version)?,
+        };
+        let target = store.release(app, target)?;
+        // The slug must not be collected while the new release starts.
+        let _pin = match &target.slug {
+            Some(slug) => Some(self.pin_stored_slug(slug).ok_or_else(|| {
+                PlatformError::conflict(format!(
+                    "v{} of {app} cannot be rolled back to: its slug was removed (wpaas keeps the slugs of each app's last {KEEP_RELEASE_SLUGS} releases); deploy that code again",
+                    target.version,
+                ))
+            })?),
+            None => None,
+        };
+        let description = format!("Rollback to v{}", target.version);
+        let release = self
+            .release(
+                app,
+                &LogSink::discard(),
+                |mut draft| {
+                    draft.slug = target.slug.clone();
+                    draft.config = target.config.clone();
+                    draft.process_types = target.process_types.clone();
+                    draft.argv = target.all_argv();
+                    draft
+                },
+                &description,
+            )
+            .await?;
+        Ok((release, target.version))
+    }
+
+    /// `healthcheck:set`: changes the fields given; the next release is
+    /// checked with it. No app lock: the store updates the record in one
+    /// step, and a deploy in progress reads it once, when it activates.
+    pub fn update_healthcheck(
+        &self,
+        app: &str,
+        update: HealthcheckUpdate,
+    ) -> PlatformResult<Healthcheck> {
+        if update.path.as_deref().is_some_and(|p| !p.starts_with('/')) {
+            return Err(PlatformError::invalid("a health check path starts with /"));
+        }
+        let record = self.store().update_app(app, |record| {
+            if let Some(path) = &update.path {
+                record.healthcheck.path = path.clone();
+            }
+            if let Some(timeout_ms) = update.timeout_ms {
+                record.healthcheck.timeout_ms = timeout_ms;
+            }
+        })?;
+        Ok(record.healthcheck)
+    }
+
+    /// `domains:add`: the router sends `domain` to `app` from now on.
+    /// Returns the app's domains.
+    pub fn add_domain(&self, app: &str, domain: &str) -> PlatformResult<Vec<String>> {
+        let record = self.store().add_domain(app, domain)?;
+        let added = store::normalize_domain(domain)?;
+        self.domain_added(&added, app);
+        self.logs()
+            .push(app, "api", &format!("Added domain {added}"));
+        Ok(record.domains)
+    }
+
+    /// `domains:remove`: the router stops routing `domain`. Returns the
+    /// app's domains.
+    pub fn remove_domain(&self, app: &str, domain: &str) -> PlatformResult<Vec<String>> {
+        let record = self.store().remove_domain(app, domain)?;
+        self.domain_removed(&store::normalize_domain(domain)?);
+        Ok(record.domains)
+    }
+
+    /// `buildpack:set` (a directory on this machine, checked now) or
+    /// `buildpack:clear` (`None`). Returns what the app's builds use.
+    pub fn set_buildpack(
+        &self,
+        app: &str,
+        buildpack: Option<String>,
+    ) -> PlatformResult<Option<String>> {
+        let buildpack = buildpack.as_deref().map(check_buildpack).transpose()?;
+        let record = self
+            .store()
+            .update_app(app, |record| record.buildpack = buildpack.clone())?;
+        Ok(record.buildpack)
+    }
+
+    /// `ps:scale web=2 worker=1`.
+    pub async fn set_formation(&self, app: &str, changes: Formation) -> PlatformResult<()> {
+        if changes.is_empty() {
+            return Err(PlatformError::malformed(
+                "no process types given; use e.g. {\"web\": 2}",
+            ));
+        }
+        self.store().app(app)?;
+        self.scale(app, &changes).await?;
+        let said: Vec<String> = changes.iter().map(|(k, n)| format!("{k} to {n}")).collect();
+        self.logs()
+            .push(app, "api", &format!("Scaled {}", said.join(", ")));
+        Ok(())
+    }
+
+    /// `ps:autoscale web` (`Some`) or `ps:autoscale:disable web` (`None`).
+    pub async fn set_autoscale(
+        &self,
+        app: &str,
+        kind: &str,
+        request: Option<AutoscaleRequest>,
+    ) -> PlatformResult<()> {
+        let spec = match request {
+            Some(request) => Some(autoscale_spec(kind, request)?),
+            None if kind != "web" => return Err(PlatformError::invalid("only web is autoscaled")),
+            None => None,
+        };
+        self.store().app(app)?;
+        let said = match &spec {
+            Some(spec) => format!(
+                "Autoscaling web from {} to {} replicas (target {} requests in flight each)",
+                spec.min, spec.max, spec.target
+            ),
+            None => "Autoscaling of web disabled".to_string(),
+        };
+        self.autoscale(app, spec).await?;
+        self.logs().push(app, "api", &said);
+        Ok(())
+    }
+
+    /// `ps:limits TYPE`: the limits given replace the type's; they apply
+    /// from its next start. Returns the type's limits.
+    pub fn set_process_limits(
+        &self,
+        app: &str,
+        kind: &str,
+        request: LimitsRequest,
+    ) -> PlatformResult<ProcessLimits> {
+        let limits = process_limits(request)?;
+        self.store().app(app)?;
+        let record = self.set_limits(app, kind, limits)?;
+        Ok(record.limits.get(kind).cloned().unwrap_or_default())
+    }
+
+    /// `ps:restart [TYPE]`.
+    pub async fn restart_processes(&self, app: &str, kind: Option<&str>) -> PlatformResult<()> {
+        self.store().app(app)?;
+        self.restart(app, kind).await?;
+        let said = match kind {
+            Some(kind) => format!("Restarted {kind} processes"),
+            None => "Restarted all processes".to_string(),
+        };
+        self.logs().push(app, "api", &said);
+        Ok(())
+    }
+}
+
+/// `Set A, B config vars`, `Unset C config vars` or both.
+fn config_description(changes: &ConfigChanges) -> String {
+    let keys = |set: bool| {
+        changes
+            .iter()
+            .filter(|(_, value)| value.is_some() == set)
+            .map(|(key, _)| key.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let (set, unset) = (keys(true), keys(false));
+    match (set.is_empty(), unset.is_empty()) {
+        (false, true) => format!("Set {set} config vars"),
+        (true, false) => format!("Unset {unset} config vars"),
+        _ => format!("Set {set}; unset {unset} config vars"),
+    }
+}
+
+/// The newest succeeded release older than `current`.
+fn previous_version(store: &dyn store::Store, app: &str, current: u32) -> PlatformResult<u32> {
+    store
+        .releases(app)?
+        .into_iter()
+        .filter(|r| r.version < current && r.status.as_str() == "succeeded")
+        .map(|r| r.version)
+        .max()
+        .ok_or_else(|| {
+            PlatformError::conflict(format!("{app} has no earlier release to roll back to"))
+        })
+}
+
+/// Checks an autoscale request for `kind` (only `web` scales on load).
+fn autoscale_spec(kind: &str, request: AutoscaleRequest) -> PlatformResult<Autoscale> {
+    if kind != "web" {
+        return Err(PlatformError::invalid(format!(
+            "only web can be autoscaled (it scales on requests in flight); scale {kind} with ps:scale"
+        )));
+    }
+    let spec = Autoscale {
+        min: request.min,
+        max: request.max,
+        target: request.target,
+        cooldown_ms: request.cooldown_ms,
+        idle_ms: request.idle_ms,
+    };
+    if spec.max == 0 || spec.min > spec.max || spec.max > MAX_REPLICAS {
+        return Err(PlatformError::invalid(format!(
+            "need 0 ≤ min ≤ max, 1 ≤ max ≤ {MAX_REPLICAS}; got min {} max {}",
+            spec.min, spec.max
+        )));
+    }
+    if spec.target == 0 {
+        return Err(PlatformError::invalid(
+            "target must be at least 1 request in flight per replica",
+        ));
+    }
+    Ok(spec)
+}
+
+/// Reads limits as users write them (`256M`, `10s`, `32`) and checks them.
+fn process_limits(request: LimitsRequest) -> PlatformResult<ProcessLimits> {
+    use crate::runtime::limits::{parse_duration, parse_size};
+    let bad = |msg: String| PlatformError::invalid(msg);
+    let memory = request
+        .memory
+        .map(|m| parse_size(&m))
+        .transpose()
+        .map_err(|e| bad(e.to_string()))?;
+    let timeout = request
+        .timeout
+        .map(|t| parse_duration(&t))
+        .transpose()
+        .map_err(|e| bad(e.to_string()))?;
+    let concurrency = request
+        .concurrency
+        .map(|c| {
+            c.parse::<u32>()
+                .map_err(|_| bad(format!("concurrency {c:?} is not a number")))
+        })
+        .transpose()?;
+    if memory.is_some_and(|m| !((1 << 20)..=(4 << 30)).contains(&m)) {
+        return Err(bad("memory must be between 1M and 4G".into()));
+    }
+    if concurrency == Some(0) {
+        return Err(bad("concurrency must be at least 1".into()));
+    }
+    if timeout.is_some_and(|t| t.is_zero()) {
+        return Err(bad("timeout must be more than 0".into()));
+    }
+    if memory.is_none() && timeout.is_none() && concurrency.is_none() {
+        return Err(bad(
+            "give at least one of memory, timeout, concurrency".into()
+        ));
+    }
+    Ok(ProcessLimits {
+        memory_bytes: memory.map(|m| m as u64),
+        timeout_ms: timeout.map(|t| t.as_millis() as u64),
+        concurrency,
+    })
+}
+
+/// Checks a custom buildpack directory on this machine before it is set.
+fn check_buildpack(path: &str) -> PlatformResult<String> {
+    if !std::path::Path::new(path).is_absolute() {
+        return Err(PlatformError::invalid(format!(
+            "buildpack {path} must be an absolute directory path on the server"
+        )));
+    }
+    wpaas_builder::buildpack::check_buildpack(path.into())
+        .map(|p| p.display().to_string())
+        .map_err(|e| PlatformError::invalid(e.to_string()))
+}
