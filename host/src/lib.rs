@@ -9,11 +9,13 @@
 //! * [`logs`] — one bounded, persistent log stream per app.
 //! * [`metrics`] — request, build and host counters in Prometheus's format.
 //! * [`home`] — every path under `WPAAS_HOME`.
+//! * [`respond`] — the server's own answers: text, JSON, line streams.
 
 pub mod control;
 pub mod edge;
 pub mod home;
 pub mod logs;
 pub mod metrics;
+pub mod respond;
 pub mod router;
 pub mod runtime;

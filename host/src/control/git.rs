@@ -19,7 +19,6 @@
 //! environment, which git passes on to hooks: nothing secret is written into
 //! the repository.
 
-use std::convert::Infallible;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -27,8 +26,8 @@ use std::process::Stdio;
 use anyhow::{bail, Context, Result};
 use bytes::{Bytes, BytesMut};
 use http::{HeaderValue, StatusCode};
-use http_body_util::{BodyExt, Full, StreamBody};
-use hyper::body::{Frame, Incoming};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{ChildStdin, ChildStdout, Command};
 
@@ -36,6 +35,7 @@ use super::keyed_lock::{KeyGuard, KeyedLock};
 use super::platform::{human_size, Platform};
 use super::store::validate_app_name;
 use super::token::constant_time_eq;
+use crate::respond::text;
 use crate::runtime::BoxBody;
 
 /// Requests under this path are git's, not the JSON API's.
@@ -556,26 +556,10 @@ fn stream_rest(
                 .then(|| fatal_sideband(&too_big_message(limit)))
         },
     );
-    let frames = futures::StreamExt::map(
-        futures::StreamExt::chain(futures::StreamExt::chain(head, tail), reason),
-        |bytes| Ok::<_, Infallible>(Frame::data(bytes)),
-    );
-    StreamBody::new(frames)
-        .map_err(|never| match never {})
-        .boxed_unsync()
-}
-
-/// A plain-text answer; git shows its lines to the user as `remote: …`.
-fn text(status: StatusCode, message: &str) -> hyper::Response<BoxBody> {
-    hyper::Response::builder()
-        .status(status)
-        .header(http::header::CONTENT_TYPE, "text/plain; charset=utf-8")
-        .body(
-            Full::new(Bytes::from(format!("{message}\n")))
-                .map_err(|never| match never {})
-                .boxed_unsync(),
-        )
-        .expect("static response")
+    crate::respond::stream_body(futures::StreamExt::chain(
+        futures::StreamExt::chain(head, tail),
+        reason,
+    ))
 }
 
 #[cfg(test)]

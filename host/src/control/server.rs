@@ -148,6 +148,7 @@ async fn serve_api(
     token: Arc<str>,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) -> std::io::Result<()> {
+    let api = super::api::router(platform.clone(), token.clone());
     edge::serve(
         listener,
         edge,
@@ -155,11 +156,12 @@ async fn serve_api(
             let platform = platform.clone();
             let git = git.clone();
             let token = token.clone();
+            let api = api.clone();
             async move {
                 if GitHttp::handles(req.uri().path()) {
                     git.handle(&platform, &token, req).await
                 } else {
-                    super::api::handle(platform, token, req).await
+                    super::api::serve(api, req).await
                 }
             }
         },

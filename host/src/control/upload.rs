@@ -14,7 +14,6 @@ use std::path::{Path, PathBuf};
 
 use bytes::{Buf, Bytes};
 use http_body_util::BodyExt;
-use hyper::body::Incoming;
 use tokio::sync::mpsc;
 use wpaas_builder::archive::{self, ArchiveError, UnpackLimits};
 
@@ -49,8 +48,13 @@ impl Upload {
     }
 }
 
-/// Unpacks the body of a deploy request as it arrives.
-pub async fn receive(platform: &Platform, mut body: Incoming) -> Result<Upload, PlatformError> {
+/// Unpacks the body of a deploy request as it arrives (hyper's or
+/// axum's body, or any other).
+pub async fn receive<B>(platform: &Platform, mut body: B) -> Result<Upload, PlatformError>
+where
+    B: http_body::Body<Data = Bytes> + Unpin,
+    B::Error: std::fmt::Display,
+{
     let limit = platform.max_upload();
     let limits = UnpackLimits {
         bytes: MAX_UNPACKED,

@@ -9,9 +9,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
-use bytes::Bytes;
 use http::{HeaderValue, StatusCode};
-use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 
 use crate::runtime::{BoxBody, CgiContext, ServedBy, WebError};
@@ -162,14 +160,5 @@ fn record(
 
 /// A plain-text error response with a clear message.
 pub fn error_page(status: StatusCode, message: &str) -> hyper::Response<BoxBody> {
-    let body = Full::new(Bytes::from(format!("{message}\n")))
-        .map_err(|never| match never {})
-        .boxed_unsync();
-    let mut response = hyper::Response::new(body);
-    *response.status_mut() = status;
-    response.headers_mut().insert(
-        http::header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
-    response
+    crate::respond::text(status, message)
 }

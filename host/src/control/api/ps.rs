@@ -1,0 +1,123 @@
+//! Processes: `ps`, scaling, autoscaling, limits, restarts. Every change
+//! answers the app's processes as `ps` lists them (limits: the type's).
+
+use axum::extract::State;
+use wpaas_api::ps::{
+    AutoscaleRequest, Formation, LimitsRequest, ProcessLimits, ProcessType, Replica, RestartRequest,
+};
+
+use super::extract::{Body, Segments};
+use super::{ok, ApiResult, Shared};
+use crate::control::error::PlatformResult;
+use crate::control::platform::{replicas, Platform};
+
+/// `GET /apps/APP/ps`.
+pub async fn list(State(platform): Shared, Segments(app): Segments<String>) -> ApiResult {
+    ok(&processes(&platform, &app)?)
+}
+
+/// `PATCH /apps/APP/formation`: `{"web": 2}`.
+pub async fn scale(
+    State(platform): Shared,
+    Segments(app): Segments<String>,
+    Body(changes): Body<Formation>,
+) -> ApiResult {
+    platform.set_formation(&app, changes).await?;
+    ok(&processes(&platform, &app)?)
+}
+
+/// `PUT /apps/APP/autoscale/web`.
+pub async fn autoscale(
+    State(platform): Shared,
+    Segments((app, kind)): Segments<(String, String)>,
+    Body(request): Body<AutoscaleRequest>,
+) -> ApiResult {
+    platform.set_autoscale(&app, &kind, Some(request)).await?;
+    ok(&processes(&platform, &app)?)
+}
+
+/// `DELETE /apps/APP/autoscale/web`.
+pub async fn stop_autoscale(
+    State(platform): Shared,
+    Segments((app, kind)): Segments<(String, String)>,
+) -> ApiResult {
+    platform.set_autoscale(&app, &kind, None).await?;
+    ok(&processes(&platform, &app)?)
+}
+
+/// `PUT /apps/APP/limits/TYPE`: answers the type's resulting limits.
+pub async fn limits(
+    State(platform): Shared,
+    Segments((app, kind)): Segments<(String, String)>,
+    Body(request): Body<LimitsRequest>,
+) -> ApiResult {
+    ok(&ProcessLimits::from(
+        platform.set_process_limits(&app, &kind, request)?,
+    ))
+}
+
+/// `POST /apps/APP/ps/restart`: `{"type": "web"}`, or `{}` for all.
+pub async fn restart(
+    State(platform): Shared,
+    Segments(app): Segments<String>,
+    Body(request): Body<RestartRequest>,
+) -> ApiResult {
+    platform
+        .restart_processes(&app, request.kind.as_deref())
+        .await?;
+    ok(&processes(&platform, &app)?)
+}
+
+/// Each process type of the current release with its command, the
+/// formation's replica count and the replicas that exist (web: with live
+/// numbers); one-off runs last, as type `run`.
+fn processes(platform: &Platform, app: &str) -> PlatformResult<Vec<ProcessType>> {
+    let store = platform.store();
+    let record = store.app(app)?;
+    let Some(release) = store.current_release(app)? else {
+        return Ok(Vec::new());
+    };
+    let web = platform.web_status(app).unwrap_or_default();
+    let mut types: Vec<ProcessType> = release
+        .process_types
+        .iter()
+        .map(|(kind, command)| {
+            let is_web = kind == "web";
+            let running: Vec<Replica> = if is_web {
+                web.iter().cloned().map(Replica::from).collect()
+            } else {
+                let supervised = platform.supervisor().status(app, kind);
+                supervised.into_iter().map(Replica::from).collect()
+            };
+            let autoscale = record.autoscale.clone().filter(|_| is_web);
+            let quantity = match (kind.as_str(), &autoscale) {
+                ("release", _) => 0,
+                // Autoscaled: what runs now, not a number asked for.
+                (_, Some(_)) => web.len() as u32,
+                _ => replicas(&record, kind),
+            };
+            ProcessType {
+                kind: kind.clone(),
+                command: command.clone(),
+                quantity,
+                replicas: running,
+                autoscale: autoscale.map(Into::into),
+                limits: record.limits.get(kind).cloned().map(Into::into),
+                recent: is_web.then(|| platform.metrics().recent(app)),
+            }
+        })
+        .collect();
+    let runs = platform.supervisor().runs(app);
+    if !runs.is_empty() {
+        types.push(ProcessType {
+            kind: "run".to_string(),
+            command: "one-off processes".to_string(),
+            quantity: runs.len() as u32,
+            replicas: runs.into_iter().map(Replica::from).collect(),
+            autoscale: None,
+            limits: None,
+            recent: None,
+        });
+    }
+    Ok(types)
+}
