@@ -52,6 +52,16 @@ async fn serve(home: &std::path::Path) -> std::net::SocketAddr {
     addr
 }
 
+/// [`serve`] on a temporary home with one app created.
+async fn serve_with_app(app: &str) -> (tempfile::TempDir, std::net::SocketAddr) {
+    let home = tempfile::tempdir().unwrap();
+    let addr = serve(home.path()).await;
+    let body = format!(r#"{{"name":"{app}"}}"#);
+    let (status, _) = call(addr, "POST", "/apps", Some(TOKEN), &body).await;
+    assert_eq!(status, 201);
+    (home, addr)
+}
+
 /// One request; the status and the JSON body.
 async fn call(
     addr: std::net::SocketAddr,
@@ -172,10 +182,8 @@ async fn the_token_is_checked_before_routing_and_unknown_routes_are_404() {
 
 #[tokio::test]
 async fn unreadable_requests_are_400_with_one_line() {
-    let home = tempfile::tempdir().unwrap();
-    let addr = serve(home.path()).await;
+    let (_home, addr) = serve_with_app("hello").await;
     let ok = Some(TOKEN);
-    call(addr, "POST", "/apps", ok, r#"{"name":"hello"}"#).await;
 
     // A body of the wrong shape.
     let (status, body) = call(
@@ -224,10 +232,8 @@ async fn unreadable_requests_are_400_with_one_line() {
 
 #[tokio::test]
 async fn a_config_change_makes_a_release_and_rolls_back() {
-    let home = tempfile::tempdir().unwrap();
-    let addr = serve(home.path()).await;
+    let (_home, addr) = serve_with_app("hello").await;
     let ok = Some(TOKEN);
-    call(addr, "POST", "/apps", ok, r#"{"name":"hello"}"#).await;
 
     let (status, body) = call(addr, "PATCH", "/apps/hello/config", ok, "{}").await;
     assert_eq!(
@@ -290,10 +296,8 @@ async fn a_config_change_makes_a_release_and_rolls_back() {
 
 #[tokio::test]
 async fn limits_answer_the_one_type_they_set() {
-    let home = tempfile::tempdir().unwrap();
-    let addr = serve(home.path()).await;
+    let (_home, addr) = serve_with_app("hello").await;
     let ok = Some(TOKEN);
-    call(addr, "POST", "/apps", ok, r#"{"name":"hello"}"#).await;
 
     let (status, body) = call(
         addr,
