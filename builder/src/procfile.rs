@@ -220,7 +220,7 @@ impl Procfile {
 
     /// Builds a Procfile from `(type, command)` pairs, e.g. a buildpack's
     /// default process types; line numbers are those of [`Procfile::to_string`].
-    pub fn from_pairs<'a>(
+    pub(crate) fn from_pairs<'a>(
         pairs: impl IntoIterator<Item = (&'a str, &'a str)>,
     ) -> Result<Procfile, ProcfileError> {
         let text: String = pairs
@@ -231,7 +231,7 @@ impl Procfile {
     }
 
     /// Checks that every module exists in `slug_dir` as a file inside it.
-    pub fn validate_modules(&self, slug_dir: &Path) -> Result<(), ProcfileError> {
+    pub(crate) fn validate_modules(&self, slug_dir: &Path) -> Result<(), ProcfileError> {
         let root = slug_dir.canonicalize().ok();
         for t in &self.types {
             let path = slug_dir.join(&t.wasm);

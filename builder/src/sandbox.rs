@@ -41,25 +41,21 @@ use crate::exec::{self, RunError, Stream};
 
 /// Default memory limit of a build step (all its processes together when
 /// cgroups are available).
-pub const DEFAULT_MEMORY: u64 = 4 << 30;
+pub(crate) const DEFAULT_MEMORY: u64 = 4 << 30;
 /// Default cap on the processes and threads of a build step (cgroups only).
-pub const DEFAULT_PIDS: u64 = 1024;
+pub(crate) const DEFAULT_PIDS: u64 = 1024;
 /// Default cap on the bytes of output a build step may show.
-pub const DEFAULT_OUTPUT: u64 = 8 << 20;
+pub(crate) const DEFAULT_OUTPUT: u64 = 8 << 20;
 
 /// The uid and gid a step runs as inside its sandbox.
-pub const BUILD_UID: u32 = 65534;
-
-/// Environment variables every step gets (besides its own): `PATH`,
-/// `HOME`, `TMPDIR`, `LANG`, `STACK`.
-pub const BASE_ENV: &[&str] = &["PATH", "HOME", "TMPDIR", "LANG", "STACK"];
+pub(crate) const BUILD_UID: u32 = 65534;
 
 /// The `PATH` inside the sandbox.
 const SANDBOX_PATH: &str = "/opt/rust/bin:/usr/local/bin:/usr/bin:/bin";
 /// `HOME` inside the sandbox.
 const SANDBOX_HOME: &str = "/home/build";
 /// `STACK`, as Heroku buildpacks expect one.
-pub const STACK: &str = "wpaas";
+pub(crate) const STACK: &str = "wpaas";
 
 /// Limits on one build step.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -161,12 +157,12 @@ impl Sandbox {
 
     /// Whether steps allowed network get it (slirp4netns is installed, or
     /// steps are not sandboxed).
-    pub fn has_network(&self) -> bool {
+    pub(crate) fn has_network(&self) -> bool {
         self.tools.as_ref().is_none_or(|t| t.slirp.is_some())
     }
 
     /// Whether memory and process limits are enforced by a cgroup.
-    pub fn has_cgroups(&self) -> bool {
+    pub(crate) fn has_cgroups(&self) -> bool {
         self.tools
             .as_ref()
             .is_some_and(|t| !matches!(t.cgroups, Cgroups::None))
@@ -184,13 +180,10 @@ impl Sandbox {
             Some(t) => format!(
                 "builds run in a bubblewrap sandbox ({}; network for buildpacks: {}; memory {} MiB and {} processes per step: {})",
                 t.bwrap.display(),
-                if t.slirp.is_some() { "slirp4netns" } else { "none, slirp4netns is not installed" },
+                if self.has_network() { "slirp4netns" } else { "none, slirp4netns is not installed" },
                 self.limits.memory >> 20,
                 self.limits.pids,
-                match t.cgroups {
-                    Cgroups::None => "rlimit, no cgroup",
-                    _ => "cgroup",
-                }
+                if self.has_cgroups() { "cgroup" } else { "rlimit, no cgroup" }
             ),
         }
     }

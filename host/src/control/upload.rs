@@ -124,7 +124,10 @@ pub async fn receive(platform: &Platform, mut body: Incoming) -> Result<Upload, 
         Err(err @ ArchiveError::TooLarge { .. }) => {
             Err(PlatformError::too_large(format!("bad upload: {err}")))
         }
-        Err(err) => Err(PlatformError::invalid(format!("bad upload: {err}"))),
+        Err(err) => Err(PlatformError::invalid(format!(
+            "bad upload: {:#}",
+            anyhow::Error::new(err)
+        ))),
     }
 }
 
