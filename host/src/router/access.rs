@@ -51,7 +51,7 @@ pub struct Access {
 
 impl Access {
     /// A request that has just arrived: not answered, nothing sent.
-    pub fn arrived(
+    pub(crate) fn arrived(
         app: &str,
         method: http::Method,
         path: &str,
@@ -79,7 +79,7 @@ impl Access {
     /// `at=info method=GET path="/" host=… request_id=… fwd="…" dyno=web.1
     /// connect=0ms service=3ms status=200 bytes=123`, and for failures
     /// `at=error code=H12 desc="Request timeout" …`.
-    pub fn logfmt(&self) -> String {
+    pub(crate) fn logfmt(&self) -> String {
         let head = match self.code {
             Some(code) => format!("at=error code={code} desc=\"{}\"", describe(code)),
             None => "at=info".to_string(),
@@ -101,7 +101,7 @@ impl Access {
 }
 
 /// Heroku's description of a router error code.
-pub fn describe(code: &str) -> &'static str {
+pub(crate) fn describe(code: &str) -> &'static str {
     match code {
         "H10" => "App crashed",
         "H11" => "Backlog too deep",
