@@ -46,6 +46,13 @@ fn shows_once(err: &(dyn Error + 'static), cause: &str) {
     }
 }
 
+/// The OS error `err` wraps, as it prints.
+fn os_error(err: &(dyn Error + 'static)) -> String {
+    err.source()
+        .expect("the OS error is the source")
+        .to_string()
+}
+
 fn not_found() -> String {
     io::Error::from(io::ErrorKind::NotFound).to_string()
 }
@@ -58,10 +65,7 @@ fn an_unreadable_app_dir_names_the_os_error_once() {
     assert!(matches!(err, SourceError::Read { .. }), "{err}");
     // The OS's own words ("No such file or directory (os error 2)"), and
     // the path, each once.
-    let os = err
-        .source()
-        .expect("the OS error is the source")
-        .to_string();
+    let os = os_error(&err);
     shows_once(&err, &os);
     shows_once(&err, &missing.display().to_string());
 }
@@ -74,10 +78,7 @@ fn an_archive_io_error_names_the_os_error_once() {
     let gzip_magic = [0x1f, 0x8b, 0, 0];
     let err = archive::unpack(&gzip_magic[..], &t.path().join("file/dest"), 1 << 20).unwrap_err();
     assert!(matches!(err, ArchiveError::Io { .. }), "{err}");
-    let os = err
-        .source()
-        .expect("the OS error is the source")
-        .to_string();
+    let os = os_error(&err);
     shows_once(&err, &os);
     // Wrapped in a build error, it is still said once.
     shows_once(&BuildError::Slug(err), &os);

@@ -130,7 +130,9 @@ pub enum ProcfileError {
     Empty,
 }
 
-/// Whether `name` is a valid process type name.
+/// Whether `name` can name a process type: 1 to [`MAX_TYPE_LEN`] lowercase
+/// letters, digits, `_` or `-`, so that `NAME.N` is a process name (`DYNO`)
+/// and a log source without quoting.
 pub fn valid_type_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= MAX_TYPE_LEN
@@ -264,8 +266,8 @@ impl Procfile {
         self.types.iter().find(|t| t.name == name)
     }
 
-    /// The type names in order.
-    pub fn names(&self) -> Vec<&str> {
+    /// The type names in declaration order, for build output.
+    pub(crate) fn names(&self) -> Vec<&str> {
         self.types.iter().map(|t| t.name.as_str()).collect()
     }
 }

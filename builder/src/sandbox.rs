@@ -41,28 +41,31 @@ use crate::exec::{self, RunError, Stream};
 
 /// Default memory limit of a build step (all its processes together when
 /// cgroups are available).
-pub(crate) const DEFAULT_MEMORY: u64 = 4 << 30;
+const DEFAULT_MEMORY: u64 = 4 << 30;
 /// Default cap on the processes and threads of a build step (cgroups only).
-pub(crate) const DEFAULT_PIDS: u64 = 1024;
+const DEFAULT_PIDS: u64 = 1024;
 /// Default cap on the bytes of output a build step may show.
-pub(crate) const DEFAULT_OUTPUT: u64 = 8 << 20;
+const DEFAULT_OUTPUT: u64 = 8 << 20;
 
 /// The uid and gid a step runs as inside its sandbox.
-pub(crate) const BUILD_UID: u32 = 65534;
+const BUILD_UID: u32 = 65534;
 
 /// The `PATH` inside the sandbox.
 const SANDBOX_PATH: &str = "/opt/rust/bin:/usr/local/bin:/usr/bin:/bin";
 /// `HOME` inside the sandbox.
 const SANDBOX_HOME: &str = "/home/build";
 /// `STACK`, as Heroku buildpacks expect one.
-pub(crate) const STACK: &str = "wpaas";
+const STACK: &str = "wpaas";
 
-/// Limits on one build step.
+/// Limits on one build step, so one app's build cannot starve the server
+/// or flood its log. `Default` gives 4 GiB, 1024 processes and 8 MiB of
+/// output (`wpaas server --build-memory` sets the first).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
-    /// Bytes of memory.
+    /// Bytes of memory, for all the step's processes together when cgroups
+    /// are available (else a per-process data-size rlimit).
     pub memory: u64,
-    /// Processes and threads.
+    /// Processes and threads; enforced only with cgroups.
     pub pids: u64,
     /// Bytes of output shown; the rest is dropped and counted.
     pub output: u64,

@@ -31,7 +31,7 @@ use toml::{Table, Value};
 use crate::archive::{self, ArchiveError};
 
 /// The marker, relative to the upload's root, naming the app's directory.
-pub(crate) const APP_DIR_MARKER: &str = ".wpaas/app-dir";
+const APP_DIR_MARKER: &str = ".wpaas/app-dir";
 
 /// Why an app's source could not be planned or packed. A variant with a
 /// source leaves it out of its own message; show the cause chain.

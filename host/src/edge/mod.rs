@@ -11,7 +11,7 @@
 mod conn;
 mod listener;
 mod throttle;
-pub mod tls;
+pub(crate) mod tls;
 
 use std::time::Duration;
 

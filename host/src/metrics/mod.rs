@@ -111,7 +111,9 @@ struct Builds {
     failed: Histogram,
 }
 
-/// Every counter the host keeps.
+/// The counters of requests and builds, per app, rendered for
+/// `GET /metrics` in Prometheus's text format (beside the host's own
+/// gauges, which are read when the page is rendered).
 pub struct Metrics {
     apps: ArcSwap<HashMap<String, Arc<AppCounters>>>,
     builds: ArcSwap<HashMap<String, Arc<Builds>>>,

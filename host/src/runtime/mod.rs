@@ -101,7 +101,7 @@ impl Runtime {
         self.budget.in_use()
     }
 
-    /// The compiled-code cache (its hit/miss counters are public).
+    /// The compiled-code cache (its hit and miss counts feed `/metrics`).
     pub(crate) fn cache(&self) -> &CodeCache {
         &self.cache
     }
