@@ -25,7 +25,9 @@ use flate2::write::GzEncoder;
 use flate2::Compression;
 use tar::{EntryType, Header};
 
-/// Why an archive could not be packed or unpacked.
+/// Why an archive could not be packed or unpacked. [`ArchiveError::Io`]
+/// leaves its OS error out of its message (it is the source); show the
+/// cause chain.
 #[derive(Debug, thiserror::Error)]
 pub enum ArchiveError {
     /// The input does not start with the gzip magic bytes.
@@ -97,12 +99,13 @@ pub enum ArchiveError {
     /// Walking the source directory failed (unreadable file, bad ignore file).
     #[error("could not read the source directory: {0}")]
     Walk(String),
-    /// A filesystem error.
-    #[error("{context}: {source}")]
+    /// A filesystem error. The message says what was being done; the OS
+    /// error is the source, so a cause chain names it once.
+    #[error("{context}")]
     Io {
-        /// What was being done.
+        /// What was being done (`creating app/src`).
         context: String,
-        /// The underlying error.
+        /// The OS error.
         source: io::Error,
     },
 }
@@ -157,7 +160,7 @@ pub fn pack(dir: &Path) -> Result<Vec<u8>, ArchiveError> {
 /// `dirs` walked as [`pack`] walks a directory, then each of `files`, all
 /// stored at their paths relative to `root`; then the `generated` files
 /// (path, contents), mode 0644.
-pub fn pack_tree(
+pub(crate) fn pack_tree(
     root: &Path,
     dirs: &[PathBuf],
     files: &[PathBuf],

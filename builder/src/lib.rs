@@ -9,12 +9,16 @@
 //! * [`rust`] is the Rust compile step (also used by `wpaas up`).
 //! * [`sandbox`] runs each server-side build step under bubblewrap.
 
+#![warn(missing_docs)]
+
 pub mod archive;
 pub mod buildpack;
+#[cfg(test)]
+mod cause_chains;
 mod exec;
 pub mod procfile;
 pub mod rust;
 pub mod sandbox;
 pub mod slug;
 pub mod source;
-pub mod target;
+mod target;

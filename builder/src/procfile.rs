@@ -130,7 +130,9 @@ pub enum ProcfileError {
     Empty,
 }
 
-/// Whether `name` is a valid process type name.
+/// Whether `name` can name a process type: 1 to [`MAX_TYPE_LEN`] lowercase
+/// letters, digits, `_` or `-`, so that `NAME.N` is a process name (`DYNO`)
+/// and a log source without quoting.
 pub fn valid_type_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= MAX_TYPE_LEN
@@ -220,7 +222,7 @@ impl Procfile {
 
     /// Builds a Procfile from `(type, command)` pairs, e.g. a buildpack's
     /// default process types; line numbers are those of [`Procfile::to_string`].
-    pub fn from_pairs<'a>(
+    pub(crate) fn from_pairs<'a>(
         pairs: impl IntoIterator<Item = (&'a str, &'a str)>,
     ) -> Result<Procfile, ProcfileError> {
         let text: String = pairs
@@ -231,7 +233,7 @@ impl Procfile {
     }
 
     /// Checks that every module exists in `slug_dir` as a file inside it.
-    pub fn validate_modules(&self, slug_dir: &Path) -> Result<(), ProcfileError> {
+    pub(crate) fn validate_modules(&self, slug_dir: &Path) -> Result<(), ProcfileError> {
         let root = slug_dir.canonicalize().ok();
         for t in &self.types {
             let path = slug_dir.join(&t.wasm);
@@ -264,8 +266,8 @@ impl Procfile {
         self.types.iter().find(|t| t.name == name)
     }
 
-    /// The type names in order.
-    pub fn names(&self) -> Vec<&str> {
+    /// The type names in declaration order, for build output.
+    pub(crate) fn names(&self) -> Vec<&str> {
         self.types.iter().map(|t| t.name.as_str()).collect()
     }
 }

@@ -36,20 +36,18 @@ pub enum BuildError {
     Other(#[from] anyhow::Error),
 }
 
-/// A built artifact.
+/// What `wpaas up` serves from a crate it built locally.
 #[derive(Debug, Clone)]
 pub struct Built {
-    /// The `.wasm` file.
+    /// The web artifact's `.wasm` file, in the crate's own target directory.
     pub wasm: PathBuf,
-    /// The target it was built for.
-    pub target: WasiTarget,
 }
 
 /// Picks the target for a package: `[package.metadata.wpaas] target = "…"`
 /// wins; otherwise a crate using an HTTP guest API (wpaas-sdk, wasi,
 /// wit-bindgen, spin-sdk) is a component and a plain program is a WAGI
 /// module, built for preview 1.
-pub fn choose_target(package: &Package) -> WasiTarget {
+pub(crate) fn choose_target(package: &Package) -> WasiTarget {
     let wanted = package
         .metadata
         .get("wpaas")
@@ -76,10 +74,7 @@ pub fn choose_target(package: &Package) -> WasiTarget {
 pub fn build_crate(dir: &Path, log: &mut dyn FnMut(&str)) -> Result<Built, BuildError> {
     let compiled = compile(dir, &CompileOptions::default(), log)?;
     match compiled.primary {
-        Some(wasm) => Ok(Built {
-            wasm,
-            target: compiled.target,
-        }),
+        Some(wasm) => Ok(Built { wasm }),
         None => Err(compiled
             .no_primary
             .unwrap_or_else(|| BuildError::NoArtifact("no web artifact".into()))),
@@ -88,31 +83,31 @@ pub fn build_crate(dir: &Path, log: &mut dyn FnMut(&str)) -> Result<Built, Build
 
 /// How [`compile`] runs cargo.
 #[derive(Debug, Clone, Default)]
-pub struct CompileOptions {
+pub(crate) struct CompileOptions {
     /// `CARGO_TARGET_DIR` (e.g. a per-app cache that survives builds);
     /// default: the crate's own target directory.
-    pub target_dir: Option<PathBuf>,
+    pub(crate) target_dir: Option<PathBuf>,
     /// Send cargo's output line by line to `log` instead of inheriting
     /// stderr.
-    pub stream: bool,
+    pub(crate) stream: bool,
     /// Stop cargo (its whole process group) at this instant.
-    pub deadline: Option<Instant>,
+    pub(crate) deadline: Option<Instant>,
     /// Run cargo in the build sandbox (server builds); `None` runs it as
     /// the user would (`wpaas up`).
-    pub sandbox: Option<SandboxedCargo>,
+    pub(crate) sandbox: Option<SandboxedCargo>,
 }
 
 /// Where a sandboxed cargo runs: the upload is bound read-write at
 /// `/workspace`, the app's cache at `/cache` (`CARGO_HOME=/cache/cargo`,
 /// `CARGO_TARGET_DIR=/cache/target`).
 #[derive(Debug, Clone)]
-pub struct SandboxedCargo {
+pub(crate) struct SandboxedCargo {
     /// How steps are isolated.
-    pub sandbox: Sandbox,
+    pub(crate) sandbox: Sandbox,
     /// The upload: the crate's directory or one above it.
-    pub workspace: PathBuf,
+    pub(crate) workspace: PathBuf,
     /// The app's build cache (`target_dir` must be `cache/target`).
-    pub cache_dir: PathBuf,
+    pub(crate) cache_dir: PathBuf,
 }
 
 impl SandboxedCargo {
@@ -157,21 +152,19 @@ impl SandboxedCargo {
 
 /// What [`compile`] produced.
 #[derive(Debug)]
-pub struct Compiled {
-    /// The package name.
-    pub package: String,
+pub(crate) struct Compiled {
     /// The target it was built for.
-    pub target: WasiTarget,
+    pub(crate) target: WasiTarget,
     /// Every bin/cdylib `.wasm` that was built, sorted.
-    pub artifacts: Vec<PathBuf>,
+    pub(crate) artifacts: Vec<PathBuf>,
     /// The web artifact: the only one, or the one named like the package.
-    pub primary: Option<PathBuf>,
+    pub(crate) primary: Option<PathBuf>,
     /// Why there is no `primary`, when there is none.
-    pub no_primary: Option<BuildError>,
+    pub(crate) no_primary: Option<BuildError>,
 }
 
 /// Builds every bin/cdylib of the crate in `dir` for its WASI target.
-pub fn compile(
+pub(crate) fn compile(
     dir: &Path,
     opts: &CompileOptions,
     log: &mut dyn FnMut(&str),
@@ -412,7 +405,6 @@ impl Plan {
         }
         artifacts.sort();
         Ok(Compiled {
-            package: self.package,
             target: self.target,
             artifacts,
             primary: self

@@ -41,32 +41,31 @@ use crate::exec::{self, RunError, Stream};
 
 /// Default memory limit of a build step (all its processes together when
 /// cgroups are available).
-pub const DEFAULT_MEMORY: u64 = 4 << 30;
+const DEFAULT_MEMORY: u64 = 4 << 30;
 /// Default cap on the processes and threads of a build step (cgroups only).
-pub const DEFAULT_PIDS: u64 = 1024;
+const DEFAULT_PIDS: u64 = 1024;
 /// Default cap on the bytes of output a build step may show.
-pub const DEFAULT_OUTPUT: u64 = 8 << 20;
+const DEFAULT_OUTPUT: u64 = 8 << 20;
 
 /// The uid and gid a step runs as inside its sandbox.
-pub const BUILD_UID: u32 = 65534;
-
-/// Environment variables every step gets (besides its own): `PATH`,
-/// `HOME`, `TMPDIR`, `LANG`, `STACK`.
-pub const BASE_ENV: &[&str] = &["PATH", "HOME", "TMPDIR", "LANG", "STACK"];
+const BUILD_UID: u32 = 65534;
 
 /// The `PATH` inside the sandbox.
 const SANDBOX_PATH: &str = "/opt/rust/bin:/usr/local/bin:/usr/bin:/bin";
 /// `HOME` inside the sandbox.
 const SANDBOX_HOME: &str = "/home/build";
 /// `STACK`, as Heroku buildpacks expect one.
-pub const STACK: &str = "wpaas";
+const STACK: &str = "wpaas";
 
-/// Limits on one build step.
+/// Limits on one build step, so one app's build cannot starve the server
+/// or flood its log. `Default` gives 4 GiB, 1024 processes and 8 MiB of
+/// output (`wpaas server --build-memory` sets the first).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
-    /// Bytes of memory.
+    /// Bytes of memory, for all the step's processes together when cgroups
+    /// are available (else a per-process data-size rlimit).
     pub memory: u64,
-    /// Processes and threads.
+    /// Processes and threads; enforced only with cgroups.
     pub pids: u64,
     /// Bytes of output shown; the rest is dropped and counted.
     pub output: u64,
@@ -161,12 +160,12 @@ impl Sandbox {
 
     /// Whether steps allowed network get it (slirp4netns is installed, or
     /// steps are not sandboxed).
-    pub fn has_network(&self) -> bool {
+    pub(crate) fn has_network(&self) -> bool {
         self.tools.as_ref().is_none_or(|t| t.slirp.is_some())
     }
 
     /// Whether memory and process limits are enforced by a cgroup.
-    pub fn has_cgroups(&self) -> bool {
+    pub(crate) fn has_cgroups(&self) -> bool {
         self.tools
             .as_ref()
             .is_some_and(|t| !matches!(t.cgroups, Cgroups::None))
@@ -184,13 +183,10 @@ impl Sandbox {
             Some(t) => format!(
                 "builds run in a bubblewrap sandbox ({}; network for buildpacks: {}; memory {} MiB and {} processes per step: {})",
                 t.bwrap.display(),
-                if t.slirp.is_some() { "slirp4netns" } else { "none, slirp4netns is not installed" },
+                if self.has_network() { "slirp4netns" } else { "none, slirp4netns is not installed" },
                 self.limits.memory >> 20,
                 self.limits.pids,
-                match t.cgroups {
-                    Cgroups::None => "rlimit, no cgroup",
-                    _ => "cgroup",
-                }
+                if self.has_cgroups() { "cgroup" } else { "rlimit, no cgroup" }
             ),
         }
     }

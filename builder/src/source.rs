@@ -31,17 +31,19 @@ use toml::{Table, Value};
 use crate::archive::{self, ArchiveError};
 
 /// The marker, relative to the upload's root, naming the app's directory.
-pub const APP_DIR_MARKER: &str = ".wpaas/app-dir";
+const APP_DIR_MARKER: &str = ".wpaas/app-dir";
 
-/// Why an app's source could not be planned or packed.
+/// Why an app's source could not be planned or packed. A variant with a
+/// source leaves it out of its own message; show the cause chain.
 #[derive(Debug, thiserror::Error)]
 pub enum SourceError {
     /// A directory or manifest could not be read.
-    #[error("could not read {path}: {source}")]
+    #[error("could not read {path}")]
     Read {
-        /// The path.
+        /// The directory or manifest, as the user named it or the
+        /// manifest led to it.
         path: PathBuf,
-        /// The underlying error.
+        /// The OS error.
         source: io::Error,
     },
     /// A `Cargo.toml` is not valid TOML.
@@ -359,11 +361,11 @@ fn relative(from: &Path, to: &Path) -> PathBuf {
 
 /// The app's directory in an unpacked upload, as its marker names it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AppDir {
+pub(crate) struct AppDir {
     /// The directory to build.
-    pub path: PathBuf,
+    pub(crate) path: PathBuf,
     /// Its path below the upload's root, as the marker gives it.
-    pub name: String,
+    pub(crate) name: String,
 }
 
 /// The marker of an unpacked upload does not name a directory inside it.
@@ -375,7 +377,7 @@ pub struct BadMarker(String);
 /// when there is none (the upload is the app), else the app's directory,
 /// checked to be a relative path without `..` that is a directory inside
 /// `source` (symlinks resolved).
-pub fn locate_app(source: &Path) -> Result<Option<AppDir>, BadMarker> {
+pub(crate) fn locate_app(source: &Path) -> Result<Option<AppDir>, BadMarker> {
     let marker = source.join(APP_DIR_MARKER);
     match fs::symlink_metadata(&marker) {
         Ok(_) => {}

@@ -39,7 +39,7 @@ impl Home {
     }
 
     /// `WPAAS_HOME` itself.
-    pub fn root(&self) -> &Path {
+    pub(crate) fn root(&self) -> &Path {
         &self.root
     }
 
@@ -54,47 +54,47 @@ impl Home {
     }
 
     /// `db/`: the store's database.
-    pub fn db(&self) -> PathBuf {
+    pub(crate) fn db(&self) -> PathBuf {
         self.root.join("db")
     }
 
     /// `slugs/`: stored slugs.
-    pub fn slugs(&self) -> PathBuf {
+    pub(crate) fn slugs(&self) -> PathBuf {
         self.root.join("slugs")
     }
 
     /// `slugs/<digest>.tar.gz`: one stored slug.
-    pub fn slug(&self, digest: &str) -> PathBuf {
+    pub(crate) fn slug(&self, digest: &str) -> PathBuf {
         self.slugs().join(format!("{}.tar.gz", component(digest)))
     }
 
     /// `slugs/unpacked/`: slugs unpacked for running.
-    pub fn unpacked_slugs(&self) -> PathBuf {
+    pub(crate) fn unpacked_slugs(&self) -> PathBuf {
         self.slugs().join("unpacked")
     }
 
     /// `slugs/unpacked/<digest>/`: one slug's files.
-    pub fn unpacked_slug(&self, digest: &str) -> PathBuf {
+    pub(crate) fn unpacked_slug(&self, digest: &str) -> PathBuf {
         self.unpacked_slugs().join(component(digest))
     }
 
     /// `builds/`: build logs.
-    pub fn build_logs(&self) -> PathBuf {
+    pub(crate) fn build_logs(&self) -> PathBuf {
         self.root.join("builds")
     }
 
     /// `builds/<id>.log`: one build's output.
-    pub fn build_log(&self, id: &str) -> PathBuf {
+    pub(crate) fn build_log(&self, id: &str) -> PathBuf {
         self.build_logs().join(format!("{}.log", component(id)))
     }
 
     /// `cache/build/`: the per-app build caches.
-    pub fn build_caches(&self) -> PathBuf {
+    pub(crate) fn build_caches(&self) -> PathBuf {
         self.root.join("cache/build")
     }
 
     /// `cache/build/<app>/`: one app's build cache.
-    pub fn build_cache(&self, app: &str) -> PathBuf {
+    pub(crate) fn build_cache(&self, app: &str) -> PathBuf {
         self.build_caches().join(component(app))
     }
 
@@ -110,32 +110,32 @@ impl Home {
     }
 
     /// `git/`: the apps' bare repositories.
-    pub fn git_repos(&self) -> PathBuf {
+    pub(crate) fn git_repos(&self) -> PathBuf {
         self.root.join("git")
     }
 
     /// `git/<app>.git/`: one app's bare repository.
-    pub fn git_dir(&self, app: &str) -> PathBuf {
+    pub(crate) fn git_dir(&self, app: &str) -> PathBuf {
         self.git_repos().join(format!("{}.git", component(app)))
     }
 
     /// `logs/`: the apps' log files.
-    pub fn logs(&self) -> PathBuf {
+    pub(crate) fn logs(&self) -> PathBuf {
         self.root.join("logs")
     }
 
     /// `tmp/`: scratch space the server empties of what a crash left.
-    pub fn tmp(&self) -> PathBuf {
+    pub(crate) fn tmp(&self) -> PathBuf {
         self.root.join("tmp")
     }
 
     /// `tmp/uploads/`: deploy uploads while they arrive.
-    pub fn uploads(&self) -> PathBuf {
+    pub(crate) fn uploads(&self) -> PathBuf {
         self.tmp().join("uploads")
     }
 
     /// `tmp/builds/<id>/`: where an app's source is unpacked for build `id`.
-    pub fn build_dir(&self, id: &str) -> PathBuf {
+    pub(crate) fn build_dir(&self, id: &str) -> PathBuf {
         self.tmp().join("builds").join(component(id))
     }
 }

@@ -118,7 +118,9 @@ pub struct BuildOutput {
     pub digest: String,
 }
 
-/// Why a build failed. Messages are one line, meant for the user.
+/// Why a build failed. Messages are one line, meant for the user; a
+/// variant with a source (an OS error, a Procfile error) leaves it out of
+/// its own message, so show the whole cause chain (anyhow's `{:#}`).
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
     /// No buildpack claims the source.
@@ -167,11 +169,11 @@ pub enum BuildError {
     #[error(transparent)]
     Procfile(#[from] ProcfileError),
     /// The buildpack's default process types are invalid.
-    #[error("the default process types of buildpack {buildpack} are invalid: {source}")]
+    #[error("the default process types of buildpack {buildpack} are invalid")]
     DefaultTypes {
         /// The buildpack's name.
         buildpack: String,
-        /// What is wrong.
+        /// What is wrong with them.
         source: ProcfileError,
     },
     /// No Procfile and no default process types.
@@ -197,12 +199,12 @@ pub enum BuildError {
     /// Digesting the slug failed.
     #[error(transparent)]
     Slug(#[from] ArchiveError),
-    /// A filesystem error.
-    #[error("{context}: {source}")]
+    /// A filesystem error on the server's side of the build.
+    #[error("{context}")]
     Io {
-        /// What was being done.
+        /// What was being done (`writing the Procfile`).
         context: String,
-        /// The underlying error.
+        /// The OS error.
         source: io::Error,
     },
 }

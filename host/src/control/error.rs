@@ -148,7 +148,7 @@ impl From<BuildError> for PlatformError {
     fn from(err: BuildError) -> Self {
         match err {
             BuildError::Io { .. } | BuildError::SlugNotEmpty(_) => Self::Internal(err.into()),
-            err => Self::Invalid(err.to_string()),
+            err => Self::user_facing(err.into()),
         }
     }
 }

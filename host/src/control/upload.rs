@@ -128,7 +128,10 @@ where
         Err(err @ ArchiveError::TooLarge { .. }) => {
             Err(PlatformError::too_large(format!("bad upload: {err}")))
         }
-        Err(err) => Err(PlatformError::invalid(format!("bad upload: {err}"))),
+        Err(err) => Err(PlatformError::invalid(format!(
+            "bad upload: {:#}",
+            anyhow::Error::new(err)
+        ))),
     }
 }
 

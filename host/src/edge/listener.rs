@@ -26,7 +26,7 @@ use crate::runtime::BoxBody;
 
 /// One listener's settings.
 #[derive(Clone)]
-pub struct Edge {
+pub(crate) struct Edge {
     /// What the listener serves, for log lines ("router", "API").
     pub name: &'static str,
     /// Caps and timeouts.
@@ -51,7 +51,7 @@ impl Edge {
 
 /// Where a request came from and how.
 #[derive(Debug, Clone, Copy)]
-pub struct Connection {
+pub(crate) struct Connection {
     /// The client's address.
     pub remote: SocketAddr,
     /// The address it connected to.
@@ -62,7 +62,7 @@ pub struct Connection {
 
 /// Request extension: the request came over TLS.
 #[derive(Debug, Clone, Copy)]
-pub struct Secure;
+pub(crate) struct Secure;
 
 /// A quiet connection younger than this is not evicted: a client that has
 /// just connected gets that long to start its request.
@@ -74,7 +74,7 @@ const CLOSE_POLITELY: Duration = Duration::from_secs(1);
 /// Serves `handler` on `listener` until `shutdown` resolves; then stops
 /// accepting, lets in-flight requests finish for up to `edge.grace`, and
 /// returns.
-pub async fn serve<H, Fut>(
+pub(crate) async fn serve<H, Fut>(
     listener: TcpListener,
     edge: Edge,
     handler: H,

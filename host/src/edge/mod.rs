@@ -11,11 +11,11 @@
 mod conn;
 mod listener;
 mod throttle;
-pub mod tls;
+pub(crate) mod tls;
 
 use std::time::Duration;
 
-pub use listener::{serve, Connection, Edge, Secure};
+pub(crate) use listener::{serve, Edge, Secure};
 
 /// What one listener allows. The defaults are in the README's "Edges"
 /// section; `wpaas server` and `wpaas up` set them from flags.

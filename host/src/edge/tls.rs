@@ -11,7 +11,7 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 /// A server configuration (TLS 1.2 and 1.3, ring, ALPN h2 and http/1.1)
 /// for the chain in `cert` (leaf first) and the key in `key` (PKCS#8,
 /// PKCS#1 or SEC1).
-pub fn server_config(cert: &Path, key: &Path) -> Result<Arc<rustls::ServerConfig>> {
+pub(crate) fn server_config(cert: &Path, key: &Path) -> Result<Arc<rustls::ServerConfig>> {
     let read = |path: &Path, what: &str| {
         std::fs::read(path)
             .with_context(|| format!("could not read the TLS {what} {}", path.display()))
@@ -56,7 +56,7 @@ pub fn server_config(cert: &Path, key: &Path) -> Result<Arc<rustls::ServerConfig
 /// The SHA-256 of the leaf certificate in `cert` (hex): the server's own
 /// `git push` hook pins it when it calls the API over loopback, where the
 /// certificate's names do not apply.
-pub fn leaf_sha256(cert: &Path) -> Result<String> {
+pub(crate) fn leaf_sha256(cert: &Path) -> Result<String> {
     use sha2::Digest;
     let pem = std::fs::read(cert)
         .with_context(|| format!("could not read the TLS certificate {}", cert.display()))?;

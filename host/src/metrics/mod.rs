@@ -17,19 +17,19 @@ use std::time::{Duration, Instant};
 use arc_swap::ArcSwap;
 
 use crate::router::{Access, Observer};
-pub use recent::{Recent, Summary};
-pub use text::{Page, CONTENT_TYPE};
+pub(crate) use recent::{Recent, Summary};
+pub(crate) use text::{Page, CONTENT_TYPE};
 
 /// Upper bounds (seconds) of the request latency buckets.
-pub const LATENCY_BUCKETS: [f64; 14] = [
+pub(crate) const LATENCY_BUCKETS: [f64; 14] = [
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
 ];
 
 /// Upper bounds (seconds) of the build duration buckets.
-pub const BUILD_BUCKETS: [f64; 8] = [1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 900.0];
+pub(crate) const BUILD_BUCKETS: [f64; 8] = [1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 900.0];
 
 /// A histogram of durations with fixed buckets.
-pub struct Histogram {
+pub(crate) struct Histogram {
     bounds: &'static [f64],
     /// Not cumulative; one more than `bounds` (the +Inf bucket).
     counts: Vec<AtomicU64>,
@@ -47,7 +47,7 @@ impl Histogram {
     }
 
     /// Records one observation.
-    pub fn observe(&self, value: Duration) {
+    pub(crate) fn observe(&self, value: Duration) {
         let seconds = value.as_secs_f64();
         let bucket = self
             .bounds
@@ -60,7 +60,7 @@ impl Histogram {
     }
 
     /// Cumulative counts per bound (the last is +Inf), and the sum in seconds.
-    pub fn snapshot(&self) -> (Vec<(f64, u64)>, f64) {
+    pub(crate) fn snapshot(&self) -> (Vec<(f64, u64)>, f64) {
         let mut running = 0;
         let mut buckets = Vec::with_capacity(self.counts.len());
         for (i, count) in self.counts.iter().enumerate() {
@@ -79,7 +79,7 @@ impl Histogram {
 const CODES: [&str; 7] = ["H10", "H11", "H12", "H13", "H14", "H18", "H27"];
 
 /// One app's request counters.
-pub struct AppCounters {
+pub(crate) struct AppCounters {
     /// By status class: index 0 is 1xx … 4 is 5xx.
     by_class: [AtomicU64; 5],
     /// By router error code, in the order of `CODES`.
@@ -111,7 +111,9 @@ struct Builds {
     failed: Histogram,
 }
 
-/// Every counter the host keeps.
+/// The counters of requests and builds, per app, rendered for
+/// `GET /metrics` in Prometheus's text format (beside the host's own
+/// gauges, which are read when the page is rendered).
 pub struct Metrics {
     apps: ArcSwap<HashMap<String, Arc<AppCounters>>>,
     builds: ArcSwap<HashMap<String, Arc<Builds>>>,
@@ -145,7 +147,7 @@ fn entry<T>(map: &ArcSwap<HashMap<String, Arc<T>>>, key: &str, make: impl Fn() -
 
 impl Metrics {
     /// No counts yet.
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self {
             apps: ArcSwap::default(),
             builds: ArcSwap::default(),
@@ -154,7 +156,7 @@ impl Metrics {
     }
 
     /// `app`'s web requests over the last minute.
-    pub fn recent(&self, app: &str) -> Summary {
+    pub(crate) fn recent(&self, app: &str) -> Summary {
         let now = self.origin.elapsed();
         match self.apps.load().get(app) {
             Some(counters) => counters.recent.summary(now),
@@ -163,12 +165,12 @@ impl Metrics {
     }
 
     /// `app`'s request counters.
-    pub fn app(&self, app: &str) -> Arc<AppCounters> {
+    pub(crate) fn app(&self, app: &str) -> Arc<AppCounters> {
         entry(&self.apps, app, AppCounters::new)
     }
 
     /// Records a finished build.
-    pub fn build_finished(&self, app: &str, took: Duration, succeeded: bool) {
+    pub(crate) fn build_finished(&self, app: &str, took: Duration, succeeded: bool) {
         let builds = entry(&self.builds, app, || Builds {
             succeeded: Histogram::new(&BUILD_BUCKETS),
             failed: Histogram::new(&BUILD_BUCKETS),
@@ -181,7 +183,7 @@ impl Metrics {
     }
 
     /// Forgets an app (destroyed).
-    pub fn remove(&self, app: &str) {
+    pub(crate) fn remove(&self, app: &str) {
         self.apps.rcu(|old| {
             let mut new = HashMap::clone(old);
             new.remove(app);
@@ -195,7 +197,7 @@ impl Metrics {
     }
 
     /// Writes the counters kept here to `page`.
-    pub fn render(&self, page: &mut Page) {
+    pub(crate) fn render(&self, page: &mut Page) {
         let mut apps: Vec<(String, Arc<AppCounters>)> = self
             .apps
             .load()
@@ -326,7 +328,7 @@ impl Observer for Metrics {
 }
 
 /// The process's resident memory in bytes (Linux: /proc/self/status).
-pub fn resident_memory() -> Option<u64> {
+pub(crate) fn resident_memory() -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     let kib: u64 = status
         .lines()

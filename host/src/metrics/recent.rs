@@ -44,7 +44,7 @@ impl Slot {
 }
 
 /// The last minute of one process type's requests.
-pub struct Recent {
+pub(crate) struct Recent {
     slots: Box<[Slot]>,
 }
 
@@ -56,7 +56,7 @@ impl Default for Recent {
 
 /// What [`Recent::summary`] reports: the API's `ps` type itself, so the
 /// numbers reach the client without a copy of their shape.
-pub use wpaas_api::ps::Recent as Summary;
+pub(crate) use wpaas_api::ps::Recent as Summary;
 
 fn bucket_of(latency: Duration) -> usize {
     let micros = latency.as_micros() as f64;
@@ -73,7 +73,7 @@ fn bucket_value(bucket: usize) -> Duration {
 
 impl Recent {
     /// No requests yet.
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self {
             slots: (0..SLOTS).map(|_| Slot::new()).collect(),
         }
@@ -81,7 +81,7 @@ impl Recent {
 
     /// Records one answered request, `now` being the time since a fixed
     /// origin (the same for every call).
-    pub fn record(&self, now: Duration, latency: Duration, error: bool) {
+    pub(crate) fn record(&self, now: Duration, latency: Duration, error: bool) {
         let period = now.as_secs() / SLOT_SECS + 1;
         let slot = &self.slots[(period % SLOTS) as usize];
         let seen = slot.period.load(Ordering::Acquire);
@@ -110,7 +110,7 @@ impl Recent {
     }
 
     /// The numbers for the minute up to `now` (same origin as `record`).
-    pub fn summary(&self, now: Duration) -> Summary {
+    pub(crate) fn summary(&self, now: Duration) -> Summary {
         let period = now.as_secs() / SLOT_SECS + 1;
         let oldest = period.saturating_sub(SLOTS - 1).max(1);
         let mut requests = 0u64;

@@ -5,11 +5,11 @@ use std::fmt::Write;
 use super::Histogram;
 
 /// The content type of a metrics page.
-pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+pub(crate) const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 /// A metrics page being written.
 #[derive(Default)]
-pub struct Page {
+pub(crate) struct Page {
     text: String,
 }
 
@@ -20,14 +20,14 @@ impl Page {
     }
 
     /// Starts a metric family: its `# HELP` and `# TYPE` lines.
-    pub fn family(&mut self, name: &str, kind: &str, help: &str) {
+    pub(crate) fn family(&mut self, name: &str, kind: &str, help: &str) {
         let help = help.replace('\\', "\\\\").replace('\n', "\\n");
         let _ = writeln!(self.text, "# HELP {name} {help}");
         let _ = writeln!(self.text, "# TYPE {name} {kind}");
     }
 
     /// One sample line.
-    pub fn sample(&mut self, name: &str, labels: &[(&str, &str)], value: f64) {
+    pub(crate) fn sample(&mut self, name: &str, labels: &[(&str, &str)], value: f64) {
         self.text.push_str(name);
         if !labels.is_empty() {
             self.text.push('{');
@@ -43,7 +43,7 @@ impl Page {
     }
 
     /// A histogram's `_bucket`, `_sum` and `_count` lines.
-    pub fn histogram(&mut self, name: &str, labels: &[(&str, &str)], histogram: &Histogram) {
+    pub(crate) fn histogram(&mut self, name: &str, labels: &[(&str, &str)], histogram: &Histogram) {
         let (buckets, sum) = histogram.snapshot();
         let bucket_name = format!("{name}_bucket");
         for (bound, count) in &buckets {
@@ -58,7 +58,7 @@ impl Page {
     }
 
     /// The finished text.
-    pub fn into_text(self) -> String {
+    pub(crate) fn into_text(self) -> String {
         self.text
     }
 }

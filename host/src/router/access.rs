@@ -24,15 +24,16 @@ use crate::runtime::{BoxBody, BoxError};
 pub struct Access {
     /// The app it was routed to.
     pub app: String,
-    /// `GET`.
+    /// The request's method (`GET`).
     pub method: http::Method,
     /// Path and query.
     pub path: String,
-    /// The Host header.
+    /// The Host header the router routed by.
     pub host: String,
-    /// X-Request-Id.
+    /// The X-Request-Id the app was given (the client's, or one the router
+    /// made), so a router line can be matched with the app's own logs.
     pub request_id: String,
-    /// X-Forwarded-For as the app saw it.
+    /// X-Forwarded-For as the app saw it (the client's address appended).
     pub fwd: String,
     /// The replica that answered (`web.2`), if one did.
     pub dyno: Option<String>,
@@ -40,9 +41,9 @@ pub struct Access {
     pub connect: Duration,
     /// From arrival to the end of the response body.
     pub service: Duration,
-    /// Status sent.
+    /// The status sent to the client (the router's own on an error).
     pub status: u16,
-    /// Body bytes sent.
+    /// Response body bytes sent to the client.
     pub bytes: u64,
     /// Heroku's router error code (`H12`) when the router answered instead
     /// of the app.
@@ -51,7 +52,7 @@ pub struct Access {
 
 impl Access {
     /// A request that has just arrived: not answered, nothing sent.
-    pub fn arrived(
+    pub(crate) fn arrived(
         app: &str,
         method: http::Method,
         path: &str,
@@ -79,7 +80,7 @@ impl Access {
     /// `at=info method=GET path="/" host=… request_id=… fwd="…" dyno=web.1
     /// connect=0ms service=3ms status=200 bytes=123`, and for failures
     /// `at=error code=H12 desc="Request timeout" …`.
-    pub fn logfmt(&self) -> String {
+    pub(crate) fn logfmt(&self) -> String {
         let head = match self.code {
             Some(code) => format!("at=error code={code} desc=\"{}\"", describe(code)),
             None => "at=info".to_string(),
@@ -101,7 +102,7 @@ impl Access {
 }
 
 /// Heroku's description of a router error code.
-pub fn describe(code: &str) -> &'static str {
+pub(crate) fn describe(code: &str) -> &'static str {
     match code {
         "H10" => "App crashed",
         "H11" => "Backlog too deep",
@@ -147,7 +148,8 @@ fn bare(value: &str) -> String {
         .collect()
 }
 
-/// Receives every finished request.
+/// Receives every finished request: the access log and the metrics both
+/// watch the router through it.
 pub trait Observer: Send + Sync + 'static {
     /// Called once per request, when its response is over.
     fn observe(&self, access: &Access);

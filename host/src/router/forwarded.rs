@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use http::{HeaderMap, HeaderValue};
 
 /// The request id header, shared by request and response.
-pub const REQUEST_ID: &str = "x-request-id";
+pub(crate) const REQUEST_ID: &str = "x-request-id";
 
 /// The headers the router sets, which apps trust.
 const SET_HERE: [&str; 4] = [
@@ -23,7 +23,11 @@ const SET_HERE: [&str; 4] = [
 /// removed: to HTTP they are other headers, but CGI (`HTTP_X_FORWARDED_FOR`)
 /// and many frameworks fold `_` and `-` together, which would let a client
 /// write the entries apps trust.
-pub fn annotate(headers: &mut HeaderMap, remote: SocketAddr, local: SocketAddr) -> HeaderValue {
+pub(crate) fn annotate(
+    headers: &mut HeaderMap,
+    remote: SocketAddr,
+    local: SocketAddr,
+) -> HeaderValue {
     let look_alikes: Vec<_> = headers
         .keys()
         .filter(|name| {

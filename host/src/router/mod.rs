@@ -14,8 +14,8 @@ use hyper::body::Incoming;
 
 use crate::runtime::{BoxBody, CgiContext, ServedBy, WebError};
 
-pub use access::{describe, Access, Observer};
-pub use forwarded::REQUEST_ID;
+pub use access::{Access, Observer};
+pub(crate) use forwarded::REQUEST_ID;
 pub use server::{serve, ServeOptions};
 pub use table::{AppRoute, RouteTable};
 
@@ -40,13 +40,8 @@ impl Router {
         self
     }
 
-    /// The routing table (shared with whoever activates releases).
-    pub fn table(&self) -> &Arc<RouteTable> {
-        &self.table
-    }
-
     /// Handles one request from `remote` that arrived on `local`.
-    pub async fn handle(
+    pub(crate) async fn handle(
         &self,
         mut req: hyper::Request<Incoming>,
         remote: SocketAddr,

@@ -57,7 +57,7 @@ impl RouteTable {
     }
 
     /// Removes an app (and its domains).
-    pub fn remove_app(&self, name: &str) {
+    pub(crate) fn remove_app(&self, name: &str) {
         self.entries.rcu(|old| {
             let mut new = Entries::clone(old);
             new.apps.remove(name);
@@ -70,7 +70,7 @@ impl RouteTable {
     }
 
     /// Routes `domain` (exact match, any port) to `app`.
-    pub fn add_domain(&self, domain: &str, app: &str) {
+    pub(crate) fn add_domain(&self, domain: &str, app: &str) {
         let domain = domain.to_ascii_lowercase();
         self.entries.rcu(|old| {
             let mut new = Entries::clone(old);
@@ -80,7 +80,7 @@ impl RouteTable {
     }
 
     /// Stops routing `domain`.
-    pub fn remove_domain(&self, domain: &str) {
+    pub(crate) fn remove_domain(&self, domain: &str) {
         let domain = domain.to_ascii_lowercase();
         self.entries.rcu(|old| {
             let mut new = Entries::clone(old);
@@ -99,7 +99,7 @@ impl RouteTable {
     }
 
     /// The entry of the app called `name`.
-    pub fn app(&self, name: &str) -> Option<Arc<AppRoute>> {
+    pub(crate) fn app(&self, name: &str) -> Option<Arc<AppRoute>> {
         self.entries.load().apps.get(name).cloned()
     }
 

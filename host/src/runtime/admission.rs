@@ -18,7 +18,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 /// Why a request was not admitted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum Rejected {
+pub(crate) enum Rejected {
     /// The queue already holds `max_queue` waiting requests.
     #[error("backlog too deep")]
     QueueFull,
@@ -37,7 +37,7 @@ pub enum Rejected {
 /// the app's share of the instance pool (kept across releases, so a
 /// draining release counts too) and the pool itself.
 #[derive(Clone)]
-pub struct Shares {
+pub(crate) struct Shares {
     /// Instances the app may hold at once.
     pub app: Arc<Semaphore>,
     /// Instances the server may hold at once.
@@ -66,7 +66,7 @@ impl Shares {
 
 /// What a running request holds until its instance is gone: a replica
 /// slot, a place in its app's share and one in the pool.
-pub struct Slot {
+pub(crate) struct Slot {
     _replica: OwnedSemaphorePermit,
     _app: OwnedSemaphorePermit,
     _pool: OwnedSemaphorePermit,
@@ -87,7 +87,7 @@ impl Slot {
 }
 
 /// Slots and queue of one web process.
-pub struct Admission {
+pub(crate) struct Admission {
     slots: Arc<Semaphore>,
     capacity: usize,
     waiting: AtomicUsize,
@@ -112,12 +112,12 @@ impl Admission {
 
     /// Requests running or waiting now: what "least outstanding requests"
     /// balancing compares.
-    pub fn outstanding(&self) -> usize {
+    pub(crate) fn outstanding(&self) -> usize {
         self.in_flight() + self.waiting.load(Ordering::Acquire)
     }
 
     /// Takes a slot, waiting at most `patience` in the queue.
-    pub async fn admit(&self, patience: Duration) -> Result<OwnedSemaphorePermit, Rejected> {
+    pub(crate) async fn admit(&self, patience: Duration) -> Result<OwnedSemaphorePermit, Rejected> {
         if let Ok(permit) = self.slots.clone().try_acquire_owned() {
             return Ok(permit);
         }

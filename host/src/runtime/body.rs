@@ -19,7 +19,7 @@ use tokio::io::{AsyncRead, ReadBuf};
 
 /// Why a request body stopped short.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum BodyFault {
+pub(crate) enum BodyFault {
     /// The client sent more than the limit.
     #[error("request body larger than {0} bytes")]
     TooLarge(u64),
@@ -54,10 +54,10 @@ impl From<BodyFault> for wasmtime_wasi_http::Error {
 
 /// Where a [`Guarded`] body records its fault, shared with the request's
 /// handler.
-pub type BodyVerdict = Arc<OnceLock<BodyFault>>;
+pub(crate) type BodyVerdict = Arc<OnceLock<BodyFault>>;
 
 /// A request body with a size limit and an idle timeout.
-pub struct Guarded<B> {
+pub(crate) struct Guarded<B> {
     inner: B,
     received: u64,
     limit: u64,
@@ -155,7 +155,7 @@ where
 
 /// A request body as an [`AsyncRead`], for a WAGI module's stdin: each
 /// chunk is handed on as it arrives, trailers are ignored.
-pub struct BodyReader<B> {
+pub(crate) struct BodyReader<B> {
     // Only ever used through `&mut`; the mutex makes the reader `Sync`, as
     // wasmtime-wasi's stdin wants, without requiring it of the body.
     body: Mutex<B>,

@@ -23,7 +23,7 @@ const RESERVE_STEP: usize = 64 << 10;
 
 /// Bytes the host may hold buffered at once, over all requests.
 #[derive(Clone)]
-pub struct Budget {
+pub(crate) struct Budget {
     bytes: Arc<Semaphore>,
     total: usize,
 }
@@ -39,7 +39,7 @@ impl Budget {
     }
 
     /// Bytes reserved now.
-    pub fn in_use(&self) -> usize {
+    pub(crate) fn in_use(&self) -> usize {
         self.total - self.bytes.available_permits()
     }
 
@@ -52,7 +52,7 @@ impl Budget {
 
 /// Why buffered output stopped growing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OutputFault {
+pub(crate) enum OutputFault {
     /// The output reached its own cap.
     TooLarge(usize),
     /// The server-wide budget was spent.
@@ -69,7 +69,7 @@ struct State {
 /// A guest's stdout collected in memory, at most `capacity` bytes, every
 /// byte of it reserved from a [`Budget`].
 #[derive(Clone)]
-pub struct BudgetedOutput {
+pub(crate) struct BudgetedOutput {
     budget: Budget,
     capacity: usize,
     state: Arc<Mutex<State>>,
@@ -77,7 +77,7 @@ pub struct BudgetedOutput {
 
 /// Output taken out of a [`BudgetedOutput`]: the bytes, and the budget they
 /// hold until this is dropped.
-pub struct Collected {
+pub(crate) struct Collected {
     /// What the guest wrote.
     pub bytes: Bytes,
     /// Keeps the bytes counted against the budget.

@@ -58,7 +58,7 @@ impl WasiHttpView for ComponentState {
 }
 
 /// A linked, ready-to-instantiate HTTP component.
-pub struct HttpComponent {
+pub(crate) struct HttpComponent {
     pre: ProxyPre<ComponentState>,
     limits: Limits,
 }

@@ -12,7 +12,7 @@ use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConf
 
 /// How often the epoch advances. Deadlines are counted in these ticks, and a
 /// CPU-bound guest yields to the executor once per tick.
-pub const EPOCH_TICK: Duration = Duration::from_millis(10);
+pub(crate) const EPOCH_TICK: Duration = Duration::from_millis(10);
 
 /// Engine-wide settings: the pool is sized for concurrency, not app count —
 /// an app that is not serving holds no slot.
@@ -35,7 +35,7 @@ pub struct EngineConfig {
 }
 
 /// Instances in the pool unless `WPAAS_MAX_INSTANCES` says otherwise.
-pub const DEFAULT_MAX_INSTANCES: u32 = 1000;
+pub(crate) const DEFAULT_MAX_INSTANCES: u32 = 1000;
 
 impl Default for EngineConfig {
     /// The defaults: 1000 instances, a quarter of them per app, 1 GiB of
@@ -72,7 +72,7 @@ impl Default for EngineConfig {
 }
 
 /// A shared engine plus the thread that advances its epoch.
-pub struct WasmEngine {
+pub(crate) struct WasmEngine {
     engine: Engine,
     ticker_stop: Arc<AtomicBool>,
 }

@@ -6,7 +6,7 @@ use super::admission::Rejected;
 
 /// A request the guest did not answer normally.
 #[derive(Debug, thiserror::Error)]
-pub enum WebError {
+pub(crate) enum WebError {
     /// No slot and no room in the queue (or waited too long).
     #[error("{0}")]
     Overloaded(#[from] Rejected),
@@ -29,7 +29,7 @@ pub enum WebError {
 
 impl WebError {
     /// Classifies an error returned by running guest code.
-    pub fn from_guest(err: wasmtime::Error) -> Self {
+    pub(crate) fn from_guest(err: wasmtime::Error) -> Self {
         // Instances, memories, tables or stacks of the pool all in use
         // (workers draw on it too): a fast 503, not a crash of the app.
         if err

@@ -28,27 +28,29 @@ use anyhow::Result;
 use bytes::Bytes;
 use tokio::sync::Semaphore;
 
-pub use admission::{Admission, Rejected};
-pub use body::BodyFault;
-pub use buffer::Budget;
-pub use cache::{CacheOutcome, CodeCache, Compiled};
+pub(crate) use admission::Admission;
+pub(crate) use buffer::Budget;
+pub use cache::CacheOutcome;
+pub(crate) use cache::{CodeCache, Compiled};
 pub use command::{Exit, Stdio, WasiCommand};
-pub use component::HttpComponent;
-pub use engine::{EngineConfig, WasmEngine, EPOCH_TICK};
-pub use error::WebError;
+pub(crate) use component::HttpComponent;
+pub use engine::EngineConfig;
+pub(crate) use engine::WasmEngine;
+pub(crate) use error::WebError;
 pub use limits::Limits;
-pub use wagi::{CgiContext, WagiModule};
+pub(crate) use wagi::{CgiContext, WagiModule};
+pub(crate) use web::ServedBy;
 use web::WebCode;
-pub use web::{ReplicaStatus, ServedBy, WebProcess};
+pub use web::{ReplicaStatus, WebProcess};
 
 /// Error type of response bodies leaving the host.
-pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// Body type of every response the router sends.
-pub type BoxBody = http_body_util::combinators::UnsyncBoxBody<Bytes, BoxError>;
+pub(crate) type BoxBody = http_body_util::combinators::UnsyncBoxBody<Bytes, BoxError>;
 
 /// A request body the runtime accepts: hyper's `Incoming` from the router,
 /// or an in-process body (health checks).
-pub trait RequestBody:
+pub(crate) trait RequestBody:
     http_body::Body<
         Data = Bytes,
         Error: Into<wasmtime_wasi_http::Error> + std::error::Error + Send + Sync + 'static,
@@ -99,15 +101,15 @@ impl Runtime {
         self.budget.in_use()
     }
 
-    /// The compiled-code cache (its hit/miss counters are public).
-    pub fn cache(&self) -> &CodeCache {
+    /// The compiled-code cache (its hit and miss counts feed `/metrics`).
+    pub(crate) fn cache(&self) -> &CodeCache {
         &self.cache
     }
 
     /// Slots of the pooling instance allocator in use: core instances,
     /// component instances, memories, tables. `None` when the engine
     /// allocates on demand.
-    pub fn pool_in_use(&self) -> Option<[(&'static str, u64); 4]> {
+    pub(crate) fn pool_in_use(&self) -> Option<[(&'static str, u64); 4]> {
         let pool = self.engine.engine().pooling_allocator_metrics()?;
         Some([
             ("core_instances", pool.core_instances()),
@@ -152,7 +154,7 @@ impl Runtime {
 impl Runtime {
     /// Loads `path` as a WASI command (a worker, the release phase, a
     /// one-off run), compiled (or loaded from cache) and linked.
-    pub fn load_command(&self, path: &Path, limits: Limits) -> Result<WasiCommand> {
+    pub(crate) fn load_command(&self, path: &Path, limits: Limits) -> Result<WasiCommand> {
         let engine = self.engine.engine();
         match self.cache.load(engine, path)?.0 {
             Compiled::Component(c) => WasiCommand::from_component(engine, &c, limits),

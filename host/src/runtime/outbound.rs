@@ -76,7 +76,7 @@ const FORBIDDEN_V6: &[(Ipv6Addr, u8)] = &[
 ];
 
 /// Whether a guest must not connect to `ip`.
-pub fn is_forbidden(ip: IpAddr) -> bool {
+pub(crate) fn is_forbidden(ip: IpAddr) -> bool {
     match ip {
         IpAddr::V4(ip) => v4_forbidden(ip),
         IpAddr::V6(ip) => {
@@ -117,7 +117,7 @@ fn embedded_v4(ip: Ipv6Addr) -> Option<Ipv4Addr> {
 /// The `wasi:http` hooks of one instance: default behaviour, except that
 /// outgoing requests are checked against [`is_forbidden`] and at most
 /// `max_connections` of them are open at once.
-pub struct OutboundHooks {
+pub(crate) struct OutboundHooks {
     allow_private: bool,
     /// One permit per outgoing connection the instance may have open; a
     /// permit is held until the connection ends.

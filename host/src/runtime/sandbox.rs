@@ -8,7 +8,7 @@ use wasmtime::{ResourceLimiter, Store, StoreLimits, StoreLimitsBuilder, UpdateDe
 use super::limits::Limits;
 
 /// Store limits for one instance under `limits`.
-pub fn store_limits(limits: &Limits) -> StoreLimits {
+pub(crate) fn store_limits(limits: &Limits) -> StoreLimits {
     StoreLimitsBuilder::new()
         .memory_size(limits.memory_bytes)
         .table_elements(1 << 20)
@@ -19,7 +19,7 @@ pub fn store_limits(limits: &Limits) -> StoreLimits {
 }
 
 /// Store state that carries its [`StoreLimits`].
-pub trait HasLimits {
+pub(crate) trait HasLimits {
     /// The limits the store's limiter consults.
     fn limits(&mut self) -> &mut StoreLimits;
 }
@@ -29,7 +29,7 @@ pub trait HasLimits {
 /// Every epoch tick the running guest yields to the executor (so a
 /// CPU-bound guest cannot starve other requests on the same worker thread),
 /// and once `deadline` has passed it is interrupted with a trap.
-pub fn confine<T: HasLimits + Send + 'static>(store: &mut Store<T>, deadline: Instant) {
+pub(crate) fn confine<T: HasLimits + Send + 'static>(store: &mut Store<T>, deadline: Instant) {
     store.limiter(|state| state.limits() as &mut dyn ResourceLimiter);
     store.set_epoch_deadline(1);
     store.epoch_deadline_callback(move |_| {

@@ -35,7 +35,7 @@ impl sandbox::HasLimits for WagiState {
 }
 
 /// A linked WAGI module.
-pub struct WagiModule {
+pub(crate) struct WagiModule {
     pre: InstancePre<WagiState>,
     limits: Limits,
     /// Where buffered stdout is counted, server-wide.
@@ -43,7 +43,7 @@ pub struct WagiModule {
 }
 
 /// Facts about the request that CGI wants and the HTTP request lacks.
-pub struct CgiContext {
+pub(crate) struct CgiContext {
     /// The client's address as the router saw it.
     pub remote: SocketAddr,
     /// The address the router accepted the connection on.

@@ -39,15 +39,15 @@ struct Replica {
 
 /// A replica whose requests trap this many times in a row is taken out of
 /// rotation and replaced by a fresh one.
-pub const CRASHES_BEFORE_REPLACE: u32 = 5;
+pub(crate) const CRASHES_BEFORE_REPLACE: u32 = 5;
 
 /// Receives one line about the process's health, from the named replica.
-pub type EventSink = Arc<dyn Fn(&str, &str) + Send + Sync>;
+pub(crate) type EventSink = Arc<dyn Fn(&str, &str) + Send + Sync>;
 
 /// Response extension naming the replica that answered, for the router's
 /// access log.
 #[derive(Debug, Clone)]
-pub struct ServedBy {
+pub(crate) struct ServedBy {
     /// `web.2`.
     pub replica: String,
     /// How long the request waited for one of the replica's slots: the
@@ -153,17 +153,12 @@ impl WebProcess {
     /// Counts this process's instances against `previous`'s share of the
     /// pool: the app's releases share one, so a release that is still
     /// draining and the one replacing it cannot hold twice the share.
-    pub fn share_with(&self, previous: &WebProcess) {
+    pub(crate) fn share_with(&self, previous: &WebProcess) {
         self.app_share.store(previous.app_share.load_full());
     }
 
-    /// Instances the app may still start before it reaches its share.
-    pub fn share_available(&self) -> usize {
-        self.app_share.load().available_permits()
-    }
-
     /// Where health events go (a replica replaced after crashing).
-    pub fn set_events(&self, events: EventSink) {
+    pub(crate) fn set_events(&self, events: EventSink) {
         let _ = self.events.set(events);
     }
 
@@ -190,7 +185,7 @@ impl WebProcess {
 
     /// Grows or shrinks the replica set in place: the first `count`
     /// replicas (and their counters) stay, new ones are added at the end.
-    pub fn set_replicas(&self, count: usize) {
+    pub(crate) fn set_replicas(&self, count: usize) {
         let _resize = self.resize.lock().expect("resize lock");
         let current = self.replicas.load_full();
         let mut next: Vec<Arc<Replica>> = current.iter().take(count).cloned().collect();
@@ -201,17 +196,17 @@ impl WebProcess {
     }
 
     /// Whether a request that finds no replica starts one.
-    pub fn set_wake_from_zero(&self, wake: bool) {
+    pub(crate) fn set_wake_from_zero(&self, wake: bool) {
         self.wake_from_zero.store(wake, Ordering::Relaxed);
     }
 
     /// How many requests have woken this process from zero replicas.
-    pub fn wakes(&self) -> u64 {
+    pub(crate) fn wakes(&self) -> u64 {
         self.wakes.load(Ordering::Relaxed)
     }
 
     /// Time since the last request arrived (or since loading, if none).
-    pub fn idle_for(&self) -> Duration {
+    pub(crate) fn idle_for(&self) -> Duration {
         let last = Duration::from_millis(self.last_request_ms.load(Ordering::Relaxed));
         self.created.elapsed().saturating_sub(last)
     }
@@ -224,18 +219,13 @@ impl WebProcess {
         }
     }
 
-    /// The limits each replica runs under.
-    pub fn limits(&self) -> &Limits {
-        &self.limits
-    }
-
     /// Number of replicas.
-    pub fn replica_count(&self) -> usize {
+    pub(crate) fn replica_count(&self) -> usize {
         self.replicas.load().len()
     }
 
     /// Requests running or queued now, over all replicas.
-    pub fn in_flight(&self) -> usize {
+    pub(crate) fn in_flight(&self) -> usize {
         self.replicas
             .load()
             .iter()
@@ -244,7 +234,7 @@ impl WebProcess {
     }
 
     /// Live numbers of each replica.
-    pub fn status(&self) -> Vec<ReplicaStatus> {
+    pub(crate) fn status(&self) -> Vec<ReplicaStatus> {
         self.replicas
             .load()
             .iter()
@@ -298,7 +288,7 @@ impl WebProcess {
     /// slots, takes a place in the app's share and the pool (or is refused
     /// at once), then runs a fresh instance. A declared body larger than
     /// the limit is refused before any of that.
-    pub async fn serve<B: RequestBody>(
+    pub(crate) async fn serve<B: RequestBody>(
         &self,
         req: hyper::Request<B>,
         cgi: &CgiContext,
