@@ -364,21 +364,7 @@ fn run_stream(
     // Bounded: a client reading slowly loses lines (and is told how many),
     // the process never waits for it.
     let (tx, lines) = super::log_sink::ClientLines::channel();
-    // Held by the sinks, which the output streams' tasks drop when they
-    // end: the channel closes once every output line is out.
-    let (in_use, mut all_out) = tokio::sync::mpsc::channel::<()>(1);
-    let sink = |fd: u8| -> crate::runtime::output::LineSink {
-        let (tx, in_use) = (tx.clone(), in_use.clone());
-        Arc::new(move |line: &str| {
-            let _in_use = &in_use;
-            tx.offer(format!("{fd} {line}"));
-        })
-    };
-    let stdio = crate::runtime::Stdio {
-        stdout: sink(1),
-        stderr: sink(2),
-    };
-    drop(in_use);
+    let (stdio, mut all_out) = tx.run_stdio();
     tokio::spawn(async move {
         let gone = tx.clone();
         let (process, exit) = platform
@@ -692,12 +678,7 @@ async fn deploy(platform: Arc<Platform>, app: String, req: hyper::Request<Incomi
     let commit = commit_param(req.uri().query())?;
     let body = super::upload::receive(&platform, req.into_body()).await?;
     let (log, lines) = LogSink::channel();
-    let build_log = platform.logs().sink(&app, "build");
-    let log = log.with_app_log(Arc::new(move |line: &str| {
-        if !line.starts_with(RESULT_PREFIX) {
-            build_log(line);
-        }
-    }));
+    let log = log.with_app_log(platform.logs().app_log(&app, "build"));
     tokio::spawn(async move {
         let result =
             super::deploy::deploy_steps(&platform, &app, body.path().to_path_buf(), commit, &log)
@@ -719,7 +700,7 @@ async fn deploy(platform: Arc<Platform>, app: String, req: hyper::Request<Incomi
                 }
             }
         };
-        log.send_wait(wpaas_api::stream::result_line(&last)).await;
+        log.send_result(wpaas_api::stream::result_line(&last)).await;
     });
     Ok(line_stream(lines))
 }

@@ -92,18 +92,12 @@ impl Platform {
         logs: Arc<LogHub>,
         config: Arc<ServerConfig>,
     ) -> Self {
-        let hub = logs.clone();
         Self {
             store,
             runtime,
             table,
             router_port,
-            supervisor: Supervisor::new(
-                Arc::new(move |app: &str, process: &str, line: &str| {
-                    hub.push(app, process, line);
-                }),
-                config.restart_backoff,
-            ),
+            supervisor: Supervisor::new(logs.clone(), config.restart_backoff),
             logs,
             metrics: Arc::default(),
             autoscale_specs: Mutex::default(),

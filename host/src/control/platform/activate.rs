@@ -96,10 +96,7 @@ impl Platform {
                         .with_context(|| format!("could not load {wasm}"))?;
                 web.set_replicas(n);
                 web.set_wake_from_zero(wake);
-                let (log, name) = (self.supervisor.process_log(), app.name.clone());
-                web.set_events(Arc::new(move |replica: &str, line: &str| {
-                    log(&name, replica, line)
-                }));
+                web.set_events(Arc::new(self.logs.app_log(&app.name, "web")));
                 Some(Arc::new(web))
             }
             // Nothing to serve: `web` scaled to 0, absent, or not deployed yet.
@@ -170,10 +167,7 @@ impl Platform {
     ) -> Result<()> {
         log.send(format!("-----> Running release command: {command}"));
         let (wasm, env) = self.command(release, "release", limits).await?;
-        let out: LineSink = {
-            let log = log.clone();
-            Arc::new(move |line: &str| log.send(format!("       {line}")))
-        };
+        let out: Arc<dyn LineSink> = Arc::new(ReleasePhaseLines(log.clone()));
         let stdio = Stdio {
             stdout: out.clone(),
             stderr: out,
@@ -191,6 +185,16 @@ impl Platform {
         }
         log.send("       done");
         Ok(())
+    }
+}
+
+/// The release command's output in the deploy's: each line indented under
+/// the step's `-----> Running release command` heading.
+struct ReleasePhaseLines(LogSink);
+
+impl LineSink for ReleasePhaseLines {
+    fn line(&self, line: &str) {
+        self.0.send(format!("       {line}"));
     }
 }
 

@@ -12,7 +12,7 @@ use anyhow::{anyhow, bail, Context, Result};
 
 use super::{conflict, invalid, user_facing, Platform};
 use crate::control::store::{App, Autoscale, ProcessLimits, Release};
-use crate::runtime::{Limits, ProcessEnv, ProcessOutput, ReplicaStatus, WasiCommand, WebProcess};
+use crate::runtime::{Limits, ProcessEnv, ReplicaStatus, WasiCommand, WebProcess};
 
 impl Platform {
     /// The slug path of a process type's module, and its environment.
@@ -31,13 +31,10 @@ impl Platform {
             .ok_or_else(|| anyhow!("release v{} has no process type {kind:?}", release.version))?;
         let (wasm, args) = expand_argv(argv, &release.config)?;
         // Guest prints go to the app's log as the replica (DYNO) printing.
-        let (hub, app) = (self.logs.clone(), release.app.clone());
         let env = ProcessEnv {
             vars: release.config.clone().into_iter().collect(),
             args,
-            output: Some(ProcessOutput(Arc::new(move |process, line| {
-                hub.push(&app, process, line)
-            }))),
+            output: Some(Arc::new(self.logs.app_log(&release.app, kind))),
             files: Some(slug_dir.clone()),
         };
         let path = slug_dir.join(&wasm);
