@@ -1,6 +1,8 @@
 //! Where the lines of a long operation go: to the client watching it (a
-//! deploy's response stream) and, once it has a record, to its log file
-//! (`builds/<id>.log`, shown later by `builds:output`).
+//! deploy's response stream), to the app's log (`app[build]`) and, once it
+//! has a record, to its log file (`builds/<id>.log`, shown later by
+//! `builds:output`). A one-off run's output goes to its client through the
+//! same bounded stream ([`ClientLines::run_stdio`]).
 //!
 //! Everything is bounded. The client gets a channel of [`CLIENT_LINES`]
 //! lines: when it reads more slowly than the build writes, lines are
@@ -16,7 +18,9 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::mpsc::{self, error::TrySendError, Receiver, Sender};
 
+use crate::logs::AppLog;
 use crate::runtime::output::LineSink;
+use crate::runtime::Stdio;
 
 /// Lines buffered for a client (a deploy or `run` stream) before further
 /// lines are dropped.
@@ -78,6 +82,42 @@ impl ClientLines {
     pub async fn closed(&self) {
         self.tx.closed().await
     }
+
+    /// A one-off run's stdout and stderr for this client (each line sent as
+    /// `1 TEXT` or `2 TEXT`), and a receiver that ends (yields `None`) once
+    /// both are dropped. The guest's output streams drop them as they end,
+    /// after handing over a last unterminated line: when the receiver ends,
+    /// every line of output is out.
+    pub fn run_stdio(self: &Arc<Self>) -> (Stdio, Receiver<()>) {
+        let (in_use, all_out) = mpsc::channel(1);
+        let stream = |fd| -> Arc<dyn LineSink> {
+            Arc::new(RunLines {
+                client: self.clone(),
+                fd,
+                _in_use: in_use.clone(),
+            })
+        };
+        let stdio = Stdio {
+            stdout: stream(1),
+            stderr: stream(2),
+        };
+        (stdio, all_out)
+    }
+}
+
+/// One output stream of a one-off run, as its client reads it.
+struct RunLines {
+    client: Arc<ClientLines>,
+    /// `1` for stdout, `2` for stderr: each line's first word.
+    fd: u8,
+    /// Held until this stream is dropped; see [`ClientLines::run_stdio`].
+    _in_use: Sender<()>,
+}
+
+impl LineSink for RunLines {
+    fn line(&self, line: &str) {
+        self.client.offer(format!("{} {line}", self.fd));
+    }
 }
 
 /// What the client reads in place of lines it was too slow for.
@@ -93,8 +133,8 @@ pub struct LogSink {
     /// Shared by all clones, so lines sent after [`LogSink::record_to`]
     /// through any clone reach the file, in order.
     file: Arc<Mutex<Option<LogFile>>>,
-    /// The app's log stream (`app[build]`), if the lines belong there.
-    app_log: Option<LineSink>,
+    /// The app's log (`app[build]`), if the lines belong there.
+    app_log: Option<AppLog>,
 }
 
 struct LogFile {
@@ -123,8 +163,8 @@ impl LogSink {
         }
     }
 
-    /// Also sends every line to `app_log` (the app's log stream).
-    pub fn with_app_log(mut self, app_log: LineSink) -> Self {
+    /// Also sends every line but the result to `app_log` (the app's log).
+    pub fn with_app_log(mut self, app_log: AppLog) -> Self {
         self.app_log = Some(app_log);
         self
     }
@@ -148,10 +188,24 @@ impl LogSink {
         }
     }
 
+    /// Sends the stream's last line, the operation's result
+    /// (`##wpaas-result {…}`), waiting for room: to the client and the
+    /// file, not to the app's log, where it is framing nobody wrote.
+    pub async fn send_result(&self, line: String) {
+        self.to_file(&line);
+        if let Some(client) = &self.client {
+            client.send_wait(line).await;
+        }
+    }
+
     fn record(&self, line: &str) {
         if let Some(app_log) = &self.app_log {
-            app_log(line);
+            app_log.line(line);
         }
+        self.to_file(line);
+    }
+
+    fn to_file(&self, line: &str) {
         if let Some(log) = self.file.lock().expect("log file").as_mut() {
             let len = line.len() as u64 + 1;
             if log.written < MAX_LOG_FILE {
@@ -202,6 +256,56 @@ mod tests {
         // A client that went away does not stop the file.
         sink.send("still");
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "after\nstill\n");
+    }
+
+    #[test]
+    fn lines_reach_the_app_log_as_build_but_the_result_does_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("b1.log");
+        let hub = Arc::new(crate::logs::LogHub::in_memory(10));
+        let (sink, mut rx) = LogSink::channel();
+        let sink = sink.with_app_log(hub.app_log("a", "build"));
+        sink.record_to(&path).unwrap();
+        sink.send("-----> Building");
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        rt.block_on(sink.send_result("##wpaas-result {}".into()));
+        let (kept, _) = hub.read("a", 10, &crate::logs::Filter::default(), false);
+        let kept: Vec<String> = kept
+            .iter()
+            .map(|l| format!("{}: {}", l.process, l.message))
+            .collect();
+        assert_eq!(kept, ["build: -----> Building"]);
+        // The client and the file get both.
+        assert_eq!(rx.try_recv().unwrap(), "-----> Building");
+        assert_eq!(rx.try_recv().unwrap(), "##wpaas-result {}");
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            "-----> Building\n##wpaas-result {}\n"
+        );
+    }
+
+    #[test]
+    fn a_run_client_reads_framed_lines_and_learns_when_output_ends() {
+        let (client, mut rx) = ClientLines::channel();
+        let (stdio, mut all_out) = client.run_stdio();
+        stdio.stdout.line("out");
+        stdio.stderr.line("err");
+        assert_eq!(rx.try_recv().unwrap(), "1 out");
+        assert_eq!(rx.try_recv().unwrap(), "2 err");
+        let stderr = stdio.stderr.clone();
+        drop(stdio);
+        // One stream is still held: output may still come.
+        assert!(matches!(
+            all_out.try_recv(),
+            Err(tokio::sync::mpsc::error::TryRecvError::Empty)
+        ));
+        drop(stderr);
+        assert!(matches!(
+            all_out.try_recv(),
+            Err(tokio::sync::mpsc::error::TryRecvError::Disconnected)
+        ));
     }
 
     #[test]

@@ -1,5 +1,26 @@
 //! The control plane: durable state, the orchestration of builds and
 //! releases, and the API that drives them.
+//!
+//! A deploy, in the order its code runs:
+//!
+//! * [`server`] — `wpaas server`: opens the store, restores every app,
+//!   serves the API, the git endpoint and the router.
+//! * [`api`] (with `upload`) — the HTTP API; a deploy's upload is received
+//!   and its output streamed back (`log_sink`: bounded client stream and
+//!   build log file).
+//! * `deploy` — build (buildpack in a [`builds`] slot) → pack the slug →
+//!   release it.
+//! * [`platform`] — the one way to change what an app runs:
+//!   `platform/activate.rs` (pending `vN+1` → load, release phase, health
+//!   check → swap the route → record), `platform/formation.rs` (process
+//!   types, scaling, limits, restarts), `platform/slugs.rs` (pins and
+//!   garbage collection of stored slugs).
+//! * [`supervisor`] — keeps long-running processes and one-off runs going;
+//!   [`scaler`] moves `web` between its autoscale bounds.
+//!
+//! Underneath: [`store`] (records), [`config`] (the server's limits),
+//! [`keyed_lock`] (one change per app at a time), [`error`] (what the
+//! client is told), [`token`] and [`git`] (`git push`), [`metrics`].
 
 pub mod api;
 #[cfg(test)]

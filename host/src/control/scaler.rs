@@ -51,7 +51,7 @@ pub async fn run(platform: Arc<Platform>, tick: Duration) {
             let state = states.entry(app.clone()).or_default();
             let wakes = web.wakes();
             if wakes > state.wakes_seen {
-                platform.supervisor().log_line(
+                platform.logs().push(
                     &app,
                     "scaler",
                     "Scaled web from 0 to 1 (a request arrived while idle)",
@@ -74,7 +74,7 @@ pub async fn run(platform: Arc<Platform>, tick: Duration) {
                 &mut state.low_since,
                 Instant::now(),
             ) {
-                platform.supervisor().log_line(
+                platform.logs().push(
                     &app,
                     "scaler",
                     &format!(

@@ -13,12 +13,9 @@ use std::time::{Duration, Instant, SystemTime};
 
 use tokio::sync::watch;
 
-use crate::runtime::output::LineSink;
+use crate::logs::LogHub;
+use crate::runtime::output::{LineSink, Tee};
 use crate::runtime::{Exit, ProcessEnv, Stdio, WasiCommand};
-
-/// Receives every line a process prints: `(app, process, line)`, process
-/// being `worker.1`, `run.2`…
-pub type ProcessLog = Arc<dyn Fn(&str, &str, &str) + Send + Sync>;
 
 /// How long a crashed replica waits before it runs again: `first` after
 /// its first crash, doubling with each crash in a row up to `max`. A
@@ -121,18 +118,19 @@ struct AppProcesses {
 /// Keeps every app's long-running processes running.
 pub struct Supervisor {
     apps: Mutex<HashMap<String, AppProcesses>>,
-    log: ProcessLog,
+    /// Where every replica's and run's lines go, as `worker.1`, `run.2`…
+    logs: Arc<LogHub>,
     run_counter: AtomicU32,
     backoff: Backoff,
 }
 
 impl Supervisor {
-    /// A supervisor whose processes print through `log` and wait `backoff`
-    /// after each crash.
-    pub fn new(log: ProcessLog, backoff: Backoff) -> Self {
+    /// A supervisor whose processes print to their app's log in `logs`
+    /// and wait `backoff` after each crash.
+    pub fn new(logs: Arc<LogHub>, backoff: Backoff) -> Self {
         Self {
             apps: Mutex::default(),
-            log,
+            logs,
             run_counter: AtomicU32::new(0),
             backoff,
         }
@@ -249,30 +247,16 @@ impl Supervisor {
             .or_default()
             .runs
             .insert(n, status);
+        let log: Arc<dyn LineSink> = Arc::new(self.logs.app_log(app, &name));
         let stdio = Stdio {
-            stdout: tee(&stdio.stdout, self.sink(app, &name)),
-            stderr: tee(&stdio.stderr, self.sink(app, &name)),
+            stdout: Arc::new(Tee(stdio.stdout, log.clone())),
+            stderr: Arc::new(Tee(stdio.stderr, log)),
         };
         let exit = command.run(env, &stdio, None, stop).await;
         if let Some(processes) = self.apps.lock().expect("supervisor").get_mut(app) {
             processes.runs.remove(&n);
         }
         (name, exit)
-    }
-
-    /// The callback every process line goes through.
-    pub fn process_log(&self) -> ProcessLog {
-        self.log.clone()
-    }
-
-    /// Writes one line to `app`'s log as `process` (e.g. the scaler).
-    pub fn log_line(&self, app: &str, process: &str, line: &str) {
-        (self.log)(app, process, line);
-    }
-
-    fn sink(&self, app: &str, process: &str) -> LineSink {
-        let (log, app, process) = (self.log.clone(), app.to_string(), process.to_string());
-        Arc::new(move |line: &str| log(&app, &process, line))
     }
 
     fn grow(&self, app: &str, kind: &str, group: &mut Group, count: usize) {
@@ -293,7 +277,7 @@ impl Supervisor {
         let mut env = group.env.clone();
         env.vars.retain(|(k, _)| k != "DYNO");
         env.vars.push(("DYNO".into(), name.to_string()));
-        let out = self.sink(app, name);
+        let out: Arc<dyn LineSink> = Arc::new(self.logs.app_log(app, name));
         let stdio = Stdio {
             stdout: out.clone(),
             stderr: out.clone(),
@@ -312,14 +296,6 @@ impl Supervisor {
             stop,
         }
     }
-}
-
-fn tee(a: &LineSink, b: LineSink) -> LineSink {
-    let a = a.clone();
-    Arc::new(move |line: &str| {
-        a(line);
-        b(line);
-    })
 }
 
 /// Resolves once `stop` says so (or its sender is gone).
@@ -354,7 +330,7 @@ async fn keep_running(
         if exit == Exit::Stopped || *stop.borrow() {
             return;
         }
-        (stdio.stderr)(&format!("Process {exit}"));
+        stdio.stderr.line(&format!("Process {exit}"));
         if started.elapsed() >= policy.healthy_run {
             backoff = policy.first;
         }

@@ -2,6 +2,9 @@
 //! from the app's processes (`web.1`, `worker.2`, `run.1`), the router
 //! (`router`), builds (`build`), the API (`api`) and the scaler (`scaler`).
 //!
+//! Writers hold an [`AppLog`] (one app, one process; cheap to clone) or
+//! call [`LogHub::push`] for a single line.
+//!
 //! Lifecycle: [`LogHub::open`] once per server (reads back what the last
 //! run kept and starts the disk writer); [`LogHub::push`] once per line —
 //! into the app's bounded ring (the last N lines), to live subscribers
@@ -10,6 +13,7 @@
 //! line from the file (counted, and reported as a line once the writer
 //! catches up), a slow subscriber is told how many lines it missed.
 
+mod app_log;
 mod disk;
 mod terminal;
 
@@ -22,6 +26,7 @@ use std::time::SystemTime;
 use arc_swap::ArcSwap;
 use tokio::sync::broadcast;
 
+pub use app_log::AppLog;
 pub use terminal::TerminalAccessLog;
 
 /// Lines kept per app unless configured otherwise.
@@ -123,7 +128,8 @@ impl Filter {
 /// What a live subscriber receives.
 pub type Live = broadcast::Receiver<Arc<LogLine>>;
 
-struct AppLog {
+/// One app's kept lines and live subscribers.
+struct AppStream {
     ring: Mutex<VecDeque<Arc<LogLine>>>,
     live: broadcast::Sender<Arc<LogLine>>,
     /// Lines that never reached the file since the last report.
@@ -148,7 +154,7 @@ struct Counters {
 /// Every app's log.
 pub struct LogHub {
     capacity: usize,
-    apps: ArcSwap<HashMap<String, Arc<AppLog>>>,
+    apps: ArcSwap<HashMap<String, Arc<AppStream>>>,
     counters: ArcSwap<HashMap<String, Arc<Counters>>>,
     disk: Option<std::sync::mpsc::SyncSender<disk::Op>>,
 }
@@ -189,7 +195,7 @@ impl LogHub {
         self.capacity
     }
 
-    fn app(&self, app: &str) -> Arc<AppLog> {
+    fn app(&self, app: &str) -> Arc<AppStream> {
         if let Some(log) = self.apps.load().get(app) {
             return log.clone();
         }
@@ -199,7 +205,7 @@ impl LogHub {
             let log = apps
                 .entry(app.to_string())
                 .or_insert_with(|| {
-                    Arc::new(AppLog {
+                    Arc::new(AppStream {
                         ring: Mutex::new(VecDeque::new()),
                         live: broadcast::channel(LIVE_BUFFER).0,
                         unwritten: AtomicU64::new(0),
@@ -332,10 +338,10 @@ impl LogHub {
         all
     }
 
-    /// A sink writing each line to `app`'s log as `process`.
-    pub fn sink(self: &Arc<Self>, app: &str, process: &str) -> crate::runtime::output::LineSink {
-        let (hub, app, process) = (self.clone(), app.to_string(), process.to_string());
-        Arc::new(move |line: &str| hub.push(&app, &process, line))
+    /// `app`'s log as `process` writes it: the handle to give whatever
+    /// produces its lines.
+    pub fn app_log(self: &Arc<Self>, app: &str, process: &str) -> AppLog {
+        AppLog::new(self.clone(), app, process)
     }
 }
 

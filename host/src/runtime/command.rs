@@ -8,6 +8,7 @@
 //! written survives.
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
@@ -63,9 +64,9 @@ impl std::fmt::Display for Exit {
 #[derive(Clone)]
 pub struct Stdio {
     /// Receives stdout lines.
-    pub stdout: LineSink,
+    pub stdout: Arc<dyn LineSink>,
     /// Receives stderr lines.
-    pub stderr: LineSink,
+    pub stderr: Arc<dyn LineSink>,
 }
 
 struct P1State {

@@ -170,8 +170,9 @@ pub struct ProcessEnv {
     pub vars: Vec<(String, String)>,
     /// argv, starting with the program name.
     pub args: Vec<String>,
-    /// Where its stdout/stderr lines go; `None`: the host's own.
-    pub output: Option<ProcessOutput>,
+    /// Where its stdout/stderr lines go, by the process's `DYNO` (`web`
+    /// without one); `None`: the host's own.
+    pub output: Option<std::sync::Arc<dyn output::ProcessLines>>,
     /// The app's files (its slug), mounted read-only at `/app` and as the
     /// working directory, so `static/index.html` and
     /// `/app/static/index.html` both open. Nothing else of the host's
@@ -181,20 +182,6 @@ pub struct ProcessEnv {
 
 /// Where the app's files appear to the guest (Heroku's app directory).
 pub const APP_DIR: &str = "/app";
-
-/// Receives each line a process prints: `(process, line)`, the process
-/// being its `DYNO` (`web.2`).
-#[derive(Clone)]
-pub struct ProcessOutput(pub std::sync::Arc<OutputFn>);
-
-/// `(process, line)`.
-pub type OutputFn = dyn Fn(&str, &str) + Send + Sync;
-
-impl std::fmt::Debug for ProcessOutput {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("ProcessOutput")
-    }
-}
 
 impl ProcessEnv {
     /// A WASI context builder with this environment; stdout/stderr go to
@@ -212,15 +199,14 @@ impl ProcessEnv {
             }
         }
         match &self.output {
-            Some(ProcessOutput(output)) => {
+            Some(output) => {
                 let process = self
                     .vars
                     .iter()
                     .rev()
                     .find(|(k, _)| k == "DYNO")
                     .map_or("web", |(_, v)| v.as_str());
-                let (out, process) = (output.clone(), process.to_string());
-                let sink: output::LineSink = std::sync::Arc::new(move |line| out(&process, line));
+                let sink = output.process(process);
                 builder
                     .stdout(output::LazyLines::new(sink.clone()))
                     .stderr(output::LazyLines::new(sink));

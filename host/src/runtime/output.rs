@@ -1,7 +1,11 @@
 //! Guest stdout/stderr as lines: what a long-running or one-off process
-//! prints is cut into lines and handed to a sink (the app's log, a `run`
-//! client). Writing never blocks the guest on a slow reader: sinks must not
-//! block (they queue or drop).
+//! prints is cut into lines and handed to a [`LineSink`] (the app's log, a
+//! `run` client, a deploy's output). Writing never blocks the guest on a
+//! slow reader: sinks must not block (they queue or drop).
+//!
+//! The runtime only knows these two traits; the app's log
+//! (`crate::logs::AppLog`) and the control plane's client streams
+//! implement them.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -10,14 +14,42 @@ use std::task::{Context, Poll};
 use tokio::io::AsyncWrite;
 use wasmtime_wasi::cli::AsyncStdoutStream;
 
-/// Receives each complete line (without its newline).
-pub type LineSink = Arc<dyn Fn(&str) + Send + Sync>;
+/// Where a process's lines go, one complete line (without its newline) at
+/// a time. Must not block: implementations queue or drop.
+pub trait LineSink: Send + Sync {
+    /// Takes one line.
+    fn line(&self, line: &str);
+}
+
+/// Output that is split by process: the sink of each named process, for
+/// the replicas the runtime names itself (`web.2`, from its `DYNO`).
+pub trait ProcessLines: Send + Sync {
+    /// Where the lines of `process` go.
+    fn process(&self, process: &str) -> Arc<dyn LineSink>;
+}
+
+impl std::fmt::Debug for dyn ProcessLines {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ProcessLines")
+    }
+}
+
+/// Sends every line to both sinks, the first first: output that one
+/// client watches and the app's log keeps (a one-off run).
+pub struct Tee(pub Arc<dyn LineSink>, pub Arc<dyn LineSink>);
+
+impl LineSink for Tee {
+    fn line(&self, line: &str) {
+        self.0.line(line);
+        self.1.line(line);
+    }
+}
 
 /// Longer lines are split into pieces of this many bytes.
 pub const MAX_LINE: usize = 16 * 1024;
 
 /// A WASI stdout/stderr stream that feeds `sink` line by line.
-pub fn line_stream(sink: LineSink) -> AsyncStdoutStream {
+pub fn line_stream(sink: Arc<dyn LineSink>) -> AsyncStdoutStream {
     AsyncStdoutStream::new(
         64 * 1024,
         LineWriter {
@@ -31,13 +63,13 @@ pub fn line_stream(sink: LineSink) -> AsyncStdoutStream {
 /// only made when the guest first uses it: most requests print nothing,
 /// and they should not pay for a stream per instance.
 pub struct LazyLines {
-    sink: LineSink,
+    sink: Arc<dyn LineSink>,
     stream: std::sync::OnceLock<AsyncStdoutStream>,
 }
 
 impl LazyLines {
     /// Lines go to `sink`.
-    pub fn new(sink: LineSink) -> Self {
+    pub fn new(sink: Arc<dyn LineSink>) -> Self {
         Self {
             sink,
             stream: std::sync::OnceLock::new(),
@@ -66,14 +98,14 @@ impl wasmtime_wasi::cli::StdoutStream for LazyLines {
 }
 
 struct LineWriter {
-    sink: LineSink,
+    sink: Arc<dyn LineSink>,
     pending: Vec<u8>,
 }
 
 impl LineWriter {
     fn emit(&self, bytes: &[u8]) {
         let bytes = bytes.strip_suffix(b"\r").unwrap_or(bytes);
-        (self.sink)(&String::from_utf8_lossy(bytes));
+        self.sink.line(&String::from_utf8_lossy(bytes));
     }
 
     fn push(&mut self, mut data: &[u8]) {
@@ -131,22 +163,43 @@ mod tests {
 
     use super::*;
 
+    /// Keeps every line it gets.
+    #[derive(Default)]
+    struct Lines(Mutex<Vec<String>>);
+
+    impl LineSink for Lines {
+        fn line(&self, line: &str) {
+            self.0.lock().unwrap().push(line.to_string());
+        }
+    }
+
+    impl Lines {
+        fn taken(&self) -> Vec<String> {
+            std::mem::take(&mut *self.0.lock().unwrap())
+        }
+    }
+
     fn collect(chunks: &[&[u8]]) -> Vec<String> {
-        let lines = Arc::new(Mutex::new(Vec::new()));
-        let sink: LineSink = {
-            let lines = lines.clone();
-            Arc::new(move |l: &str| lines.lock().unwrap().push(l.to_string()))
-        };
+        let lines = Arc::new(Lines::default());
         let mut writer = LineWriter {
-            sink,
+            sink: lines.clone(),
             pending: Vec::new(),
         };
         for chunk in chunks {
             writer.push(chunk);
         }
         drop(writer);
-        let lines = lines.lock().unwrap().clone();
-        lines
+        lines.taken()
+    }
+
+    #[test]
+    fn a_tee_hands_each_line_to_both_sinks() {
+        let (a, b) = (Arc::new(Lines::default()), Arc::new(Lines::default()));
+        let tee = Tee(a.clone(), b.clone());
+        tee.line("one");
+        tee.line("two");
+        assert_eq!(a.taken(), ["one", "two"]);
+        assert_eq!(b.taken(), ["one", "two"]);
     }
 
     #[test]

@@ -14,6 +14,7 @@ use arc_swap::ArcSwap;
 
 use super::admission::{Shares, Slot};
 use super::body::Guarded;
+use super::output::ProcessLines;
 use super::{
     Admission, BoxBody, CgiContext, HttpComponent, Limits, ProcessEnv, RequestBody, WagiModule,
     WebError,
@@ -40,9 +41,6 @@ struct Replica {
 /// A replica whose requests trap this many times in a row is taken out of
 /// rotation and replaced by a fresh one.
 pub(crate) const CRASHES_BEFORE_REPLACE: u32 = 5;
-
-/// Receives one line about the process's health, from the named replica.
-pub(crate) type EventSink = Arc<dyn Fn(&str, &str) + Send + Sync>;
 
 /// Response extension naming the replica that answered, for the router's
 /// access log.
@@ -94,7 +92,7 @@ pub struct WebProcess {
     /// When the last request arrived (ms since `created`).
     last_request_ms: AtomicU64,
     created: Instant,
-    events: OnceLock<EventSink>,
+    events: OnceLock<Arc<dyn ProcessLines>>,
     /// The app's share of the instance pool; a new release takes over the
     /// one of the release it replaces ([`WebProcess::share_with`]).
     app_share: ArcSwap<tokio::sync::Semaphore>,
@@ -157,8 +155,9 @@ impl WebProcess {
         self.app_share.store(previous.app_share.load_full());
     }
 
-    /// Where health events go (a replica replaced after crashing).
-    pub(crate) fn set_events(&self, events: EventSink) {
+    /// Where health events go (a replica replaced after crashing), as the
+    /// replica they are about.
+    pub(crate) fn set_events(&self, events: Arc<dyn ProcessLines>) {
         let _ = self.events.set(events);
     }
 
@@ -174,12 +173,9 @@ impl WebProcess {
         next[index] = Arc::new(self.replica_with_restarts(index + 1, failing.restarts + 1));
         self.replicas.store(Arc::new(next));
         if let Some(events) = self.events.get() {
-            events(
-                &failing.name,
-                &format!(
-                    "Replaced after {CRASHES_BEFORE_REPLACE} crashed requests in a row (last: {last})"
-                ),
-            );
+            events.process(&failing.name).line(&format!(
+                "Replaced after {CRASHES_BEFORE_REPLACE} crashed requests in a row (last: {last})"
+            ));
         }
     }
 

@@ -76,12 +76,7 @@ pub async fn deploy(
     let commit = query.commit;
     let body = crate::control::upload::receive(&platform, body).await?;
     let (log, lines) = LogSink::channel();
-    let build_log = platform.logs().sink(&app, "build");
-    let log = log.with_app_log(Arc::new(move |line: &str| {
-        if !line.starts_with(RESULT_PREFIX) {
-            build_log(line);
-        }
-    }));
+    let log = log.with_app_log(platform.logs().app_log(&app, "build"));
     tokio::spawn(async move {
         let result = crate::control::deploy::deploy_steps(
             &platform,
@@ -108,7 +103,7 @@ pub async fn deploy(
                 }
             }
         };
-        log.send_wait(wpaas_api::stream::result_line(&last)).await;
+        log.send_result(wpaas_api::stream::result_line(&last)).await;
     });
     Ok(reply(respond::lines(lines)))
 }

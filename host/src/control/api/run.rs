@@ -40,21 +40,7 @@ fn run_stream(
     // Bounded: a client reading slowly loses lines (and is told how many),
     // the process never waits for it.
     let (tx, lines) = crate::control::log_sink::ClientLines::channel();
-    // Held by the sinks, which the output streams' tasks drop when they
-    // end: the channel closes once every output line is out.
-    let (in_use, mut all_out) = tokio::sync::mpsc::channel::<()>(1);
-    let sink = |fd: u8| -> crate::runtime::output::LineSink {
-        let (tx, in_use) = (tx.clone(), in_use.clone());
-        Arc::new(move |line: &str| {
-            let _in_use = &in_use;
-            tx.offer(format!("{fd} {line}"));
-        })
-    };
-    let stdio = crate::runtime::Stdio {
-        stdout: sink(1),
-        stderr: sink(2),
-    };
-    drop(in_use);
+    let (stdio, mut all_out) = tx.run_stdio();
     tokio::spawn(async move {
         let gone = tx.clone();
         let (process, exit) = platform

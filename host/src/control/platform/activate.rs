@@ -1,0 +1,224 @@
+//! A release goes live. [`Platform::release`] makes `vN+1` from the
+//! current release (pending), activates it and records the outcome, which
+//! moves the current pointer only on success. Activation is, in order:
+//! load every process type's code, run the release phase, health-check a
+//! fresh `web`, then swap the routing entry and replace the long-running
+//! processes (new replicas start before old ones stop). Until the swap,
+//! the old release keeps serving; a failure anywhere before it changes
+//! nothing.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Context, Result};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty};
+
+use super::formation::{is_long_running, limits_for, replicas, web_plan};
+use super::{user_facing, LogSink, Platform};
+use crate::control::store::{App, Release, ReleaseDraft};
+use crate::router::AppRoute;
+use crate::runtime::output::LineSink;
+use crate::runtime::{CgiContext, Limits, Stdio, WebProcess};
+
+/// How long a release command may run.
+pub const RELEASE_PHASE_TIMEOUT: Duration = Duration::from_secs(10 * 60);
+
+impl Platform {
+    /// Creates a release from the current one changed by `change`, activates
+    /// it and records the outcome. Caller holds the app's lock.
+    pub async fn release(
+        &self,
+        app: &str,
+        log: &LogSink,
+        change: impl FnOnce(ReleaseDraft) -> ReleaseDraft,
+        description: &str,
+    ) -> Result<Release> {
+        let mut change = Some(change);
+        let mut first_draft = None;
+        let pending = self.store.next_release(app, |base| {
+            // The closure may be retried by the transaction; compute once.
+            first_draft
+                .get_or_insert_with(|| {
+                    let draft = ReleaseDraft::inherit(base, description);
+                    (change.take().expect("called once"))(draft)
+                })
+                .clone()
+        })?;
+        let app_record = self.store.app(app)?;
+        let outcome = self.activate(&app_record, &pending, Some(log)).await;
+        let release = self.store.finish_release(
+            app,
+            pending.version,
+            outcome.as_ref().map(|_| ()).map_err(|e| format!("{e:#}")),
+        )?;
+        let said = match &outcome {
+            Ok(()) => format!("Release v{} created: {description}", pending.version),
+            Err(err) => format!(
+                "Release v{} failed: {description}: {err:#}",
+                pending.version
+            ),
+        };
+        self.logs.push(app, "api", &said);
+        outcome.map_err(user_facing)?;
+        if let Err(err) = self.collect_slugs().await {
+            tracing::warn!(app, "could not remove unused slugs: {err:#}");
+        }
+        Ok(release)
+    }
+
+    /// Makes `release` what `app` runs. For a new release (`log` given):
+    /// load its code, run its release phase, health-check its web process,
+    /// then swap the routing entry and replace the long-running processes
+    /// (new replicas start before old ones stop). On restore (`log` None)
+    /// the release phase and health check, already passed, are skipped.
+    pub(super) async fn activate(
+        &self,
+        app: &App,
+        release: &Release,
+        log: Option<&LogSink>,
+    ) -> Result<()> {
+        let say = |line: String| {
+            if let Some(log) = log {
+                log.send(line);
+            }
+        };
+        let web = match (release.command("web"), web_plan(app)) {
+            (Some(command), Some((n, wake))) => {
+                say(format!("-----> Loading web: {command}"));
+                let (wasm, path, env) = self.process(release, "web")?;
+                let runtime = self.runtime.clone();
+                let limits = limits_for(app, "web");
+                let (web, _) =
+                    tokio::task::spawn_blocking(move || runtime.load_web(&path, env, limits))
+                        .await
+                        .map_err(|e| anyhow!("loading panicked: {e}"))?
+                        .with_context(|| format!("could not load {wasm}"))?;
+                web.set_replicas(n);
+                web.set_wake_from_zero(wake);
+                web.set_events(Arc::new(self.logs.app_log(&app.name, "web")));
+                Some(Arc::new(web))
+            }
+            // Nothing to serve: `web` scaled to 0, absent, or not deployed yet.
+            _ => None,
+        };
+        let mut workers = Vec::new();
+        for (kind, command) in release
+            .process_types
+            .iter()
+            .filter(|(k, _)| is_long_running(k))
+        {
+            let n = replicas(app, kind);
+            if n > 0 {
+                // Re-activating the running release (web scaled up from
+                // zero, `ps:restart web`) leaves its workers running.
+                let running = self.supervisor.command(&app.name, kind, release.version);
+                let loaded = match running {
+                    Some(command_running) if log.is_none() => {
+                        (command_running, self.process(release, kind)?.2)
+                    }
+                    _ => {
+                        say(format!("-----> Loading {kind}: {command}"));
+                        let limits = limits_for(app, kind);
+                        self.command(release, kind, limits).await?
+                    }
+                };
+                workers.push((kind.clone(), loaded, n));
+            }
+        }
+        if let (Some(log), Some(command)) = (log, release.command("release")) {
+            let limits = limits_for(app, "release");
+            self.release_phase(&app.name, release, command, limits, log)
+                .await?;
+        }
+        if let (Some(web), Some(_)) = (&web, log) {
+            say(format!("-----> Health check: GET {}", app.healthcheck.path));
+            health_check(
+                web,
+                &app.name,
+                &app.healthcheck.path,
+                Duration::from_millis(app.healthcheck.timeout_ms),
+            )
+            .await?;
+            say("       passed".into());
+        }
+        self.table.set_app(AppRoute {
+            name: app.name.clone(),
+            web,
+        });
+        let running: Vec<&str> = workers.iter().map(|(kind, ..)| kind.as_str()).collect();
+        self.supervisor.retain(&app.name, &running);
+        for (kind, (command, env), n) in workers {
+            self.supervisor
+                .set(&app.name, &kind, release.version, command, env, n as usize);
+        }
+        Ok(())
+    }
+
+    /// Runs the release's `release` process once; anything but exit 0
+    /// fails the release. Its output goes to `log`.
+    async fn release_phase(
+        &self,
+        app: &str,
+        release: &Release,
+        command: &str,
+        limits: Limits,
+        log: &LogSink,
+    ) -> Result<()> {
+        log.send(format!("-----> Running release command: {command}"));
+        let (wasm, env) = self.command(release, "release", limits).await?;
+        let out: Arc<dyn LineSink> = Arc::new(ReleasePhaseLines(log.clone()));
+        let stdio = Stdio {
+            stdout: out.clone(),
+            stderr: out,
+        };
+        let exit = wasm
+            .run(
+                &env,
+                &stdio,
+                Some(RELEASE_PHASE_TIMEOUT),
+                std::future::pending(),
+            )
+            .await;
+        if !exit.success() {
+            bail!("release command failed ({exit}); {app} keeps its previous release");
+        }
+        log.send("       done");
+        Ok(())
+    }
+}
+
+/// The release command's output in the deploy's: each line indented under
+/// the step's `-----> Running release command` heading.
+struct ReleasePhaseLines(LogSink);
+
+impl LineSink for ReleasePhaseLines {
+    fn line(&self, line: &str) {
+        self.0.send(format!("       {line}"));
+    }
+}
+
+/// GET `path` on a fresh instance; any status below 500 within `timeout`
+/// passes.
+async fn health_check(web: &WebProcess, app: &str, path: &str, timeout: Duration) -> Result<()> {
+    let request = hyper::Request::get(path)
+        .header(http::header::HOST, format!("{app}.localhost"))
+        .body(Empty::<Bytes>::new().map_err(|never| -> hyper::Error { match never {} }))
+        .context("invalid health check path")?;
+    let addr = ([127, 0, 0, 1], 0).into();
+    let cgi = CgiContext {
+        remote: addr,
+        local: addr,
+    };
+    match tokio::time::timeout(timeout, web.serve(request, &cgi)).await {
+        Err(_) => bail!("health check failed: GET {path} did not answer within {timeout:?}"),
+        Ok(Err(err)) => bail!("health check failed: GET {path}: {err}"),
+        Ok(Ok(response)) if response.status().is_server_error() => {
+            bail!(
+                "health check failed: GET {path} answered {}",
+                response.status()
+            )
+        }
+        Ok(Ok(_)) => Ok(()),
+    }
+}
