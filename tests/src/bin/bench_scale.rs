@@ -30,6 +30,10 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use anyhow::{bail, ensure, Context, Result};
 use clap::Parser;
 use serde_json::{json, Value};
+use wpaas_api::apps::CreateApp;
+use wpaas_api::builds::DeployResult;
+use wpaas_api::ps::{AutoscaleRequest, ProcessType};
+use wpaas_api::stream::{read_line, StreamLine};
 use wpaas_tests::{example, workspace_root, Server};
 
 /// What hello answers (no GREETING is set).
@@ -367,15 +371,13 @@ struct Api {
 
 impl Api {
     fn new(server: &Server) -> Result<Self> {
-        let token =
-            std::fs::read_to_string(server.home.join("token")).context("reading the API token")?;
         Ok(Self {
             http: reqwest::blocking::Client::builder()
                 .no_proxy()
                 .timeout(Duration::from_secs(120))
                 .build()?,
             base: format!("http://{}", server.api),
-            token: token.trim().to_string(),
+            token: server.token(),
         })
     }
 
@@ -386,11 +388,13 @@ impl Api {
     }
 
     /// `POST /apps`, then `POST /apps/APP/deploy` with `tarball`; fails
-    /// unless the stream's `##wpaas-result` reports a release.
+    /// unless the stream's result line reports a release.
     fn create_and_deploy(&self, app: &str, tarball: &[u8]) -> Result<()> {
         let created = self
             .request(reqwest::Method::POST, "/apps")
-            .json(&json!({ "name": app }))
+            .json(&CreateApp {
+                name: app.to_string(),
+            })
             .send()?;
         let status = created.status();
         ensure!(
@@ -405,16 +409,14 @@ impl Api {
         let status = response.status();
         let log = response.text()?;
         ensure!(status.is_success(), "deploying {app}: {status} {log}");
-        let result: Value = log
-            .lines()
-            .last()
-            .and_then(|l| l.strip_prefix("##wpaas-result "))
-            .and_then(|json| serde_json::from_str(json).ok())
-            .with_context(|| format!("deploying {app}: no ##wpaas-result line in:\n{log}"))?;
-        if result["release"].as_u64().is_none() {
-            bail!("deploying {app} failed: {result}\n{log}");
+        let last = log.lines().last().unwrap_or_default();
+        match read_line::<DeployResult>(last).with_context(|| format!("deploying {app}"))? {
+            StreamLine::Result(DeployResult::Released { .. }) => Ok(()),
+            StreamLine::Result(DeployResult::Failed { error }) => {
+                bail!("deploying {app} failed: {error}\n{log}")
+            }
+            StreamLine::Line(_) => bail!("deploying {app}: no result line in:\n{log}"),
         }
-        Ok(())
     }
 
     /// Autoscales web from 0 to 4 replicas, dropping to zero after
@@ -422,10 +424,13 @@ impl Api {
     fn autoscale(&self, app: &str, idle_ms: u64) -> Result<()> {
         let response = self
             .request(reqwest::Method::PUT, &format!("/apps/{app}/autoscale/web"))
-            .json(&json!({
-                "min": 0, "max": 4, "target": 8,
-                "cooldown_ms": idle_ms, "idle_ms": idle_ms,
-            }))
+            .json(&AutoscaleRequest {
+                min: 0,
+                max: 4,
+                target: 8,
+                cooldown_ms: idle_ms,
+                idle_ms,
+            })
             .send()?;
         let status = response.status();
         let text = response.text()?;
@@ -440,15 +445,12 @@ impl Api {
             .send()?;
         let status = response.status();
         ensure!(status.is_success(), "ps of {app}: {status}");
-        let types: Value = response.json()?;
+        let types: Vec<ProcessType> = response.json()?;
         let web = types
-            .as_array()
-            .and_then(|types| types.iter().find(|t| t["type"] == "web"))
-            .with_context(|| format!("no web type in the ps of {app}: {types}"))?;
-        web["replicas"]
-            .as_array()
-            .map(Vec::len)
-            .with_context(|| format!("no replicas list in the ps of {app}: {web}"))
+            .iter()
+            .find(|t| t.kind == "web")
+            .with_context(|| format!("no web type in the ps of {app}: {types:?}"))?;
+        Ok(web.replicas.len())
     }
 
     /// Waits until `ps` shows web at zero replicas.
