@@ -17,6 +17,7 @@ use wpaas_api::ps::{ProcessType, Replica};
 use wpaas_api::releases::Release;
 use wpaas_api::ErrorBody;
 
+pub mod pending;
 pub mod prometheus;
 
 /// The repository root.
