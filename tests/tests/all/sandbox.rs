@@ -147,11 +147,19 @@ fn outbound_requests_to_loopback_are_denied() {
         assert!(body.contains("HttpRequestDenied"), "{url}: {body}");
     }
     // A connection that slipped through came before this one, and the
-    // service accepts in order: once this one is counted, so was it.
-    let _sentinel = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    eventually(Duration::from_secs(10), || match service.connections() {
-        0 => Err("the sentinel connection is not accepted yet".to_string()),
-        n => Ok(n),
+    // service takes connections one at a time, in order: once it has
+    // logged this one's head, it had counted any earlier one.
+    let mut sentinel = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    sentinel
+        .write_all(b"GET /sentinel HTTP/1.1\r\n\r\n")
+        .unwrap();
+    eventually(Duration::from_secs(10), || {
+        let heads = service.heads.lock().unwrap();
+        if heads.iter().any(|h| h.starts_with("GET /sentinel ")) {
+            Ok(())
+        } else {
+            Err(format!("the sentinel is not served yet: {heads:?}"))
+        }
     });
     assert_eq!(
         service.connections(),
