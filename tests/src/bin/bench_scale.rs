@@ -34,6 +34,7 @@ use wpaas_api::apps::CreateApp;
 use wpaas_api::builds::DeployResult;
 use wpaas_api::ps::{AutoscaleRequest, ProcessType};
 use wpaas_api::stream::{read_line, StreamLine};
+use wpaas_api::ErrorBody;
 use wpaas_tests::{example, workspace_root, Server};
 
 /// What hello answers (no GREETING is set).
@@ -396,19 +397,14 @@ impl Api {
                 name: app.to_string(),
             })
             .send()?;
-        let status = created.status();
-        ensure!(
-            status.is_success(),
-            "creating {app}: {status} {}",
-            created.text()?
-        );
+        succeeded(created).with_context(|| format!("creating {app}"))?;
         let response = self
             .request(reqwest::Method::POST, &format!("/apps/{app}/deploy"))
             .body(tarball.to_vec())
             .send()?;
-        let status = response.status();
-        let log = response.text()?;
-        ensure!(status.is_success(), "deploying {app}: {status} {log}");
+        let log = succeeded(response)
+            .with_context(|| format!("deploying {app}"))?
+            .text()?;
         let last = log.lines().last().unwrap_or_default();
         match read_line::<DeployResult>(last).with_context(|| format!("deploying {app}"))? {
             StreamLine::Result(DeployResult::Released { .. }) => Ok(()),
@@ -432,9 +428,7 @@ impl Api {
                 idle_ms,
             })
             .send()?;
-        let status = response.status();
-        let text = response.text()?;
-        ensure!(status.is_success(), "autoscaling {app}: {status} {text}");
+        succeeded(response).with_context(|| format!("autoscaling {app}"))?;
         Ok(())
     }
 
@@ -443,9 +437,9 @@ impl Api {
         let response = self
             .request(reqwest::Method::GET, &format!("/apps/{app}/ps"))
             .send()?;
-        let status = response.status();
-        ensure!(status.is_success(), "ps of {app}: {status}");
-        let types: Vec<ProcessType> = response.json()?;
+        let types: Vec<ProcessType> = succeeded(response)
+            .with_context(|| format!("ps of {app}"))?
+            .json()?;
         let web = types
             .iter()
             .find(|t| t.kind == "web")
@@ -465,6 +459,16 @@ impl Api {
         }
         Ok(())
     }
+}
+
+/// The response if it succeeded; else its [`ErrorBody`] as the error.
+fn succeeded(response: reqwest::blocking::Response) -> Result<reqwest::blocking::Response> {
+    let status = response.status();
+    if status.is_success() {
+        return Ok(response);
+    }
+    let error = ErrorBody::from_response(status.as_u16(), &response.bytes()?);
+    bail!("{status}: {} ({})", error.error, error.code)
 }
 
 /// `VmRSS` of process `pid`, in KiB.
