@@ -11,7 +11,13 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
+use serde::de::DeserializeOwned;
+use wpaas_api::apps::AppInfo;
+use wpaas_api::ps::{ProcessType, Replica};
+use wpaas_api::releases::Release;
+use wpaas_api::ErrorBody;
 
+pub mod pending;
 pub mod prometheus;
 
 /// The repository root.
@@ -266,6 +272,27 @@ pub fn try_eventually<T>(
     }
 }
 
+/// Reads `bytes` as the API type `T`; a body of another shape fails the
+/// test, quoting it.
+pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> T {
+    serde_json::from_slice(bytes).unwrap_or_else(|err| {
+        panic!(
+            "not a {}: {err}: {}",
+            std::any::type_name::<T>(),
+            String::from_utf8_lossy(bytes)
+        )
+    })
+}
+
+/// The replicas of process type `kind` in a `ps` listing; none when the
+/// type is not listed (a one-off `run` type appears only while one runs).
+pub fn replicas<'a>(ps: &'a [ProcessType], kind: &str) -> &'a [Replica] {
+    ps.iter()
+        .find(|p| p.kind == kind)
+        .map(|p| p.replicas.as_slice())
+        .unwrap_or_default()
+}
+
 /// `len` deterministic bytes that look random: they do not compress, so a
 /// pack or a body is as large as they are.
 pub fn incompressible(len: usize) -> Vec<u8> {
@@ -435,18 +462,63 @@ impl Server {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
+    /// Runs `wpaas ARGS…` (a command given `--json`) in `dir`, insists it
+    /// succeeds, and reads its stdout as the API type `T`.
+    pub fn cli_json<T: DeserializeOwned>(&self, dir: &Path, args: &[&str]) -> T {
+        parse(self.ok(dir, args).as_bytes())
+    }
+
+    /// `app`'s process types as `wpaas ps --json` prints them.
+    pub fn ps(&self, app: &str) -> Vec<ProcessType> {
+        self.cli_json(Path::new("/"), &["ps", "-a", app, "--json"])
+    }
+
+    /// `app`'s releases, newest first, as `wpaas releases --json` prints
+    /// them.
+    pub fn releases(&self, app: &str) -> Vec<Release> {
+        self.cli_json(Path::new("/"), &["releases", "-a", app, "--json"])
+    }
+
     /// Requests running or queued on `app`'s web replicas now (`wpaas ps`).
     pub fn in_flight(&self, app: &str) -> u64 {
-        let ps: serde_json::Value =
-            serde_json::from_str(&self.ok(Path::new("/"), &["ps", "-a", app, "--json"]))
-                .expect("ps --json is JSON");
-        ps.as_array()
-            .into_iter()
-            .flatten()
-            .filter(|p| p["type"] == "web")
-            .flat_map(|p| p["replicas"].as_array().into_iter().flatten())
-            .filter_map(|r| r["in_flight"].as_u64())
+        replicas(&self.ps(app), "web")
+            .iter()
+            .filter_map(|r| r.in_flight)
             .sum()
+    }
+
+    /// A request to the API at `path`, with the server's token.
+    pub fn api_request(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+    ) -> reqwest::blocking::RequestBuilder {
+        client()
+            .request(method, format!("{}://{}{path}", self.scheme, self.api))
+            .bearer_auth(self.token())
+    }
+
+    /// GETs `path` from the API and reads the answer as `T`; a failed
+    /// answer fails the test with its [`ErrorBody`].
+    pub fn api_get<T: DeserializeOwned>(&self, path: &str) -> T {
+        let response = self
+            .api_request(reqwest::Method::GET, path)
+            .send()
+            .unwrap_or_else(|err| panic!("GET {path}: {err}"));
+        let status = response.status();
+        let body = response.bytes().expect("the API answers with a body");
+        if !status.is_success() {
+            panic!(
+                "GET {path}: {status} {:?}",
+                ErrorBody::from_response(status.as_u16(), &body)
+            );
+        }
+        parse(&body)
+    }
+
+    /// `GET /apps/APP`: the app, its serving release and its URL.
+    pub fn app_info(&self, app: &str) -> AppInfo {
+        self.api_get(&format!("/apps/{app}"))
     }
 
     /// The API token (from `home/token`).

@@ -30,6 +30,11 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use anyhow::{bail, ensure, Context, Result};
 use clap::Parser;
 use serde_json::{json, Value};
+use wpaas_api::apps::CreateApp;
+use wpaas_api::builds::DeployResult;
+use wpaas_api::ps::{AutoscaleRequest, ProcessType};
+use wpaas_api::stream::{read_line, StreamLine};
+use wpaas_api::ErrorBody;
 use wpaas_tests::{example, workspace_root, Server};
 
 /// What hello answers (no GREETING is set).
@@ -367,15 +372,13 @@ struct Api {
 
 impl Api {
     fn new(server: &Server) -> Result<Self> {
-        let token =
-            std::fs::read_to_string(server.home.join("token")).context("reading the API token")?;
         Ok(Self {
             http: reqwest::blocking::Client::builder()
                 .no_proxy()
                 .timeout(Duration::from_secs(120))
                 .build()?,
             base: format!("http://{}", server.api),
-            token: token.trim().to_string(),
+            token: server.token(),
         })
     }
 
@@ -386,35 +389,30 @@ impl Api {
     }
 
     /// `POST /apps`, then `POST /apps/APP/deploy` with `tarball`; fails
-    /// unless the stream's `##wpaas-result` reports a release.
+    /// unless the stream's result line reports a release.
     fn create_and_deploy(&self, app: &str, tarball: &[u8]) -> Result<()> {
         let created = self
             .request(reqwest::Method::POST, "/apps")
-            .json(&json!({ "name": app }))
+            .json(&CreateApp {
+                name: app.to_string(),
+            })
             .send()?;
-        let status = created.status();
-        ensure!(
-            status.is_success(),
-            "creating {app}: {status} {}",
-            created.text()?
-        );
+        succeeded(created).with_context(|| format!("creating {app}"))?;
         let response = self
             .request(reqwest::Method::POST, &format!("/apps/{app}/deploy"))
             .body(tarball.to_vec())
             .send()?;
-        let status = response.status();
-        let log = response.text()?;
-        ensure!(status.is_success(), "deploying {app}: {status} {log}");
-        let result: Value = log
-            .lines()
-            .last()
-            .and_then(|l| l.strip_prefix("##wpaas-result "))
-            .and_then(|json| serde_json::from_str(json).ok())
-            .with_context(|| format!("deploying {app}: no ##wpaas-result line in:\n{log}"))?;
-        if result["release"].as_u64().is_none() {
-            bail!("deploying {app} failed: {result}\n{log}");
+        let log = succeeded(response)
+            .with_context(|| format!("deploying {app}"))?
+            .text()?;
+        let last = log.lines().last().unwrap_or_default();
+        match read_line::<DeployResult>(last).with_context(|| format!("deploying {app}"))? {
+            StreamLine::Result(DeployResult::Released { .. }) => Ok(()),
+            StreamLine::Result(DeployResult::Failed { error }) => {
+                bail!("deploying {app} failed: {error}\n{log}")
+            }
+            StreamLine::Line(_) => bail!("deploying {app}: no result line in:\n{log}"),
         }
-        Ok(())
     }
 
     /// Autoscales web from 0 to 4 replicas, dropping to zero after
@@ -422,14 +420,15 @@ impl Api {
     fn autoscale(&self, app: &str, idle_ms: u64) -> Result<()> {
         let response = self
             .request(reqwest::Method::PUT, &format!("/apps/{app}/autoscale/web"))
-            .json(&json!({
-                "min": 0, "max": 4, "target": 8,
-                "cooldown_ms": idle_ms, "idle_ms": idle_ms,
-            }))
+            .json(&AutoscaleRequest {
+                min: 0,
+                max: 4,
+                target: 8,
+                cooldown_ms: idle_ms,
+                idle_ms,
+            })
             .send()?;
-        let status = response.status();
-        let text = response.text()?;
-        ensure!(status.is_success(), "autoscaling {app}: {status} {text}");
+        succeeded(response).with_context(|| format!("autoscaling {app}"))?;
         Ok(())
     }
 
@@ -438,17 +437,14 @@ impl Api {
         let response = self
             .request(reqwest::Method::GET, &format!("/apps/{app}/ps"))
             .send()?;
-        let status = response.status();
-        ensure!(status.is_success(), "ps of {app}: {status}");
-        let types: Value = response.json()?;
+        let types: Vec<ProcessType> = succeeded(response)
+            .with_context(|| format!("ps of {app}"))?
+            .json()?;
         let web = types
-            .as_array()
-            .and_then(|types| types.iter().find(|t| t["type"] == "web"))
-            .with_context(|| format!("no web type in the ps of {app}: {types}"))?;
-        web["replicas"]
-            .as_array()
-            .map(Vec::len)
-            .with_context(|| format!("no replicas list in the ps of {app}: {web}"))
+            .iter()
+            .find(|t| t.kind == "web")
+            .with_context(|| format!("no web type in the ps of {app}: {types:?}"))?;
+        Ok(web.replicas.len())
     }
 
     /// Waits until `ps` shows web at zero replicas.
@@ -463,6 +459,16 @@ impl Api {
         }
         Ok(())
     }
+}
+
+/// The response if it succeeded; else its [`ErrorBody`] as the error.
+fn succeeded(response: reqwest::blocking::Response) -> Result<reqwest::blocking::Response> {
+    let status = response.status();
+    if status.is_success() {
+        return Ok(response);
+    }
+    let error = ErrorBody::from_response(status.as_u16(), &response.bytes()?);
+    bail!("{status}: {} ({})", error.error, error.code)
 }
 
 /// `VmRSS` of process `pid`, in KiB.

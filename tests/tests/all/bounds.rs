@@ -8,6 +8,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use wpaas_api::apps::App;
 use wpaas_tests::{eventually, example, text, Server};
 
 /// A source directory holding a ready example module.
@@ -80,8 +81,9 @@ fn custom_domains_cannot_take_another_apps_traffic() {
             "one line: {said}"
         );
     }
-    let out = server.cli(src.path(), &["domains", "-a", "attacker", "--json"]);
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "[]");
+    let domains: Vec<String> =
+        server.cli_json(src.path(), &["domains", "-a", "attacker", "--json"]);
+    assert_eq!(domains, Vec::<String>::new());
     // The victim keeps its traffic, by its name and its own domain.
     let out = server.cli(
         src.path(),
@@ -154,13 +156,12 @@ fn tampered_compiled_code_is_rejected_and_compiled_again() {
 
 /// A git request for `app`, which makes its repository.
 fn git_request(server: &Server, app: &str) {
-    let token = std::fs::read_to_string(server.home.join("token")).unwrap();
     let refs = wpaas_tests::client()
         .get(format!(
             "http://{}/git/{app}.git/info/refs?service=git-receive-pack",
             server.api
         ))
-        .basic_auth("wpaas", Some(token.trim()))
+        .basic_auth("wpaas", Some(server.token()))
         .send()
         .unwrap();
     assert_eq!(refs.status(), 200);
@@ -262,10 +263,9 @@ fn only_the_slugs_of_the_last_releases_are_kept() {
     let out = server.cli(src.path(), &["rollback", "v3", "-a", "often"]);
     assert!(out.status.success(), "{}", text(&out));
     assert_eq!(server.get("often", "/").status(), 200);
-    let out = server.cli(src.path(), &["releases", "-a", "often", "--json"]);
-    let releases: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(releases[0]["description"], "Rollback to v3");
-    assert_eq!(releases[0]["slug"], releases[12 + 1 - 3]["slug"]);
+    let releases = server.releases("often");
+    assert_eq!(releases[0].description, "Rollback to v3");
+    assert_eq!(releases[0].slug, releases[12 + 1 - 3].slug);
     assert_eq!(slugs(home.path()).len(), KEEP);
 }
 
@@ -281,10 +281,7 @@ fn uploads_and_slugs_are_capped_and_a_refusal_changes_nothing() {
     .unwrap();
     let src = app_source("hello");
     deploy(&server, src.path(), "keep");
-    let releases = |app: &str| {
-        let out = server.cli(src.path(), &["releases", "-a", app, "--json"]);
-        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
-    };
+    let releases = |app: &str| server.releases(app);
     let before = releases("keep");
     let slugs_before = slugs(home.path());
 
@@ -300,9 +297,8 @@ fn uploads_and_slugs_are_capped_and_a_refusal_changes_nothing() {
         said.contains("more than 50 entries") && said.contains("--max-upload-entries"),
         "{said}"
     );
-    let out = server.cli(crowd.path(), &["apps", "--json"]);
-    let apps = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(!apps.contains("crowd"), "{apps}");
+    let apps: Vec<App> = server.cli_json(crowd.path(), &["apps", "--json"]);
+    assert!(apps.iter().all(|a| a.name != "crowd"), "{apps:?}");
     // An existing app: refused, no build, no release.
     let out = server.cli(crowd.path(), &["deploy", "-a", "keep"]);
     assert!(!out.status.success());

@@ -6,6 +6,7 @@
 
 use std::path::{Path, PathBuf};
 
+use wpaas_api::builds::Build;
 use wpaas_tests::{example, shared_cache_dir, text, Server};
 
 fn executable(path: &Path, text: &str) {
@@ -318,13 +319,11 @@ fn builds_beyond_max_builds_wait_for_a_slot() {
     // The first build holds the only slot (its compile waits for `go`).
     let started = |app: &str| {
         wpaas_tests::eventually(std::time::Duration::from_secs(30), || {
+            // Until the deploy has made the app, `builds` fails.
             let out = server.cli(a.path(), &["builds", "-a", app, "--json"]);
-            let builds: serde_json::Value =
-                serde_json::from_slice(&out.stdout).map_err(|e| e.to_string())?;
-            if builds.as_array().is_some_and(|b| !b.is_empty()) {
-                Ok(())
-            } else {
-                Err(format!("no build of `{app}` yet: {builds}"))
+            match serde_json::from_slice::<Vec<Build>>(&out.stdout) {
+                Ok(builds) if !builds.is_empty() => Ok(()),
+                _ => Err(format!("no build of `{app}` yet: {}", text(&out))),
             }
         })
     };

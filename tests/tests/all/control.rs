@@ -2,7 +2,12 @@
 
 use std::path::Path;
 
-use wpaas_tests::{client, example, text, Server};
+use wpaas_api::apps::{App, CreateApp};
+use wpaas_api::builds::Build;
+use wpaas_api::releases::ReleaseStatus;
+use wpaas_api::stream::RESULT_PREFIX;
+use wpaas_api::{ErrorBody, ErrorCode};
+use wpaas_tests::{client, example, replicas, text, Server};
 
 /// A source directory holding a ready hello.wasm (the wasm buildpack).
 fn wasm_app(dir: &Path) {
@@ -51,14 +56,7 @@ fn deploy_config_rollback_and_kill_9_restart() {
         .unwrap()
         .contains("GREETING=unset"));
 
-    let out = server.cli(src.path(), &["releases", "-a", "hello", "--json"]);
-    let releases: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let versions: Vec<u64> = releases
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["version"].as_u64().unwrap())
-        .collect();
+    let versions: Vec<u32> = server.releases("hello").iter().map(|r| r.version).collect();
     assert_eq!(versions, [3, 2, 1]);
 
     // A crash loses nothing: the same home comes back serving v3.
@@ -80,21 +78,23 @@ fn api_without_token_gets_401_and_changes_nothing() {
     );
     assert_eq!(mode & 0o777, 0o600);
     let url = format!("http://{}/apps", server.api);
-    let denied = client()
-        .post(&url)
-        .json(&serde_json::json!({"name": "sneaky"}))
-        .send()
-        .unwrap();
+    let sneaky = CreateApp {
+        name: "sneaky".into(),
+    };
+    let denied = client().post(&url).json(&sneaky).send().unwrap();
     assert_eq!(denied.status(), 401);
     let wrong = client()
         .post(&url)
         .bearer_auth("not-the-token")
-        .json(&serde_json::json!({"name": "sneaky"}))
+        .json(&sneaky)
         .send()
         .unwrap();
     assert_eq!(wrong.status(), 401);
-    let out = server.cli(home.path(), &["apps", "--json"]);
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "[]");
+    // The raw wire: an error body whose code says why.
+    let body: ErrorBody = wpaas_tests::parse(&wrong.bytes().unwrap());
+    assert_eq!(body.code, ErrorCode::Unauthorized, "{body:?}");
+    let apps: Vec<App> = server.cli_json(home.path(), &["apps", "--json"]);
+    assert!(apps.is_empty(), "nothing was made: {apps:?}");
 }
 
 #[test]
@@ -125,19 +125,20 @@ fn bad_input_is_a_clear_error_and_keeps_serving() {
         assert_eq!(stderr.trim().lines().count(), 1, "one line: {stderr}");
     }
 
-    // An upload that is not a tar.gz fails the deploy, not the app.
-    let token = std::fs::read_to_string(home.path().join("token")).unwrap();
-    let answer = client()
-        .post(format!("http://{}/apps/keep/deploy", server.api))
-        .bearer_auth(token.trim())
+    // An upload that is not a tar.gz is refused before any build: an
+    // error body saying why, with the status its code names.
+    let answer = server
+        .api_request(reqwest::Method::POST, "/apps/keep/deploy")
         .body("this is not a tarball")
         .send()
-        .unwrap()
-        .text()
         .unwrap();
+    let status = answer.status().as_u16();
+    let body: ErrorBody = wpaas_tests::parse(&answer.bytes().unwrap());
+    assert_eq!(body.code, ErrorCode::Invalid, "{body:?}");
+    assert_eq!(status, body.code.status(), "{body:?}");
     assert!(
-        answer.contains("not gzip") || answer.contains("bad upload"),
-        "{answer}"
+        body.error.contains("not gzip") || body.error.contains("bad upload"),
+        "{body:?}"
     );
 
     // A Procfile naming a missing module fails the build.
@@ -206,15 +207,14 @@ fn custom_heroku_contract_buildpack_deploys() {
     assert!(text(&out).contains("Released v2"), "{}", text(&out));
 
     // Both builds are listed, and their output kept on disk.
-    let out = server.cli(src.path(), &["builds", "-a", "shelly", "--json"]);
-    let builds: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(builds.as_array().unwrap().len(), 2, "{builds}");
+    let builds: Vec<Build> = server.cli_json(src.path(), &["builds", "-a", "shelly", "--json"]);
+    assert_eq!(builds.len(), 2, "{builds:?}");
     let out = server.cli(src.path(), &["builds:output", "-a", "shelly"]);
     let output = text(&out);
     assert!(out.status.success(), "{output}");
     assert!(output.contains("-----> Assembling app"), "{output}");
     assert!(output.contains("Released v2"), "{output}");
-    assert!(!output.contains("##wpaas-result"), "{output}");
+    assert!(!output.contains(RESULT_PREFIX.trim_end()), "{output}");
     let out = server.cli(src.path(), &["builds:output", "b999", "-a", "shelly"]);
     assert!(!out.status.success());
 }
@@ -250,11 +250,8 @@ fn custom_domains_route_to_their_app() {
     );
     assert!(out.status.success(), "{}", text(&out));
     assert_eq!(by_host("www.example.test:8080"), 200);
-    let out = server.cli(src.path(), &["domains", "-a", "site", "--json"]);
-    assert_eq!(
-        String::from_utf8_lossy(&out.stdout).trim(),
-        r#"["www.example.test"]"#
-    );
+    let domains: Vec<String> = server.cli_json(src.path(), &["domains", "-a", "site", "--json"]);
+    assert_eq!(domains, ["www.example.test"]);
 
     let out = server.cli(src.path(), &["apps:create", "other"]);
     assert!(out.status.success());
@@ -303,11 +300,13 @@ fn failing_health_check_keeps_the_old_release_serving() {
         body.contains("Hello from wpaas!"),
         "v1 still serves: {body}"
     );
-    let out = server.cli(src.path(), &["releases", "-a", "steady", "--json"]);
-    let releases: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(releases[0]["version"], 2);
-    assert_eq!(releases[0]["status"]["state"], "failed");
-    assert_eq!(releases[1]["status"]["state"], "succeeded");
+    let releases = server.releases("steady");
+    assert_eq!(releases[0].version, 2);
+    assert!(
+        matches!(releases[0].status, ReleaseStatus::Failed { .. }),
+        "{releases:?}"
+    );
+    assert_eq!(releases[1].status, ReleaseStatus::Succeeded);
 }
 
 #[test]
@@ -337,13 +336,9 @@ fn ps_scale_balances_replicas_and_survives_restart() {
     }
 
     let served = |server: &Server| -> u64 {
-        let out = server.cli(src.path(), &["ps", "-a", "busy", "--json"]);
-        let ps: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-        ps[0]["replicas"]
-            .as_array()
-            .unwrap()
+        replicas(&server.ps("busy"), "web")
             .iter()
-            .map(|r| r["served"].as_u64().unwrap())
+            .map(|r| r.served.expect("web replicas count what they served"))
             .sum()
     };
     let served_before = served(&server);

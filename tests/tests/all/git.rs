@@ -8,8 +8,10 @@ use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
-use serde_json::Value;
 use std::time::Duration;
+
+use wpaas_api::builds::Build;
+use wpaas_api::releases::Release;
 
 use wpaas_tests::{client, eventually, incompressible, text, workspace_root, Server};
 
@@ -124,37 +126,17 @@ fn body(server: &Server, app: &str) -> String {
     server.get(app, "/").text().unwrap()
 }
 
-fn api_get(server: &Server, path: &str) -> Value {
-    let token = std::fs::read_to_string(server.home.join("token")).unwrap();
-    client()
-        .get(format!("http://{}{path}", server.api))
-        .bearer_auth(token.trim())
-        .send()
-        .unwrap()
-        .json()
-        .unwrap()
-}
-
 fn release_descriptions(server: &Server, app: &str) -> Vec<String> {
-    api_get(server, &format!("/apps/{app}/releases"))
-        .as_array()
-        .unwrap()
+    server
+        .api_get::<Vec<Release>>(&format!("/apps/{app}/releases"))
         .iter()
-        .map(|r| {
-            format!(
-                "v{} {} {}",
-                r["version"],
-                r["description"].as_str().unwrap(),
-                r["status"]["state"].as_str().unwrap()
-            )
-        })
+        .map(|r| format!("v{} {} {}", r.version, r.description, r.status.as_str()))
         .collect()
 }
 
 fn build_count(server: &Server, app: &str) -> usize {
-    api_get(server, &format!("/apps/{app}/builds"))
-        .as_array()
-        .unwrap()
+    server
+        .api_get::<Vec<Build>>(&format!("/apps/{app}/builds"))
         .len()
 }
 
@@ -320,7 +302,7 @@ fn git_push_without_the_token_or_to_an_unknown_app_is_refused() {
     assert!(!out.status.success(), "{log}");
     assert!(log.contains("Authentication failed"), "{log}");
     assert!(log.contains("missing or invalid API token"), "{log}");
-    assert!(api_get(&server, "/apps/guarded")["release"].is_null());
+    assert_eq!(server.app_info("guarded").release, None);
 
     // An app that does not exist.
     let nope = format!("http://{}/git/nope.git", server.api);
@@ -528,7 +510,7 @@ fn a_push_over_the_upload_limit_is_refused_and_leaves_nothing() {
         );
         assert!(quarantined(&server, "capped").is_empty(), "{log}");
         assert!(repo.ok(&["ls-remote", "wpaas"]).is_empty());
-        assert!(api_get(&server, "/apps/capped")["release"].is_null());
+        assert_eq!(server.app_info("capped").release, None);
         repo.ok(&["reset", "-q", "--hard", "HEAD~1"]);
     }
 

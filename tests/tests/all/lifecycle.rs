@@ -3,44 +3,42 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use wpaas_tests::{client, example, wpaas_bin, UpServer};
+use wpaas_tests::pending::PendingGet;
+use wpaas_tests::{client, eventually, example, wpaas_bin, UpServer};
 
 #[test]
 fn full_queue_answers_503_with_retry_after() {
     let server =
         UpServer::start(&example("hostile"), &["--concurrency", "1", "--queue", "1"]).unwrap();
-    let slow = |server: &UpServer| {
-        let url = server.url("/sleep?ms=1500");
-        std::thread::spawn(move || client().get(url).send().unwrap().status().as_u16())
-    };
-    let running = slow(&server);
-    std::thread::sleep(Duration::from_millis(300));
-    let queued = slow(&server);
-    std::thread::sleep(Duration::from_millis(300));
+    let host = &server.addr.to_string();
+    // One request runs; once the server has it, a second waits in the
+    // queue; once the server has that one too, a third finds it full.
+    let running = PendingGet::send(server.addr, host, "/sleep?ms=1500");
+    running.wait_until_read();
+    let queued = PendingGet::send(server.addr, host, "/sleep?ms=1500");
+    queued.wait_until_read();
     let rejected = client().get(server.url("/sleep?ms=1500")).send().unwrap();
     assert_eq!(rejected.status(), 503);
     assert_eq!(rejected.headers()["retry-after"], "1");
-    assert_eq!(running.join().unwrap(), 200);
-    assert_eq!(queued.join().unwrap(), 200, "the queued request is served");
+    assert_eq!(running.answer().0, 200);
+    assert_eq!(queued.answer().0, 200, "the queued request is served");
 }
 
 #[test]
 fn sigterm_lets_in_flight_requests_finish() {
     let mut server = UpServer::start(&example("hostile"), &[]).unwrap();
-    let url = server.url("/sleep?ms=1500");
-    let in_flight = std::thread::spawn(move || {
-        let response = client().get(url).send().unwrap();
-        (response.status().as_u16(), response.text().unwrap())
-    });
-    std::thread::sleep(Duration::from_millis(400));
+    let in_flight = PendingGet::send(server.addr, &server.addr.to_string(), "/sleep?ms=1500");
+    in_flight.wait_until_read();
     server.terminate();
-    std::thread::sleep(Duration::from_millis(200));
     // No new connections once shutdown started.
-    assert!(
-        std::net::TcpStream::connect_timeout(&server.addr, Duration::from_secs(1)).is_err(),
-        "the listener is still accepting after SIGTERM"
+    eventually(
+        Duration::from_secs(5),
+        || match std::net::TcpStream::connect_timeout(&server.addr, Duration::from_secs(1)) {
+            Err(_) => Ok(()),
+            Ok(_) => Err("the listener is still accepting after SIGTERM".to_string()),
+        },
     );
-    let (status, body) = in_flight.join().unwrap();
+    let (status, body) = in_flight.answer();
     assert_eq!(status, 200);
     assert!(body.contains("slept 1500"), "{body}");
     let exit = server

@@ -8,7 +8,7 @@ use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
+use wpaas_api::logs::LogLine;
 use wpaas_tests::{eventually, example, Server};
 
 /// Deploys the hostile example as `app`.
@@ -168,14 +168,14 @@ fn guest_output_and_router_lines_with_status_and_error_codes() {
             "logs", "-a", "chatty", "--json", "--source", "app", "-n", "1000",
         ],
     );
-    let entries: Vec<Value> = json
+    let entries: Vec<LogLine> = json
         .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
+        .map(|l| wpaas_tests::parse(l.as_bytes()))
         .collect();
     assert!(entries
         .iter()
-        .any(|e| e["message"] == "marker-one 1" && e["process"] == dyno.as_str()));
-    assert!(entries.iter().all(|e| e["source"] == "app"));
+        .any(|e| e.message == "marker-one 1" && e.process == dyno));
+    assert!(entries.iter().all(|e| e.source == "app"), "{entries:?}");
 
     // Not a terminal: no colour codes.
     assert!(!server.ok(src.path(), &logs).contains('\x1b'));

@@ -5,13 +5,13 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
+use wpaas_api::ps::Recent;
 use wpaas_tests::prometheus::{parse_exposition, value, Family};
 use wpaas_tests::{client, eventually, example, try_eventually, Server};
 
 fn scrape(server: &Server) -> BTreeMap<String, Family> {
-    let response = client()
-        .get(format!("http://{}/metrics", server.api))
-        .bearer_auth(server.token())
+    let response = server
+        .api_request(reqwest::Method::GET, "/metrics")
         .send()
         .unwrap();
     assert_eq!(response.status(), 200);
@@ -158,17 +158,11 @@ fn metrics_parse_as_prometheus_text_and_count_the_requests_sent() {
     );
 }
 
-/// `wpaas ps --json`'s entry for the web type.
-fn web_entry(server: &Server, dir: &std::path::Path, app: &str) -> serde_json::Value {
-    let out = server.cli(dir, &["ps", "-a", app, "--json"]);
-    assert!(out.status.success(), "{out:?}");
-    let ps: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    ps.as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["type"] == "web")
-        .cloned()
-        .expect("a web type")
+/// `wpaas ps --json`'s last minute of web traffic.
+fn recent(server: &Server, app: &str) -> Recent {
+    let ps = server.ps(app);
+    let web = ps.iter().find(|p| p.kind == "web").expect("a web type");
+    web.recent.clone().expect("web has recent traffic numbers")
 }
 
 #[test]
@@ -181,9 +175,9 @@ fn ps_shows_the_last_minute_of_web_requests() {
         .cli(src.path(), &["deploy", "-a", "busy"])
         .status
         .success());
-    let idle = web_entry(&server, src.path(), "busy");
-    assert_eq!(idle["recent"]["requests"], 0, "{idle}");
-    assert!(idle["recent"]["p50_ms"].is_null(), "{idle}");
+    let idle = recent(&server, "busy");
+    assert_eq!(idle.requests, 0, "{idle:?}");
+    assert_eq!(idle.p50_ms, None, "{idle:?}");
 
     // 36 fast answers, 2 slow ones, 2 errors (500): p50 is fast, p99 the
     // slowest, 5 % errors.
@@ -196,30 +190,27 @@ fn ps_shows_the_last_minute_of_web_requests() {
         assert_eq!(server.get("busy", "/error").status(), 500);
     }
     let took = started.elapsed().as_secs_f64();
-    let web = eventually(Duration::from_secs(10), || {
-        let web = web_entry(&server, src.path(), "busy");
-        if web["recent"]["requests"] == 40 {
-            Ok(web)
+    let recent = eventually(Duration::from_secs(10), || {
+        let recent = recent(&server, "busy");
+        if recent.requests == 40 {
+            Ok(recent)
         } else {
-            Err(format!("40 requests in ps: {web}"))
+            Err(format!("40 requests in ps: {recent:?}"))
         }
     });
-    let recent = &web["recent"];
-    let number = |key: &str| {
-        recent[key]
-            .as_f64()
-            .unwrap_or_else(|| panic!("{key}: {web}"))
-    };
-    assert_eq!(recent["requests"], 40, "{web}");
-    assert_eq!(recent["errors"], 2, "{web}");
-    assert!((number("error_rate") - 0.05).abs() < 1e-9, "{web}");
-    assert!(number("p50_ms") < 100.0, "{web}");
-    assert!((360.0..=480.0).contains(&number("p99_ms")), "{web}");
+    assert_eq!(recent.errors, 2, "{recent:?}");
+    assert!((recent.error_rate - 0.05).abs() < 1e-9, "{recent:?}");
+    let (p50, p99) = (recent.p50_ms.unwrap(), recent.p99_ms.unwrap());
+    assert!(p50 < 100.0, "{recent:?}");
+    assert!((360.0..=480.0).contains(&p99), "{recent:?}");
     // The rate is over the time the window covers: the server has run
     // longer than the requests took, and less than a minute.
-    let window = number("window_seconds");
-    assert!(window >= took && window <= 60.0, "{web}");
-    assert!((number("requests_per_second") - 40.0 / window).abs() < 0.05 * 40.0 / window);
+    let window = recent.window_seconds;
+    assert!(window >= took && window <= 60.0, "{recent:?}");
+    assert!(
+        (recent.requests_per_second - 40.0 / window).abs() < 0.05 * 40.0 / window,
+        "{recent:?}"
+    );
 
     let out = server.cli(src.path(), &["ps", "-a", "busy"]);
     let text = String::from_utf8_lossy(&out.stdout);

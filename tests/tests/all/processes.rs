@@ -4,8 +4,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use serde_json::Value;
-use wpaas_tests::{example, text, wpaas_bin, Server};
+use wpaas_tests::{example, replicas, text, wpaas_bin, Server};
 
 /// Restart delays short enough that a test sees several crashes in a row
 /// without waiting seconds: 50 ms, doubling up to 400 ms.
@@ -21,21 +20,6 @@ fn app_source(dir: &Path, procfile: &str) {
     std::fs::copy(example("hello"), dir.join("hello.wasm")).unwrap();
     std::fs::copy(example("worker"), dir.join("worker.wasm")).unwrap();
     std::fs::write(dir.join("Procfile"), procfile).unwrap();
-}
-
-fn ps(server: &Server, dir: &Path, app: &str) -> Value {
-    let out = server.cli(dir, &["ps", "-a", app, "--json"]);
-    assert!(out.status.success(), "{}", text(&out));
-    serde_json::from_slice(&out.stdout).unwrap()
-}
-
-fn replicas(ps: &Value, kind: &str) -> Vec<Value> {
-    ps.as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["type"] == kind)
-        .map(|p| p["replicas"].as_array().unwrap().clone())
-        .unwrap_or_default()
 }
 
 /// The waits of `process` between an exit and its next start, in order,
@@ -97,7 +81,7 @@ fn workers_run_at_scale_restart_with_backoff_and_stop() {
     let out = server.cli(src.path(), &["deploy", "-a", "jobs"]);
     assert!(out.status.success(), "{}", text(&out));
     // Like Heroku, only web runs by default.
-    assert!(replicas(&ps(&server, src.path(), "jobs"), "worker").is_empty());
+    assert!(replicas(&server.ps("jobs"), "worker").is_empty());
 
     let out = server.cli(src.path(), &["ps:scale", "worker=2", "-a", "jobs"]);
     assert!(out.status.success(), "{}", text(&out));
@@ -114,9 +98,9 @@ fn workers_run_at_scale_restart_with_backoff_and_stop() {
     assert!(server
         .logs()
         .contains("jobs app[worker.2]: heartbeat 1 from worker.2 GREETING=unset"));
-    let names: Vec<Value> = replicas(&ps(&server, src.path(), "jobs"), "worker")
+    let names: Vec<String> = replicas(&server.ps("jobs"), "worker")
         .iter()
-        .map(|r| r["name"].clone())
+        .map(|r| r.name.clone())
         .collect();
     assert_eq!(names, ["worker.1", "worker.2"]);
     let human = text(&server.cli(src.path(), &["ps", "-a", "jobs"]));
@@ -140,12 +124,17 @@ fn workers_run_at_scale_restart_with_backoff_and_stop() {
     let out = server.cli(src.path(), &["config:set", "EXIT_AFTER=3", "-a", "jobs"]);
     assert!(out.status.success(), "{}", text(&out));
     eventually("five crashes and restarts", || {
-        replicas(&ps(&server, src.path(), "jobs"), "worker")
+        replicas(&server.ps("jobs"), "worker")
             .iter()
-            .all(|r| r["restarts"].as_u64().unwrap() >= 5)
+            .all(|r| r.restarts >= 5)
     });
-    let worker = &replicas(&ps(&server, src.path(), "jobs"), "worker")[0];
-    assert_eq!(worker["last_exit"], "exited with status 3", "{worker}");
+    let ps = server.ps("jobs");
+    let worker = &replicas(&ps, "worker")[0];
+    assert_eq!(
+        worker.last_exit.as_deref(),
+        Some("exited with status 3"),
+        "{worker:?}"
+    );
     assert!(server
         .logs()
         .contains("jobs app[worker.1]: Process exited with status 3"));
@@ -168,8 +157,9 @@ fn workers_run_at_scale_restart_with_backoff_and_stop() {
     assert!(out.status.success(), "{}", text(&out));
     let out = server.cli(src.path(), &["ps:scale", "worker=0", "-a", "jobs"]);
     assert!(out.status.success(), "{}", text(&out));
-    assert!(replicas(&ps(&server, src.path(), "jobs"), "worker").is_empty());
-    // Stopped: silent for three of its heartbeat periods (100 ms).
+    assert!(replicas(&server.ps("jobs"), "worker").is_empty());
+    // Stopped: silent for three of its heartbeat periods (100 ms). A
+    // silence can only be waited out: the sleep is the check.
     wpaas_tests::eventually(Duration::from_secs(10), || {
         let before = beats("worker.1");
         std::thread::sleep(Duration::from_millis(300));
@@ -189,7 +179,7 @@ fn workers_run_at_scale_restart_with_backoff_and_stop() {
     let after_restart = server.logs().matches("heartbeat 1 from worker.1").count();
     eventually("the worker back after a restart", || {
         server.logs().matches("heartbeat 1 from worker.1").count() > after_restart
-            || replicas(&ps(&server, src.path(), "jobs"), "worker").len() == 1
+            || replicas(&server.ps("jobs"), "worker").len() == 1
     });
 }
 
@@ -222,9 +212,8 @@ fn a_failing_release_phase_blocks_its_release() {
         "{log}"
     );
     assert_eq!(server.get("phased", "/").status(), 200);
-    let out = server.cli(src.path(), &["releases", "-a", "phased", "--json"]);
-    let releases: Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(releases[0]["status"]["state"], "failed", "{releases}");
+    let releases = server.releases("phased");
+    assert_eq!(releases[0].status.as_str(), "failed", "{releases:?}");
 
     // The release phase runs for config changes too, with the new config.
     std::fs::write(
@@ -348,14 +337,15 @@ fn run_streams_output_and_returns_the_exit_code() {
     )
     .unwrap();
     assert!(first.starts_with("heartbeat 1 from ?"), "{first}");
-    let runs = replicas(&ps(&server, src.path(), "oneoff"), "run");
+    let ps = server.ps("oneoff");
+    let runs = replicas(&ps, "run");
     assert_eq!(runs.len(), 1, "{runs:?}");
-    assert!(runs[0]["name"].as_str().unwrap().starts_with("run."));
-    assert_eq!(runs[0]["command"], "worker.wasm");
+    assert!(runs[0].name.starts_with("run."), "{runs:?}");
+    assert_eq!(runs[0].command.as_deref(), Some("worker.wasm"), "{runs:?}");
     child.kill().unwrap();
     child.wait().unwrap();
     eventually("the one-off to stop", || {
-        replicas(&ps(&server, src.path(), "oneoff"), "run").is_empty()
+        replicas(&server.ps("oneoff"), "run").is_empty()
     });
 }
 
@@ -389,7 +379,7 @@ fn autoscaler_grows_shrinks_and_sleeps_at_zero() {
         "elastic",
     ]);
     assert!(out.contains("Autoscaling web on elastic: 0..4"), "{out}");
-    let web_replicas = || replicas(&ps(&server, src.path(), "elastic"), "web").len();
+    let web_replicas = || replicas(&server.ps("elastic"), "web").len();
 
     // Idle: down to zero; the next request wakes it and is answered.
     eventually("scale to zero", || web_replicas() == 0);
@@ -507,7 +497,7 @@ fn a_web_replica_that_keeps_crashing_is_replaced() {
         .cli(src.path(), &["deploy", "-a", "crashy"])
         .status
         .success());
-    let restarts = || replicas(&ps(&server, src.path(), "crashy"), "web")[0]["restarts"].clone();
+    let restarts = || replicas(&server.ps("crashy"), "web")[0].restarts;
     assert_eq!(restarts(), 0);
     for _ in 0..4 {
         assert_eq!(server.get("crashy", "/trap").status(), 500);

@@ -93,7 +93,8 @@ fn raw_exchange(server: &UpServer, head: &str, body: Vec<u8>, pause: Option<Dura
             }
         }
         if let Some(pause) = pause {
-            // Keep the connection open, silent.
+            // Keep the connection open, silent: the stalling client is
+            // the behaviour under test.
             std::thread::sleep(pause);
         }
     });

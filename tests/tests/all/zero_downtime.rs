@@ -24,7 +24,9 @@ use wpaas_tests::Server;
 const CLIENTS: usize = 8;
 /// How many times the guest repeats the release tag in its body.
 const BODY_LINES: usize = 256;
-/// How long the clients keep going after the last change went live.
+/// How long the clients keep going after the last change went live. This
+/// and [`PAUSE`] are slept: traffic running through the changes for a
+/// while is the behaviour under test, not a wait for a condition.
 const TAIL: Duration = Duration::from_millis(500);
 /// Load between changes, so each release serves a while before the next.
 const PAUSE: Duration = Duration::from_millis(300);
