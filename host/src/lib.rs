@@ -11,6 +11,8 @@
 //! * [`home`] — every path under `WPAAS_HOME`.
 //! * [`respond`] — the server's own answers: text, JSON, line streams.
 
+#![warn(missing_docs)]
+
 pub mod control;
 pub mod edge;
 pub mod home;

@@ -1,8 +1,6 @@
 //! Builds: `/apps/APP/builds`, a build's output, and `POST
 //! /apps/APP/deploy`, which streams one.
 
-use std::sync::Arc;
-
 use axum::extract::State;
 use wpaas_api::builds::{Build, BuildOutput, DeployQuery, DeployResult};
 
