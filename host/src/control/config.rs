@@ -79,7 +79,7 @@ pub struct ServerConfig {
     /// `--max-restart-backoff`.
     pub restart_backoff: Backoff,
     /// How often the autoscaler samples the load and decides. Default
-    /// 100 ms ([`super::scaler::TICK`]); `--scaler-tick`.
+    /// 100 ms; `--scaler-tick`.
     pub scaler_tick: Duration,
 }
 
@@ -115,7 +115,7 @@ impl Default for ServerConfig {
             engine: EngineConfig::default(),
             compiled_cache_dir: None,
             restart_backoff: Backoff::default(),
-            scaler_tick: super::scaler::TICK,
+            scaler_tick: Duration::from_millis(100),
         }
     }
 }

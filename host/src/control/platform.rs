@@ -236,7 +236,7 @@ impl Platform {
     /// Brings every app back to its current release (server start).
     pub async fn restore(&self) -> Result<()> {
         // Uploads a crash interrupted.
-        let uploads = super::upload::uploads_dir(self.store.home());
+        let uploads = self.store.home().uploads();
         let _ = tokio::task::spawn_blocking(move || std::fs::remove_dir_all(uploads)).await;
         for app in self.store.apps()? {
             self.note_autoscale(&app);

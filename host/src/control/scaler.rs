@@ -13,9 +13,6 @@ use std::time::{Duration, Instant};
 use super::platform::Platform;
 use super::store::Autoscale;
 
-/// How often the scaler looks unless `wpaas server --scaler-tick` says
-/// otherwise.
-pub const TICK: Duration = Duration::from_millis(100);
 /// The load averaged for a decision: the samples of this long.
 const WINDOW: Duration = Duration::from_secs(1);
 

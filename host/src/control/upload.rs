@@ -17,18 +17,14 @@ use http_body_util::BodyExt;
 use tokio::sync::mpsc;
 use wpaas_builder::archive::{self, ArchiveError, UnpackLimits};
 
-use super::api::MAX_UNPACKED;
 use super::error::PlatformError;
 use super::platform::{human_size, Platform};
-use crate::home::Home;
+
+/// Largest unpacked source.
+pub const MAX_UNPACKED: u64 = 1 << 30;
 
 /// Body chunks in flight between the connection and the unpacking thread.
 const CHUNKS: usize = 8;
-
-/// Where uploads are unpacked while they arrive.
-pub fn uploads_dir(home: &Home) -> PathBuf {
-    home.uploads()
-}
 
 /// An unpacked upload.
 pub struct Upload {
@@ -62,7 +58,7 @@ where
     };
     let name =
         super::token::random_hex(8).map_err(|e| PlatformError::internal(anyhow::anyhow!("{e}")))?;
-    let dir = uploads_dir(platform.store().home()).join(name);
+    let dir = platform.store().home().uploads().join(name);
     let (tx, rx) = mpsc::channel::<io::Result<Bytes>>(CHUNKS);
     let dest = dir.clone();
     let unpacking = tokio::task::spawn_blocking(move || {

@@ -19,7 +19,7 @@ use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::{Notify, OwnedSemaphorePermit};
 
-use super::listener::IpSlot;
+use super::ip_slots::IpSlot;
 use super::Limits;
 
 /// "Not set" for the millisecond fields of [`Activity`].

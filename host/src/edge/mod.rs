@@ -9,6 +9,7 @@
 //! watchdog closes it when it stalls.
 
 mod conn;
+mod ip_slots;
 mod listener;
 mod throttle;
 pub(crate) mod tls;

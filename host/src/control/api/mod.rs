@@ -42,9 +42,6 @@ use crate::runtime::BoxBody;
 /// object (`wpaas_api::builds::DeployResult`, `wpaas_api::run::RunResult`).
 pub use wpaas_api::stream::RESULT_PREFIX;
 
-/// Largest unpacked source.
-pub const MAX_UNPACKED: u64 = 1 << 30;
-
 /// What a handler answers: axum's response, or the error to map.
 type ApiResult = Result<axum::response::Response, PlatformError>;
 
