@@ -24,25 +24,24 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
 use anyhow::{bail, Context, Result};
-use bytes::{Bytes, BytesMut};
 use http::{HeaderValue, StatusCode};
-use http_body_util::BodyExt;
 use hyper::body::Incoming;
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::process::{ChildStdin, ChildStdout, Command};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::Command;
+
+mod auth;
+mod cgi;
 
 use super::keyed_lock::{KeyGuard, KeyedLock};
-use super::platform::{human_size, Platform};
+use super::platform::Platform;
 use super::store::validate_app_name;
-use super::token::constant_time_eq;
 use crate::respond::text;
 use crate::runtime::BoxBody;
+use auth::authorized_user;
+use cgi::{copy_body, read_cgi_head, remove_quarantine, stream_rest, too_big_message, was_stopped};
 
 /// Requests under this path are git's, not the JSON API's.
 pub const PATH_PREFIX: &str = "/git/";
-
-/// The most header bytes accepted from http-backend.
-const MAX_CGI_HEADER: usize = 64 << 10;
 
 /// Variables passed from the server's environment to http-backend (and so to
 /// the hook). Everything else is left out, as for any CGI program.
@@ -381,187 +380,6 @@ fn split_path(path: &str) -> Option<(String, String)> {
     Some((app.to_string(), rest.to_string()))
 }
 
-/// The user name of a request carrying the token: HTTP Basic with any user
-/// name and the token as the password (what git sends), or a bearer token.
-fn authorized_user(headers: &http::HeaderMap, token: &str) -> Option<String> {
-    let value = headers.get(http::header::AUTHORIZATION)?.to_str().ok()?;
-    if let Some(given) = value.strip_prefix("Bearer ") {
-        return constant_time_eq(given.trim(), token).then(|| "wpaas".to_string());
-    }
-    let encoded = value
-        .strip_prefix("Basic ")
-        .or_else(|| value.strip_prefix("basic "))?;
-    let decoded = String::from_utf8(base64_decode(encoded.trim())?).ok()?;
-    let (user, password) = decoded.split_once(':')?;
-    if !constant_time_eq(password, token) {
-        return None;
-    }
-    let user = if user.is_empty() { "wpaas" } else { user };
-    Some(user.to_string())
-}
-
-/// Standard base64 with padding (RFC 4648), as in HTTP Basic credentials.
-fn base64_decode(text: &str) -> Option<Vec<u8>> {
-    fn value(c: u8) -> Option<u32> {
-        Some(match c {
-            b'A'..=b'Z' => c - b'A',
-            b'a'..=b'z' => c - b'a' + 26,
-            b'0'..=b'9' => c - b'0' + 52,
-            b'+' => 62,
-            b'/' => 63,
-            _ => return None,
-        } as u32)
-    }
-    let bytes = text.as_bytes();
-    if !bytes.len().is_multiple_of(4) {
-        return None;
-    }
-    let mut out = Vec::with_capacity(bytes.len() / 4 * 3);
-    for (i, quad) in bytes.chunks(4).enumerate() {
-        let last = i == bytes.len() / 4 - 1;
-        let pad = quad.iter().rev().take_while(|&&c| c == b'=').count();
-        if pad > 2 || (pad > 0 && !last) {
-            return None;
-        }
-        let mut n = 0u32;
-        for &c in &quad[..4 - pad] {
-            n = n << 6 | value(c)?;
-        }
-        n <<= 6 * pad as u32;
-        out.extend_from_slice(&n.to_be_bytes()[1..4 - pad]);
-    }
-    Some(out)
-}
-
-/// Copies the request body into http-backend's stdin, then closes it.
-/// Past `limit` bytes it stops: `Err((bytes received, stdin))` — stdin is
-/// handed back open, so that git is stopped before it sees the pack end
-/// early (and tells the pusher about that instead).
-async fn copy_body(
-    mut body: Incoming,
-    mut stdin: ChildStdin,
-    limit: Option<u64>,
-) -> Result<(), (u64, ChildStdin)> {
-    let mut sent = 0u64;
-    while let Some(frame) = body.frame().await {
-        let data = match frame {
-            Ok(frame) => match frame.into_data() {
-                Ok(data) => data,
-                Err(_) => continue,
-            },
-            Err(err) => {
-                tracing::warn!("git push body broke off: {err}");
-                return Ok(());
-            }
-        };
-        sent += data.len() as u64;
-        if limit.is_some_and(|limit| sent > limit) {
-            return Err((sent, stdin));
-        }
-        if stdin.write_all(&data).await.is_err() {
-            return Ok(());
-        }
-    }
-    Ok(())
-}
-
-/// Waits until git is over; whether the push was stopped for its size.
-async fn was_stopped(mut outcome: tokio::sync::watch::Receiver<Option<bool>>) -> bool {
-    outcome
-        .wait_for(Option::is_some)
-        .await
-        .is_ok_and(|verdict| *verdict == Some(true))
-}
-
-/// Removes what receive-pack kept of a push it was stopped in
-/// (`objects/tmp_objdir-incoming-*`).
-async fn remove_quarantine(objects: &Path) {
-    let Ok(mut entries) = tokio::fs::read_dir(objects).await else {
-        return;
-    };
-    while let Ok(Some(entry)) = entries.next_entry().await {
-        if entry
-            .file_name()
-            .to_string_lossy()
-            .starts_with("tmp_objdir-incoming-")
-        {
-            let _ = tokio::fs::remove_dir_all(entry.path()).await;
-        }
-    }
-}
-
-fn too_big_message(limit: u64) -> String {
-    format!(
-        "wpaas: this push is larger than the server's limit of {} (wpaas server --max-upload); nothing was changed",
-        human_size(limit)
-    )
-}
-
-/// A pkt-line on side band 3 (fatal error), which git prints as
-/// `remote: MESSAGE` before it gives up on the push.
-fn fatal_sideband(message: &str) -> Bytes {
-    let payload = format!("\x03{message}\n");
-    Bytes::from(format!("{:04x}{payload}", payload.len() + 4))
-}
-
-/// Reads CGI header lines up to the blank line; returns them and the body
-/// bytes read past it.
-async fn read_cgi_head(stdout: &mut ChildStdout) -> Result<(String, Bytes)> {
-    let mut buf = BytesMut::with_capacity(1024);
-    loop {
-        let end = [&b"\r\n\r\n"[..], b"\n\n"]
-            .iter()
-            .filter_map(|sep| {
-                buf.windows(sep.len())
-                    .position(|w| w == *sep)
-                    .map(|i| (i, sep.len()))
-            })
-            .min();
-        if let Some((i, len)) = end {
-            let head = String::from_utf8_lossy(&buf[..i]).replace('\r', "");
-            let rest = buf.split_off(i + len).freeze();
-            return Ok((head, rest));
-        }
-        if buf.len() > MAX_CGI_HEADER {
-            bail!("git http-backend wrote no end of headers");
-        }
-        if stdout.read_buf(&mut buf).await? == 0 {
-            bail!("git http-backend ended without a response");
-        }
-    }
-}
-
-/// The response body: `first`, then the rest of stdout as it comes; then,
-/// if the push was stopped for its size, the reason for git to show.
-fn stream_rest(
-    first: Bytes,
-    stdout: ChildStdout,
-    refusal: Option<(tokio::sync::watch::Receiver<Option<bool>>, u64)>,
-) -> BoxBody {
-    let head = futures::stream::iter((!first.is_empty()).then_some(first));
-    let tail = futures::stream::unfold(stdout, |mut stdout| async move {
-        let mut buf = BytesMut::with_capacity(64 << 10);
-        match stdout.read_buf(&mut buf).await {
-            Ok(0) | Err(_) => None,
-            Ok(_) => Some((buf.freeze(), stdout)),
-        }
-    });
-    // After stdout ends (git is over), wait for the verdict, so that the
-    // pusher hears of the push only once what it left is gone.
-    let reason = futures::StreamExt::filter_map(
-        futures::stream::iter(refusal),
-        |(outcome, limit)| async move {
-            was_stopped(outcome)
-                .await
-                .then(|| fatal_sideband(&too_big_message(limit)))
-        },
-    );
-    crate::respond::stream_body(futures::StreamExt::chain(
-        futures::StreamExt::chain(head, tail),
-        reason,
-    ))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -583,46 +401,6 @@ mod tests {
         assert_eq!(split("/git/hello.git/./info/refs"), None);
         assert_eq!(split("/git/Hello.git/info/refs"), None);
         assert_eq!(split("/apps"), None);
-    }
-
-    #[test]
-    fn basic_auth_takes_any_user_and_the_token() {
-        let headers = |value: &str| {
-            let mut h = http::HeaderMap::new();
-            h.insert(http::header::AUTHORIZATION, value.parse().unwrap());
-            h
-        };
-        // "wpaas:secret", ":secret", "wpaas:wrong"
-        assert_eq!(
-            authorized_user(&headers("Basic d3BhYXM6c2VjcmV0"), "secret").as_deref(),
-            Some("wpaas")
-        );
-        assert_eq!(
-            authorized_user(&headers("Basic OnNlY3JldA=="), "secret").as_deref(),
-            Some("wpaas")
-        );
-        assert_eq!(
-            authorized_user(&headers("Basic d3BhYXM6d3Jvbmc="), "secret"),
-            None
-        );
-        assert_eq!(
-            authorized_user(&headers("Bearer secret"), "secret").as_deref(),
-            Some("wpaas")
-        );
-        assert_eq!(authorized_user(&headers("Basic !!!!"), "secret"), None);
-        assert_eq!(authorized_user(&http::HeaderMap::new(), "secret"), None);
-    }
-
-    #[test]
-    fn base64_decodes_with_padding() {
-        assert_eq!(base64_decode("").unwrap(), b"");
-        assert_eq!(base64_decode("Zg==").unwrap(), b"f");
-        assert_eq!(base64_decode("Zm8=").unwrap(), b"fo");
-        assert_eq!(base64_decode("Zm9v").unwrap(), b"foo");
-        assert_eq!(base64_decode("Zm9vYmFy").unwrap(), b"foobar");
-        assert_eq!(base64_decode("Zm9=v"), None);
-        assert_eq!(base64_decode("Zg=").as_deref(), None);
-        assert_eq!(base64_decode("Z==="), None);
     }
 
     #[test]
