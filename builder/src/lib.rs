@@ -8,6 +8,7 @@
 //! * [`buildpack`] detects and runs a buildpack: the build entry point.
 //! * [`rust`] is the Rust compile step (also used by `wpaas up`).
 //! * [`sandbox`] runs each server-side build step under bubblewrap.
+//! * [`wit`] is the WIT the server serves, for guest toolchains.
 
 #![warn(missing_docs)]
 
@@ -22,3 +23,4 @@ pub mod sandbox;
 pub mod slug;
 pub mod source;
 mod target;
+pub mod wit;

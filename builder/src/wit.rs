@@ -1,0 +1,79 @@
+//! The WIT that wpaas serves, shipped inside the binary so guest
+//! toolchains (componentize-py, componentize-js) build against exactly the
+//! interface versions the server links (`builder/wit/`, copied from the
+//! wasmtime-wasi-http crate the host is built with).
+
+use std::fs;
+use std::io;
+use std::path::Path;
+
+/// The world an HTTP app targets, as `PACKAGE/WORLD` for `-w`.
+pub const HTTP_WORLD: &str = "wpaas:platform/http";
+
+/// Every WIT file: its path under the WIT directory and its text.
+pub const FILES: &[(&str, &str)] = &[
+    ("world.wit", include_str!("../wit/world.wit")),
+    ("deps/cli.wit", include_str!("../wit/deps/cli.wit")),
+    ("deps/clocks.wit", include_str!("../wit/deps/clocks.wit")),
+    (
+        "deps/filesystem.wit",
+        include_str!("../wit/deps/filesystem.wit"),
+    ),
+    ("deps/http.wit", include_str!("../wit/deps/http.wit")),
+    ("deps/io.wit", include_str!("../wit/deps/io.wit")),
+    ("deps/random.wit", include_str!("../wit/deps/random.wit")),
+    ("deps/sockets.wit", include_str!("../wit/deps/sockets.wit")),
+];
+
+/// Writes the WIT tree into `dir` (created if missing).
+pub fn write_to(dir: &Path) -> io::Result<()> {
+    for (path, text) in FILES {
+        let file = dir.join(path);
+        if let Some(parent) = file.parent() {
+            fs::create_dir_all(parent)?;
+        }
+        fs::write(file, text)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_shipped_file_is_listed() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("wit");
+        let mut on_disk = Vec::new();
+        for dir in [root.clone(), root.join("deps")] {
+            for entry in fs::read_dir(&dir).unwrap() {
+                let path = entry.unwrap().path();
+                if path.extension().is_some_and(|e| e == "wit") {
+                    on_disk.push(
+                        path.strip_prefix(&root)
+                            .unwrap()
+                            .to_string_lossy()
+                            .into_owned(),
+                    );
+                }
+            }
+        }
+        on_disk.sort();
+        let mut listed: Vec<_> = FILES.iter().map(|(p, _)| p.to_string()).collect();
+        listed.sort();
+        assert_eq!(on_disk, listed);
+    }
+
+    #[test]
+    fn the_http_world_includes_the_proxy_the_server_links() {
+        let world = FILES.iter().find(|(p, _)| *p == "world.wit").unwrap().1;
+        let http = FILES.iter().find(|(p, _)| *p == "deps/http.wit").unwrap().1;
+        let version = http
+            .lines()
+            .next()
+            .unwrap()
+            .trim_start_matches("package wasi:http@");
+        let version = version.trim_end_matches(';');
+        assert!(world.contains(&format!("include wasi:http/proxy@{version};")));
+    }
+}
