@@ -1,6 +1,11 @@
 //! These run real bubblewrap sandboxes (bwrap must be installed).
 
+use std::fs;
+use std::time::{Duration, Instant};
+
+use super::bwrap::BUILD_UID;
 use super::*;
+use crate::exec::RunError;
 
 fn sandbox(limits: Limits) -> Sandbox {
     Sandbox::new(limits).unwrap_or_else(|e| panic!("{e}"))
