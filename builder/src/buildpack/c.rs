@@ -197,7 +197,9 @@ pub(super) fn build(ctx: &mut Ctx<'_>) -> Result<Compiled, BuildError> {
 /// missing compiler inside the sandbox would only say `execvp: No such file`.
 fn check_toolchain(with_make: bool) -> Result<(), CBuildError> {
     let make = [("/usr/bin/make", "make")];
-    let needed = REQUIRED.iter().chain(if with_make { &make[..] } else { &[] });
+    let needed = REQUIRED
+        .iter()
+        .chain(if with_make { &make[..] } else { &[] });
     for (path, package) in needed {
         if !Path::new(path).exists() {
             return Err(CBuildError::Toolchain {
@@ -218,7 +220,9 @@ fn run(
     let log = &mut *ctx.log;
     ctx.req
         .sandbox
-        .run(step, ctx.deadline, &mut |_, line| log(&format!("       {line}")))
+        .run(step, ctx.deadline, &mut |_, line| {
+            log(&format!("       {line}"))
+        })
         .map_err(|e| match e {
             RunError::TimedOut => BuildError::TimedOut(ctx.req.timeout),
             RunError::Spawn(e) => CBuildError::Spawn {

@@ -26,11 +26,11 @@ fn c_hello_deploys_from_source_with_config_scale_and_logs() {
         "{log}"
     );
     assert!(log.contains("Built app.wasm ("), "{log}");
+    assert!(log.contains("Default types for buildpack -> web"), "{log}");
     assert!(
-        log.contains("Default types for buildpack -> web"),
+        log.contains("Released v1: http://chello.localhost:"),
         "{log}"
     );
-    assert!(log.contains("Released v1: http://chello.localhost:"), "{log}");
 
     let response = server.get("chello", "/?who=C%20fan&x=1");
     assert_eq!(response.status(), 200);
@@ -135,12 +135,19 @@ fn a_compile_error_is_a_clear_build_error() {
         log.contains("the C build failed: `clang --target=wasm32-wasi"),
         "{log}"
     );
-    assert!(log.contains("exited 1; see the compiler's output above"), "{log}");
+    assert!(
+        log.contains("exited 1; see the compiler's output above"),
+        "{log}"
+    );
     assert!(server.releases("cbroken").is_empty());
 
     // A Makefile that builds no .wasm is refused with what to do.
     std::fs::remove_file(src.path().join("broken.c")).unwrap();
-    std::fs::write(src.path().join("Makefile"), "all:\n\t@echo nothing to build\n").unwrap();
+    std::fs::write(
+        src.path().join("Makefile"),
+        "all:\n\t@echo nothing to build\n",
+    )
+    .unwrap();
     let out = server.cli(src.path(), &["deploy", "-a", "cbroken"]);
     let log = text(&out);
     assert!(!out.status.success(), "{log}");

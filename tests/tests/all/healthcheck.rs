@@ -35,7 +35,10 @@ fn an_app_whose_root_traps_is_released_only_with_the_check_off() {
     let out = server.cli(src.path(), &["deploy", "-a", "trapper"]);
     let log = text(&out);
     assert!(!out.status.success(), "{log}");
-    assert!(log.contains("health check failed: GET / answered 500"), "{log}");
+    assert!(
+        log.contains("health check failed: GET /: application crashed"),
+        "{log}"
+    );
     assert!(server.app_info("trapper").release.is_none());
 
     // Off: released without the GET; the app's own 500s are its business.
@@ -91,7 +94,10 @@ fn older_healthcheck_bodies_keep_working() {
     };
     // A body from before `enabled` existed changes only what it names.
     let check = patch(serde_json::json!({"timeout_ms": 500}));
-    assert_eq!((check.enabled, check.path.as_str(), check.timeout_ms), (true, "/", 500));
+    assert_eq!(
+        (check.enabled, check.path.as_str(), check.timeout_ms),
+        (true, "/", 500)
+    );
     let check = patch(serde_json::json!({"enabled": false}));
     assert_eq!((check.enabled, check.timeout_ms), (false, 500));
     // Setting a path means "check this": it turns the check back on.
@@ -99,7 +105,10 @@ fn older_healthcheck_bodies_keep_working() {
     assert_eq!((check.enabled, check.path.as_str()), (true, "/health"));
 
     // Neither a path nor --off is a usage error, as are both.
-    for args in [&["healthcheck:set"][..], &["healthcheck:set", "/x", "--off"]] {
+    for args in [
+        &["healthcheck:set"][..],
+        &["healthcheck:set", "/x", "--off"],
+    ] {
         let out = server.cli(src.path(), &[args, &["-a", "oldbody"]].concat());
         assert!(!out.status.success(), "{}", text(&out));
     }
