@@ -63,16 +63,25 @@ pub struct Destroyed {
     pub destroyed: String,
 }
 
-/// The deploy health check: `GET path` must answer 2xx/3xx within
-/// `timeout_ms` before a new release takes traffic.
+/// The deploy health check: `GET path` must answer below 500 within
+/// `timeout_ms` before a new release takes traffic — unless it is turned
+/// off (`enabled: false`, `healthcheck:set --off`), when a release takes
+/// traffic as soon as its code loads.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Healthcheck {
+    /// Whether new releases are checked; absent (an older server): `true`.
+    #[serde(default = "default_healthcheck_enabled")]
+    pub enabled: bool,
     /// Path requested, starting with `/`.
     #[serde(default = "default_healthcheck_path")]
     pub path: String,
     /// How long the check may take.
     #[serde(default = "default_healthcheck_timeout")]
     pub timeout_ms: u64,
+}
+
+fn default_healthcheck_enabled() -> bool {
+    true
 }
 
 fn default_healthcheck_path() -> String {
@@ -91,6 +100,7 @@ impl Healthcheck {
 impl Default for Healthcheck {
     fn default() -> Self {
         Healthcheck {
+            enabled: true,
             path: default_healthcheck_path(),
             timeout_ms: Healthcheck::DEFAULT_TIMEOUT_MS,
         }
@@ -98,9 +108,15 @@ impl Default for Healthcheck {
 }
 
 /// `PATCH /apps/APP/healthcheck`: the fields given change; answers the
-/// resulting [`Healthcheck`].
+/// resulting [`Healthcheck`]. A `path` without `enabled` also turns the
+/// check on (pointing it somewhere means "check this"); `{"enabled":
+/// false}` turns it off and keeps the path and timeout for when it is
+/// turned on again.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HealthcheckUpdate {
+    /// Turn the check on or off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
     /// New path, starting with `/`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub path: Option<String>,

@@ -27,6 +27,14 @@
 //!    rebuilds in seconds. Every bin/cdylib `.wasm` is copied to the top of
 //!    the slug. Default process types: the package's artifact (its only one,
 //!    or the one named like the package) → `web: NAME.wasm`.
+//! 4. **c** — a `Makefile` or a `*.c` file at the top of the source. Built
+//!    with the server's clang, lld and wasi-libc (Debian's packages) for
+//!    `wasm32-wasi` (preview 1): a WAGI program. A Makefile runs as `make`
+//!    with `CC="clang --target=wasm32-wasi"`, `CFLAGS`, `LDFLAGS`, `AR`,
+//!    `RANLIB`, `NM`, `LD`, `WASI_SYSROOT` and `WASI_TARGET` in its
+//!    environment; without one, every top-level `*.c` is compiled into
+//!    `app.wasm`. Both run in the slug, sandboxed, without network. Default
+//!    process types: the one `.wasm` at the top → `web: app.wasm`.
 //!
 //! Output is streamed live: `-----> Step` lines, details indented seven
 //! spaces. A build has a time limit; when it passes, the running step and
@@ -75,6 +83,8 @@
 //! their line number, e.g.
 //! `Procfile line 3: invalid process type "Web!" (use a-z, 0-9, _ and -, at most 63 characters)`.
 
+mod c;
+pub use c::CBuildError;
 mod custom;
 pub use custom::check as check_buildpack;
 mod rust;
@@ -157,6 +167,9 @@ pub enum BuildError {
     /// The Rust build failed.
     #[error(transparent)]
     Rust(crate::rust::BuildError),
+    /// The C build failed.
+    #[error(transparent)]
+    C(#[from] CBuildError),
     /// A `.wat` file does not assemble.
     #[error("{path}: {message}")]
     Wat {
@@ -289,6 +302,8 @@ pub fn build(req: &BuildRequest, log: &mut dyn FnMut(&str)) -> Result<BuildOutpu
         wasm::build(&mut ctx)?
     } else if slug.join("Cargo.toml").is_file() {
         rust::build(&mut ctx)?
+    } else if c::detect(slug) {
+        c::build(&mut ctx)?
     } else {
         return Err(BuildError::NoBuildpack);
     };

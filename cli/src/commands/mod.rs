@@ -51,6 +51,7 @@ pub enum Command {
     #[command(name = "releases:info")]
     ReleasesInfo(releases::ReleaseInfo),
     Rollback(releases::Rollback),
+    Healthcheck(healthcheck::Show),
     #[command(name = "healthcheck:set")]
     HealthcheckSet(healthcheck::Set),
     Run(run::Run),
@@ -102,6 +103,7 @@ impl Command {
             Command::Releases(cmd) => cmd.run(),
             Command::ReleasesInfo(cmd) => cmd.run(),
             Command::Rollback(cmd) => cmd.run(),
+            Command::Healthcheck(cmd) => cmd.run(),
             Command::HealthcheckSet(cmd) => cmd.run(),
             Command::Run(cmd) => cmd.run(),
             Command::Logs(cmd) => cmd.run(),

@@ -25,12 +25,16 @@
 //! | `/resources?n=N` | creates and keeps N `wasi:http` fields resources: |
 //! |                | `200 holding N resources` (the host traps it first |
 //! |                | when N is past its resource-table cap)             |
+//! | `/no-response` | returns without setting a response (the host      |
+//! |                | answers 500, as `wasmtime serve` does)             |
 //! | anything else  | `404 not found`                                    |
 
 use std::hint::black_box;
 
 use wpaas_sdk::wasi::http::outgoing_handler;
-use wpaas_sdk::wasi::http::types::{ErrorCode, Fields, OutgoingRequest, Scheme};
+use wpaas_sdk::wasi::http::types::{
+    ErrorCode, Fields, IncomingRequest, OutgoingRequest, ResponseOutparam, Scheme,
+};
 use wpaas_sdk::{anyhow, Request, Response};
 
 fn handle(req: Request) -> anyhow::Result<Response> {
@@ -190,7 +194,26 @@ fn deep(n: u64) -> u64 {
     deep(n - 1).rotate_left(3) ^ n
 }
 
-wpaas_sdk::http_handler!(handle);
+/// The export, written out instead of `wpaas_sdk::http_handler!(handle)`
+/// so that `/no-response` can return without ever calling
+/// `response-outparam::set` (the SDK always sets one); every other path is
+/// served by the SDK, as the macro would.
+#[allow(dead_code)]
+struct Hostile;
+
+impl wpaas_sdk::wasi::exports::http::incoming_handler::Guest for Hostile {
+    fn handle(request: IncomingRequest, response_out: ResponseOutparam) {
+        let path = request.path_with_query().unwrap_or_default();
+        if path.split('?').next() == Some("/no-response") {
+            drop(response_out);
+            return;
+        }
+        wpaas_sdk::__private::serve(request, response_out, handle)
+    }
+}
+
+#[cfg(target_arch = "wasm32")]
+wpaas_sdk::wasi::http::proxy::export!(Hostile with_types_in wpaas_sdk::wasi);
 
 // Built as a binary so the output is `hostile.wasm`; the host calls the
 // `wasi:http/incoming-handler` export, never `main`.

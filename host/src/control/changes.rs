@@ -106,8 +106,9 @@ impl Platform {
         Ok((release, target.version))
     }
 
-    /// `healthcheck:set`: changes the fields given; the next release is
-    /// checked with it. No app lock: the store updates the record in one
+    /// `healthcheck:set`: changes the fields given (a path without
+    /// `enabled` turns the check on); the next release is checked with it,
+    /// or not checked when it is off. No app lock: the store updates the record in one
     /// step, and a deploy in progress reads it once, when it activates.
     pub fn update_healthcheck(
         &self,
@@ -120,6 +121,10 @@ impl Platform {
         let record = self.store().update_app(app, |record| {
             if let Some(path) = &update.path {
                 record.healthcheck.path = path.clone();
+                record.healthcheck.enabled = true;
+            }
+            if let Some(enabled) = update.enabled {
+                record.healthcheck.enabled = enabled;
             }
             if let Some(timeout_ms) = update.timeout_ms {
                 record.healthcheck.timeout_ms = timeout_ms;

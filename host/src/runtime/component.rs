@@ -154,9 +154,7 @@ impl HttpComponent {
             Ok(Err(code)) => Err(WebError::BadResponse(format!("{code:?}"))),
             // The outparam was dropped unset: the task ended; ask it why.
             Err(_) => match task.await {
-                Ok(Ok(())) => Err(WebError::BadResponse(
-                    "the handler returned without setting a response".into(),
-                )),
+                Ok(Ok(())) => Err(WebError::NoResponse),
                 Ok(Err(err)) => Err(err),
                 Err(join) => Err(WebError::Crashed(join.to_string())),
             },

@@ -19,6 +19,11 @@ pub(crate) enum WebError {
     /// The guest finished without producing a valid response.
     #[error("invalid response from application: {0}")]
     BadResponse(String),
+    /// The handler returned without ever setting its response (never called
+    /// `response-outparam::set`): an application error, 500 as under
+    /// `wasmtime serve`, not a malformed answer (502).
+    #[error("the handler returned without setting a response")]
+    NoResponse,
     /// The request itself was unacceptable (e.g. body too large).
     #[error("{1}")]
     BadRequest(http::StatusCode, String),
@@ -52,7 +57,7 @@ impl WebError {
         match self {
             WebError::Overloaded(_) | WebError::Unavailable(_) => S::SERVICE_UNAVAILABLE,
             WebError::Timeout => S::GATEWAY_TIMEOUT,
-            WebError::Crashed(_) => S::INTERNAL_SERVER_ERROR,
+            WebError::Crashed(_) | WebError::NoResponse => S::INTERNAL_SERVER_ERROR,
             WebError::BadResponse(_) => S::BAD_GATEWAY,
             WebError::BadRequest(status, _) => *status,
         }
@@ -63,7 +68,7 @@ impl WebError {
         match self {
             WebError::Overloaded(_) => "H11",
             WebError::Timeout => "H12",
-            WebError::Crashed(_) | WebError::BadResponse(_) => "H13",
+            WebError::Crashed(_) | WebError::BadResponse(_) | WebError::NoResponse => "H13",
             WebError::BadRequest(..) => "H18",
             WebError::Unavailable(_) => "H10",
         }

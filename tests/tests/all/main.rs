@@ -4,11 +4,13 @@
 mod bodies;
 mod bounds;
 mod build_sandbox;
+mod c_lang;
 mod cli_errors;
 mod components;
 mod control;
 mod edges;
 mod git;
+mod healthcheck;
 mod lifecycle;
 mod logs;
 mod metrics;

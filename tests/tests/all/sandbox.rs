@@ -49,6 +49,27 @@ fn trap_panic_and_stack_overflow_answer_500() {
 }
 
 #[test]
+fn handler_that_never_sets_a_response_answers_500() {
+    // As `wasmtime serve` does: returning without `response-outparam::set`
+    // is the application's error (500), not a malformed answer (502).
+    let server = UpServer::start(&example("hostile"), &[]).unwrap();
+    let response = client().get(server.url("/no-response")).send().unwrap();
+    assert_eq!(response.status(), 500);
+    let body = response.text().unwrap();
+    assert!(
+        body.contains("Application error: the handler returned without setting a response"),
+        "{body}"
+    );
+    let ok = client().get(server.url("/")).send().unwrap();
+    assert_eq!(ok.status(), 200);
+    let stderr = server.stop();
+    assert!(
+        stderr.contains("code=H13") && stderr.contains("status=500"),
+        "{stderr}"
+    );
+}
+
+#[test]
 fn infinite_loop_times_out_with_504() {
     let server = hostile_server();
     let (status, body) = misbehave(&server, "/loop");

@@ -36,6 +36,11 @@ pub async fn destroy(State(platform): Shared, Segments(app): Segments<String>) -
     ok(&Destroyed { destroyed: app })
 }
 
+/// `GET /apps/APP/healthcheck`: the check new releases get.
+pub async fn healthcheck(State(platform): Shared, Segments(app): Segments<String>) -> ApiResult {
+    ok(&Healthcheck::from(platform.store().app(&app)?.healthcheck))
+}
+
 /// `PATCH /apps/APP/healthcheck`: answers the resulting check.
 pub async fn set_healthcheck(
     State(platform): Shared,

@@ -55,7 +55,10 @@ pub fn router(platform: Arc<Platform>, token: Arc<str>) -> Router {
         .route("/metrics", get(metrics))
         .route("/apps", get(apps::list).post(apps::create))
         .route("/apps/{app}", get(apps::show).delete(apps::destroy))
-        .route("/apps/{app}/healthcheck", patch(apps::set_healthcheck))
+        .route(
+            "/apps/{app}/healthcheck",
+            get(apps::healthcheck).patch(apps::set_healthcheck),
+        )
         .route(
             "/apps/{app}/buildpack",
             get(apps::buildpack).put(apps::set_buildpack),

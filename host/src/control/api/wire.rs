@@ -29,6 +29,7 @@ impl From<store::App> for apps::App {
 impl From<store::Healthcheck> for apps::Healthcheck {
     fn from(check: store::Healthcheck) -> Self {
         apps::Healthcheck {
+            enabled: check.enabled,
             path: check.path,
             timeout_ms: check.timeout_ms,
         }

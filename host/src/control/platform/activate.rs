@@ -132,15 +132,20 @@ impl Platform {
                 .await?;
         }
         if let (Some(web), Some(_)) = (&web, log) {
-            say(format!("-----> Health check: GET {}", app.healthcheck.path));
-            health_check(
-                web,
-                &app.name,
-                &app.healthcheck.path,
-                Duration::from_millis(app.healthcheck.timeout_ms),
-            )
-            .await?;
-            say("       passed".into());
+            if app.healthcheck.enabled {
+                say(format!("-----> Health check: GET {}", app.healthcheck.path));
+                health_check(
+                    web,
+                    &app.name,
+                    &app.healthcheck.path,
+                    Duration::from_millis(app.healthcheck.timeout_ms),
+                )
+                .await?;
+                say("       passed".into());
+            } else {
+                // `healthcheck:set --off`: traffic as soon as the code loads.
+                say("-----> Health check: off (healthcheck:set PATH turns it on)".into());
+            }
         }
         self.table.set_app(AppRoute {
             name: app.name.clone(),

@@ -43,12 +43,20 @@ pub struct ProcessLimits {
 /// Health check used when a release is activated.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Healthcheck {
+    /// Whether a new release is checked at all (`healthcheck:set --off`);
+    /// records from before the switch existed are on.
+    #[serde(default = "default_hc_enabled")]
+    pub enabled: bool,
     /// The path GET is sent to.
     #[serde(default = "default_hc_path")]
     pub path: String,
     /// How long the answer may take.
     #[serde(default = "default_hc_timeout")]
     pub timeout_ms: u64,
+}
+
+fn default_hc_enabled() -> bool {
+    true
 }
 
 fn default_hc_path() -> String {
@@ -62,6 +70,7 @@ fn default_hc_timeout() -> u64 {
 impl Default for Healthcheck {
     fn default() -> Self {
         Healthcheck {
+            enabled: true,
             path: default_hc_path(),
             timeout_ms: default_hc_timeout(),
         }
@@ -367,5 +376,15 @@ mod tests {
         )
         .unwrap();
         assert_eq!(build.status, BuildStatus::Running);
+    }
+
+    #[test]
+    fn health_checks_stored_before_the_off_switch_are_on() {
+        let app: App = serde_json::from_str(
+            r#"{"name":"a","created_at":"x","healthcheck":{"path":"/up","timeout_ms":500}}"#,
+        )
+        .unwrap();
+        assert!(app.healthcheck.enabled);
+        assert_eq!(app.healthcheck.path, "/up");
     }
 }
