@@ -48,8 +48,8 @@ fn c_hello_deploys_from_source_with_config_scale_and_logs() {
     assert_eq!(missing.status(), 404);
 
     // Config reaches the program as environment, in a new release.
-    let out = server.ok(&c_hello(), &["config:set", "GREETING=hej", "-a", "chello"]);
-    assert!(out.contains("done, v2"), "{out}");
+    let out = server.cli(&c_hello(), &["config:set", "GREETING=hej", "-a", "chello"]);
+    assert!(text(&out).contains("done, v2"), "{}", text(&out));
     let body = server.get("chello", "/").text().unwrap();
     assert!(
         body.contains("Hello, world, from C! (GREETING=hej)"),
