@@ -17,7 +17,8 @@ include!(concat!(env!("OUT_DIR"), "/templates.rs"));
 pub struct New {
     /// The app's name (2-30 characters: lowercase letters, digits and
     /// dashes, starting with a letter); also the directory's.
-    name: String,
+    #[arg(required_unless_present = "list")]
+    name: Option<String>,
 
     /// The template: rust (wpaas-sdk), wagi (a CGI program in Rust), or
     /// any other `wpaas new --list` shows.
@@ -30,7 +31,7 @@ pub struct New {
     dir: Option<PathBuf>,
 
     /// List the templates and exit.
-    #[arg(long, exclusive = true)]
+    #[arg(long)]
     list: bool,
 }
 
@@ -42,14 +43,15 @@ impl New {
             }
             return Ok(());
         }
-        wpaas_host::control::store::validate_app_name(&self.name).map_err(|e| {
+        let name = self.name.as_deref().unwrap_or_default();
+        wpaas_host::control::store::validate_app_name(name).map_err(|e| {
             Hinted::new(
                 e.to_string(),
                 "e.g. `wpaas new my-app`; the name is also the app's on the server",
             )
         })?;
         let files = template(&self.template)?;
-        let dir = self.dir.clone().unwrap_or_else(|| PathBuf::from(&self.name));
+        let dir = self.dir.clone().unwrap_or_else(|| PathBuf::from(name));
         ensure_empty(&dir)?;
         for (path, text) in files {
             let file = dir.join(path);
@@ -57,12 +59,12 @@ impl New {
                 fs::create_dir_all(parent)
                     .with_context(|| format!("could not create {}", parent.display()))?;
             }
-            fs::write(&file, text.replace("{{name}}", &self.name))
+            fs::write(&file, text.replace("{{name}}", name))
                 .with_context(|| format!("could not write {}", file.display()))?;
         }
         println!(
             "Created {} from the {} template in {}",
-            self.name,
+            name,
             self.template,
             dir.display()
         );
