@@ -123,11 +123,7 @@ fn patches_sdk(file: &Path) -> bool {
     table
         .get("patch")
         .and_then(toml::Value::as_table)
-        .is_some_and(|sources| {
-            sources
-                .values()
-                .any(|source| source.get(NAME).is_some())
-        })
+        .is_some_and(|sources| sources.values().any(|source| source.get(NAME).is_some()))
 }
 
 #[cfg(test)]

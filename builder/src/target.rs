@@ -220,9 +220,8 @@ mod tests {
             component_import(wasm.path()).as_deref(),
             Some("wasi:io/error@0.2.0")
         );
-        let plain = module(
-            r#"(module (import "wasi_snapshot_preview1" "proc_exit" (func (param i32))))"#,
-        );
+        let plain =
+            module(r#"(module (import "wasi_snapshot_preview1" "proc_exit" (func (param i32))))"#);
         assert_eq!(component_import(plain.path()), None);
         let garbage = tempfile::NamedTempFile::new().unwrap();
         std::fs::write(garbage.path(), b"not wasm").unwrap();
@@ -283,10 +282,7 @@ mod tests {
             let (got, _) = choose(&package(metadata, &deps));
             assert_eq!(got, want, "{metadata} {deps:?}");
         }
-        let (_, why) = choose(&package(
-            r#"{"wpaas": {"target": "wasm32-wasip2"}}"#,
-            &[],
-        ));
+        let (_, why) = choose(&package(r#"{"wpaas": {"target": "wasm32-wasip2"}}"#, &[]));
         assert_eq!(why, Reason::Declared);
     }
 }

@@ -106,7 +106,10 @@ fn ensure_empty(dir: &Path) -> Result<()> {
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
         Err(e) if dir.exists() && !dir.is_dir() => Err(Hinted::new(
-            format!("{} already exists and is not a directory ({e})", dir.display()),
+            format!(
+                "{} already exists and is not a directory ({e})",
+                dir.display()
+            ),
             "choose another name, or --dir for another directory",
         )
         .into()),

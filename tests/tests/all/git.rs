@@ -411,10 +411,7 @@ fn concurrent_pushes_deploy_one_at_a_time() {
 fn hello_crate(repo: &Repo) {
     let from = workspace_root().join("examples/hello");
     for file in ["Cargo.toml", "Cargo.lock", "src/main.rs"] {
-        repo.write(
-            file,
-            &std::fs::read_to_string(from.join(file)).unwrap(),
-        );
+        repo.write(file, &std::fs::read_to_string(from.join(file)).unwrap());
     }
     repo.write(".gitignore", "/target\n");
 }

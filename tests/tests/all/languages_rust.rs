@@ -107,10 +107,7 @@ fn every_example_deploys_as_it_is() {
                     continue;
                 };
                 let ps = server.ps(&name);
-                assert!(
-                    ps.iter().any(|p| p.kind == kind),
-                    "{name} {kind}: {ps:?}"
-                );
+                assert!(ps.iter().any(|p| p.kind == kind), "{name} {kind}: {ps:?}");
             }
         }
     }

@@ -57,7 +57,10 @@ fn wpaas_new_refuses_bad_names_templates_and_used_directories() {
     std::fs::write(dir.path().join("used/keep.txt"), "mine").unwrap();
     let (ok, out) = run(&["new", "used"]);
     assert!(!ok);
-    assert!(out.contains("used already exists and is not empty"), "{out}");
+    assert!(
+        out.contains("used already exists and is not empty"),
+        "{out}"
+    );
     assert_eq!(
         std::fs::read_to_string(dir.path().join("used/keep.txt")).unwrap(),
         "mine"
@@ -65,7 +68,10 @@ fn wpaas_new_refuses_bad_names_templates_and_used_directories() {
     // --list names every template, one per line.
     let (ok, out) = run(&["new", "--list"]);
     assert!(ok, "{out}");
-    assert!(out.lines().any(|l| l == "rust") && out.lines().any(|l| l == "wagi"), "{out}");
+    assert!(
+        out.lines().any(|l| l == "rust") && out.lines().any(|l| l == "wagi"),
+        "{out}"
+    );
     // No clap error for a missing NAME with --list, and nothing written.
     assert!(!dir.path().join("app2").exists());
 }
