@@ -8,6 +8,7 @@
 //! * [`buildpack`] detects and runs a buildpack: the build entry point.
 //! * [`rust`] is the Rust compile step (also used by `wpaas up`).
 //! * [`sandbox`] runs each server-side build step under bubblewrap.
+//! * [`sdk`] is the Rust SDK the platform supplies to apps that use it.
 //! * [`wit`] is the WIT the server serves, for guest toolchains.
 
 #![warn(missing_docs)]
@@ -20,6 +21,7 @@ mod exec;
 pub mod procfile;
 pub mod rust;
 pub mod sandbox;
+pub mod sdk;
 pub mod slug;
 pub mod source;
 mod target;

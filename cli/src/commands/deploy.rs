@@ -42,7 +42,7 @@ impl Deploy {
             }
         };
         let api = self.target.api.client()?;
-        // Path dependencies outside DIR (like examples/hello's ../../sdk)
+        // Path dependencies outside DIR (like a `path = "../../sdk"`)
         // are uploaded with it; the server builds DIR inside that tree.
         // (Its errors name the path already.)
         let upload = wpaas_builder::source::Upload::plan(&self.dir)?;

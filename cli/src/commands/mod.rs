@@ -11,6 +11,7 @@ mod git;
 mod healthcheck;
 mod login;
 mod logs;
+mod new;
 mod ps;
 mod releases;
 mod run;
@@ -22,6 +23,7 @@ mod up;
 #[derive(clap::Subcommand)]
 pub enum Command {
     Up(up::Up),
+    New(new::New),
     Server(server::Server),
     Login(login::Login),
     Apps(apps::Apps),
@@ -84,6 +86,7 @@ impl Command {
     pub fn run(self) -> anyhow::Result<()> {
         match self {
             Command::Up(cmd) => cmd.run(),
+            Command::New(cmd) => cmd.run(),
             Command::Server(cmd) => cmd.run(),
             Command::Login(cmd) => cmd.run(),
             Command::Apps(cmd) => cmd.run(),

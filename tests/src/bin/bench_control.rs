@@ -331,21 +331,12 @@ fn patch_greeting(wasm: &[u8], marker: &str) -> Result<Vec<u8>> {
     Ok(patched)
 }
 
-/// Copies examples/hello (manifest, lock file, sources) to `dir`, pointing
-/// its `wpaas-sdk` path dependency at the repository's sdk/ by absolute
-/// path, since only `dir` is uploaded.
+/// Copies examples/hello (manifest, lock file, sources) to `dir`; its
+/// `wpaas-sdk = "0.1"` is supplied by the builder.
 fn copy_hello_crate(dir: &Path) -> Result<()> {
     let from = workspace_root().join("examples/hello");
     std::fs::create_dir_all(dir.join("src"))?;
-    let manifest = std::fs::read_to_string(from.join("Cargo.toml"))?;
-    let relative = r#"path = "../../sdk""#;
-    ensure!(
-        manifest.contains(relative),
-        "examples/hello/Cargo.toml no longer has {relative}"
-    );
-    let sdk: PathBuf = workspace_root().join("sdk");
-    let manifest = manifest.replace(relative, &format!("path = {:?}", sdk.display().to_string()));
-    std::fs::write(dir.join("Cargo.toml"), manifest)?;
+    std::fs::copy(from.join("Cargo.toml"), dir.join("Cargo.toml"))?;
     std::fs::copy(from.join("Cargo.lock"), dir.join("Cargo.lock"))?;
     for entry in std::fs::read_dir(from.join("src"))? {
         let entry = entry?;

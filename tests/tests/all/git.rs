@@ -405,37 +405,14 @@ fn concurrent_pushes_deploy_one_at_a_time() {
     assert_eq!(body(&server, "busy"), "uploaded\n");
 }
 
-/// examples/hello as a standalone repository, with a copy of the
-/// repository's sdk/ inside it (builds are sandboxed: a path dependency
-/// must be part of what is pushed).
+/// examples/hello copied out as a standalone repository, as is: it
+/// depends on `wpaas-sdk = "0.1"`, which the builder supplies (nothing
+/// outside the repository is needed).
 fn hello_crate(repo: &Repo) {
     let from = workspace_root().join("examples/hello");
-    let manifest = std::fs::read_to_string(from.join("Cargo.toml"))
-        .unwrap()
-        .replace(r#"path = "../../sdk""#, r#"path = "sdk""#);
-    repo.write("Cargo.toml", &manifest);
-    repo.write(
-        "Cargo.lock",
-        &std::fs::read_to_string(from.join("Cargo.lock")).unwrap(),
-    );
-    repo.write(
-        "src/main.rs",
-        &std::fs::read_to_string(from.join("src/main.rs")).unwrap(),
-    );
-    // The sdk without the workspace it inherits from.
-    let sdk = workspace_root().join("sdk");
-    let sdk_manifest = std::fs::read_to_string(sdk.join("Cargo.toml"))
-        .unwrap()
-        .replace("rust-version.workspace = true\n", "")
-        .replace("license.workspace = true\n", "")
-        .replace("version.workspace = true", "version = \"0.1.0\"")
-        .replace("edition.workspace = true", "edition = \"2021\"")
-        .replace("[lints]\nworkspace = true\n", "");
-    repo.write("sdk/Cargo.toml", &sdk_manifest);
-    repo.write(
-        "sdk/src/lib.rs",
-        &std::fs::read_to_string(sdk.join("src/lib.rs")).unwrap(),
-    );
+    for file in ["Cargo.toml", "Cargo.lock", "src/main.rs"] {
+        repo.write(file, &std::fs::read_to_string(from.join(file)).unwrap());
+    }
     repo.write(".gitignore", "/target\n");
 }
 
@@ -466,9 +443,10 @@ fn git_push_of_a_rust_app_reuses_the_build_cache() {
     let out = repo.push(&["wpaas", "main"]);
     let warm = text(&out);
     assert!(out.status.success(), "{warm}");
-    // Only the app (and the sdk it carries) is compiled again; its
-    // dependencies from crates.io are cached.
+    // Only the app is compiled again; its dependencies from crates.io and
+    // the platform's SDK are cached.
     assert!(warm.contains("Compiling hello"), "{warm}");
+    assert!(!warm.contains("Compiling wpaas-sdk"), "{warm}");
     assert!(!warm.contains("Compiling serde "), "{warm}");
     assert!(!warm.contains("Downloaded"), "{warm}");
     assert!(body(&server, "hello").contains("Hello from git!"));
