@@ -165,13 +165,17 @@ pub(crate) fn compile(
     build_then_check(&plan, &mut build_for, log)
 }
 
+/// Runs cargo for one target, streaming its output lines to the log.
+type BuildFor<'a> =
+    dyn FnMut(WasiTarget, &mut dyn FnMut(&str)) -> Result<Compiled, BuildError> + 'a;
+
 /// Builds for the plan's target; a plain program whose wasip1 artifact
 /// turns out to import component-model interfaces (a crate written
 /// against WIT bindings the manifest did not reveal) is built again for
 /// wasip2, where the same imports make a component.
 fn build_then_check(
     plan: &Plan,
-    build_for: &mut dyn FnMut(WasiTarget, &mut dyn FnMut(&str)) -> Result<Compiled, BuildError>,
+    build_for: &mut BuildFor<'_>,
     log: &mut dyn FnMut(&str),
 ) -> Result<Compiled, BuildError> {
     let compiled = build_for(plan.target, log)?;

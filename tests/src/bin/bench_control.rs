@@ -22,7 +22,7 @@
 //! Prints median, min and max per operation and the cold/rebuild ratio, and
 //! writes them with every sample to `target/bench/control.json`.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, ensure, Context, Result};
