@@ -17,6 +17,7 @@ use wpaas_api::ps::{ProcessType, Replica};
 use wpaas_api::releases::Release;
 use wpaas_api::ErrorBody;
 
+pub mod load;
 pub mod pending;
 pub mod prometheus;
 
@@ -363,8 +364,18 @@ impl Server {
     /// Like [`Server::start_with`], with the compiled code and build
     /// caches in `home` (the server's defaults), for tests of those caches.
     pub fn start_with_own_caches(home: &Path, args: &[&str]) -> Result<Self> {
+        Self::start_with_own_caches_and_env(home, args, &[])
+    }
+
+    /// Like [`Server::start_with_own_caches`], with environment variables
+    /// for the server.
+    pub fn start_with_own_caches_and_env(
+        home: &Path,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Result<Self> {
         let mut command = Command::new(wpaas_bin());
-        command.arg("server");
+        command.arg("server").envs(env.iter().copied());
         Self::spawn(home, command, args, false)
     }
 

@@ -32,6 +32,34 @@ pub struct EngineConfig {
     /// WAGI responses (CGI output is parsed before it is sent). A response
     /// that would grow past what is left is answered 503.
     pub buffer_budget: usize,
+    /// How a module's memory image reaches each new instance.
+    pub memory_init: MemoryInit,
+}
+
+/// How an instance's linear memory gets the module's data segments.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MemoryInit {
+    /// Copy the data segments into an already-resident memory slot on
+    /// every instantiation (the default: with copy-on-write every
+    /// request's first write to a data page faults and flushes TLBs on
+    /// every core running the host — measured at a third of the CPU time
+    /// serving examples/hello).
+    Copy,
+    /// Map the module's image copy-on-write from a memfd: instantiation
+    /// costs the same whatever the image's size, and only the pages a
+    /// request writes are copied (`WPAAS_MEMORY_INIT=cow`).
+    Cow,
+}
+
+impl MemoryInit {
+    /// `copy` or `cow`.
+    pub fn parse(text: &str) -> Option<Self> {
+        match text.trim() {
+            "copy" => Some(Self::Copy),
+            "cow" => Some(Self::Cow),
+            _ => None,
+        }
+    }
 }
 
 /// Instances in the pool unless `WPAAS_MAX_INSTANCES` says otherwise.
@@ -39,7 +67,8 @@ pub(crate) const DEFAULT_MAX_INSTANCES: u32 = 1000;
 
 impl Default for EngineConfig {
     /// The defaults: 1000 instances, a quarter of them per app, 1 GiB of
-    /// memory per instance at most, 256 MiB of buffers. The operator may
+    /// memory per instance at most, 256 MiB of buffers, data segments
+    /// copied (`WPAAS_MEMORY_INIT=cow` maps them). The operator may
     /// change the pool with `WPAAS_MAX_INSTANCES`, the per-app share with
     /// `WPAAS_APP_INSTANCES` and the buffer budget with
     /// `WPAAS_BUFFER_BUDGET` (a size: `512M`).
@@ -62,11 +91,19 @@ impl Default for EngineConfig {
             .ok()
             .and_then(|v| super::limits::parse_size(&v).ok())
             .unwrap_or(256 << 20);
+        let memory_init = match std::env::var("WPAAS_MEMORY_INIT") {
+            Ok(value) => MemoryInit::parse(&value).unwrap_or_else(|| {
+                tracing::warn!("ignoring WPAAS_MEMORY_INIT={value:?}: expected copy or cow");
+                MemoryInit::Copy
+            }),
+            Err(_) => MemoryInit::Copy,
+        };
         Self {
             max_instances,
             app_instances,
             max_memory: 1 << 30,
             buffer_budget,
+            memory_init,
         }
     }
 }
@@ -86,11 +123,8 @@ impl WasmEngine {
         // Guests overflowing their stack trap cleanly at this depth.
         config.max_wasm_stack(1 << 20);
         config.async_stack_size(2 << 20);
-        // Copy data segments into already-resident memory instead of mapping
-        // the image copy-on-write: with CoW every request's first write to a
-        // data page faults and flushes TLBs on every core running the host
-        // (measured: a third of the CPU time serving examples/hello).
-        config.memory_init_cow(false);
+        // See MemoryInit for the trade-off.
+        config.memory_init_cow(settings.memory_init == MemoryInit::Cow);
         config.allocation_strategy(InstanceAllocationStrategy::Pooling(pooling(settings)));
         let engine = Engine::new(&config)
             .or_else(|err| {
