@@ -88,6 +88,7 @@ pub use c::CBuildError;
 mod custom;
 pub use custom::check as check_buildpack;
 mod rust;
+mod toolchain;
 mod wasm;
 
 use std::fs;
@@ -107,6 +108,10 @@ pub struct BuildRequest {
     pub slug_dir: PathBuf,
     /// The app's build cache; persists between builds.
     pub cache_dir: PathBuf,
+    /// Where buildpacks install language toolchains (componentize-py,
+    /// componentize-js): shared by every app's builds, so a toolchain is
+    /// downloaded once per server.
+    pub toolchains_dir: PathBuf,
     /// Config vars (given to custom buildpacks as `ENV_DIR`).
     pub env: Vec<(String, String)>,
     /// A custom buildpack directory chosen for the app.
