@@ -52,28 +52,22 @@ struct Lock(fs::File);
 
 impl Lock {
     fn take(path: &Path) -> Result<Self, BuildError> {
-        use std::os::fd::AsRawFd;
         let file = fs::OpenOptions::new()
             .create(true)
             .truncate(false)
             .write(true)
             .open(path)
             .map_err(io_err(format!("opening {}", path.display())))?;
-        // SAFETY: flock on a descriptor this function owns.
-        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } != 0 {
-            return Err(io_err(format!("locking {}", path.display()))(
-                std::io::Error::last_os_error(),
-            ));
-        }
+        // std's `File::lock` is `flock(LOCK_EX)` on Linux.
+        file.lock()
+            .map_err(io_err(format!("locking {}", path.display())))?;
         Ok(Lock(file))
     }
 }
 
 impl Drop for Lock {
     fn drop(&mut self) {
-        use std::os::fd::AsRawFd;
-        // SAFETY: unlocking the descriptor this lock owns.
-        unsafe { libc::flock(self.0.as_raw_fd(), libc::LOCK_UN) };
+        let _ = self.0.unlock();
     }
 }
 
