@@ -155,3 +155,19 @@ fn a_syntax_error_fails_the_build_with_esbuilds_message() {
     );
     assert!(server.releases("jsbroken").is_empty());
 }
+
+#[test]
+fn wpaas_new_template_js_deploys_with_no_edits() {
+    let home = tempfile::tempdir().unwrap();
+    let server = Server::start(home.path()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let out = server.cli(dir.path(), &["new", "jsnew", "--template", "js"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let app = dir.path().join("jsnew");
+    assert!(app.join("package.json").is_file());
+    let out = server.cli(&app, &["deploy"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let response = server.get("jsnew", "/hi");
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.text().unwrap(), "Hello from jsnew! (GET /hi)\n");
+}
