@@ -147,7 +147,10 @@ fn a_syntax_error_fails_the_build_with_esbuilds_message() {
     assert!(!out.status.success(), "{log}");
     assert!(log.contains("-----> JavaScript app detected"), "{log}");
     // esbuild's own message, with file and line, then the verdict.
-    assert!(log.contains("[ERROR] Expected \")\" but found \";\""), "{log}");
+    assert!(
+        log.contains("[ERROR] Expected \")\" but found \";\""),
+        "{log}"
+    );
     assert!(log.contains("index.js:2:"), "{log}");
     assert!(
         log.contains("the JavaScript build failed: `esbuild index.js --bundle"),

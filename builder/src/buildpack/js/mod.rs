@@ -22,7 +22,9 @@
 //!    without network. A Workers-style handler,
 //!    `addEventListener("fetch", e => e.respondWith(…))`, is the export;
 //!    `console.log` goes to the process's log; `process.env` holds the
-//!    app's config (read when first used, so at request time). When the
+//!    app's config, read on each access (read it in the handler: the
+//!    bundle's top level runs once, at build time, when componentize-js
+//!    pre-initialises the component). When the
 //!    bundle did not change (only other files did), the last component is
 //!    reused.
 //!
@@ -194,7 +196,9 @@ pub(super) fn build(ctx: &mut Ctx<'_>) -> Result<Compiled, BuildError> {
     let bundled = started.elapsed();
     let started = Instant::now();
     let reused = steps::componentize(ctx, &toolchain, &bundle)?;
-    let size = fs::metadata(slug.join(OUTPUT)).map(|m| m.len()).unwrap_or(0);
+    let size = fs::metadata(slug.join(OUTPUT))
+        .map(|m| m.len())
+        .unwrap_or(0);
     ctx.detail(&format!(
         "Built {OUTPUT} ({size} bytes, wasi:http component; bundled in {:.1}s, {} in {:.1}s)",
         bundled.as_secs_f64(),

@@ -25,22 +25,24 @@ const WORLD: &str = "wpaas:platform/http-js";
 /// enabled, so they are left out).
 const NEWER_THAN_ENGINE: &str = "@unstable(feature = newer-than-starlingmonkey)";
 
-/// Injected into every bundle: `process.env` from the app's config.
+/// Injected into every bundle: `process.env`, the app's config. Read on
+/// every access, never kept: componentize-js pre-initialises the component
+/// (wizer runs the bundle's top level at build time, with the build's
+/// environment), and a value kept then would be frozen into the snapshot.
 fn prelude() -> String {
     format!(
-        "// wpaas: process.env is the app's config, read when first used (at request time).\n\
+        "// wpaas: process.env is the app's config, read from the environment on each access.\n\
          import {{ getEnvironment }} from \"wasi:cli/environment@{ENGINE_WASI_VERSION}\";\n\
-         let env;\n\
+         let assigned;\n\
          globalThis.process ??= {{}};\n\
          Object.defineProperty(globalThis.process, \"env\", {{\n\
          \x20 configurable: true,\n\
          \x20 enumerable: true,\n\
          \x20 get() {{\n\
-         \x20   env ??= Object.fromEntries(getEnvironment());\n\
-         \x20   return env;\n\
+         \x20   return assigned ?? Object.fromEntries(getEnvironment());\n\
          \x20 }},\n\
          \x20 set(value) {{\n\
-         \x20   env = value;\n\
+         \x20   assigned = value;\n\
          \x20 }},\n\
          }});\n"
     )
@@ -113,13 +115,11 @@ pub(super) fn toolchain(ctx: &mut Ctx<'_>) -> Result<PathBuf, BuildError> {
         cmd.args(["ci", "--ignore-scripts", "--no-audit", "--no-fund"])
             .current_dir(into);
         let shown = "npm ci --ignore-scripts (toolchain)";
-        let status = crate::exec::run(cmd, deadline, &mut |_, line| {
-            log(&format!("       {line}"))
-        })
-        .map_err(|e| match e {
-            RunError::TimedOut => BuildError::TimedOut(timeout),
-            RunError::Spawn(e) => spawn_error(shown, e),
-        })?;
+        let status = crate::exec::run(cmd, deadline, &mut |_, line| log(&format!("       {line}")))
+            .map_err(|e| match e {
+                RunError::TimedOut => BuildError::TimedOut(timeout),
+                RunError::Spawn(e) => spawn_error(shown, e),
+            })?;
         check(status, shown)
     })?;
     ctx.detail(&format!("Using {TOOLCHAIN_SHOWN}"));
@@ -211,7 +211,10 @@ pub(super) fn bundle(
     ];
     let shown = format!("esbuild {} --outfile=bundle.js", argv.join(" "));
     argv.push(format!("--inject:{}", work_in.join("prelude.js").display()));
-    argv.push(format!("--outfile={}", cache_in.join("bundle.js").display()));
+    argv.push(format!(
+        "--outfile={}",
+        cache_in.join("bundle.js").display()
+    ));
     step.program("node")
         .arg(tools_in.join("node_modules/esbuild/bin/esbuild"))
         .cwd(build_in);

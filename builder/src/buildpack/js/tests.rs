@@ -68,8 +68,8 @@ fn wasm_files_under_node_modules_do_not_make_a_wasm_app() {
 
 #[test]
 fn package_json_gives_main_and_whether_to_install() {
-    let p = parse_package(r#"{"name":"x","main":"src/app.js","dependencies":{"hono":"^4"}}"#)
-        .unwrap();
+    let p =
+        parse_package(r#"{"name":"x","main":"src/app.js","dependencies":{"hono":"^4"}}"#).unwrap();
     assert_eq!(p.main.as_deref(), Some("src/app.js"));
     assert!(p.has_dependencies);
     let p = parse_package(r#"{"name":"x","dependencies":{},"devDependencies":{}}"#).unwrap();
@@ -80,9 +80,11 @@ fn package_json_gives_main_and_whether_to_install() {
             has_dependencies: false
         }
     );
-    assert!(parse_package(r#"{"devDependencies":{"typescript":"5"}}"#)
-        .unwrap()
-        .has_dependencies);
+    assert!(
+        parse_package(r#"{"devDependencies":{"typescript":"5"}}"#)
+            .unwrap()
+            .has_dependencies
+    );
     assert!(matches!(
         parse_package("[1]"),
         Err(JsBuildError::PackageJson(_))
