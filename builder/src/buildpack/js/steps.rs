@@ -115,11 +115,12 @@ pub(super) fn toolchain(ctx: &mut Ctx<'_>) -> Result<PathBuf, BuildError> {
         cmd.args(["ci", "--ignore-scripts", "--no-audit", "--no-fund"])
             .current_dir(into);
         let shown = "npm ci --ignore-scripts (toolchain)";
-        let status = crate::exec::run(cmd, deadline, &mut |_, line| log(&format!("       {line}")))
-            .map_err(|e| match e {
+        let status = crate::exec::run(cmd, deadline, &mut |_, line| show(log, line)).map_err(
+            |e| match e {
                 RunError::TimedOut => BuildError::TimedOut(timeout),
                 RunError::Spawn(e) => spawn_error(shown, e),
-            })?;
+            },
+        )?;
         check(status, shown)
     })?;
     ctx.detail(&format!("Using {TOOLCHAIN_SHOWN}"));
@@ -337,6 +338,13 @@ fn check(status: ExitStatus, shown: &str) -> Result<(), BuildError> {
     .into())
 }
 
+/// Shows a line of a step's output, indented; npm's blank lines are not.
+fn show(log: &mut dyn FnMut(&str), line: &str) {
+    if !line.trim().is_empty() {
+        log(&format!("       {line}"));
+    }
+}
+
 /// Runs a sandboxed step, its output shown indented as it is printed.
 fn run(
     ctx: &mut Ctx<'_>,
@@ -346,9 +354,7 @@ fn run(
     let log = &mut *ctx.log;
     ctx.req
         .sandbox
-        .run(step, ctx.deadline, &mut |_, line| {
-            log(&format!("       {line}"))
-        })
+        .run(step, ctx.deadline, &mut |_, line| show(log, line))
         .map_err(|e| match e {
             RunError::TimedOut => BuildError::TimedOut(ctx.req.timeout),
             RunError::Spawn(e) => spawn_error(shown, e),
