@@ -68,10 +68,13 @@ impl New {
             self.template,
             dir.display()
         );
-        println!(
-            "Next: cd {} && wpaas deploy   (or `wpaas up` to run it here)",
-            dir.display()
-        );
+        // `wpaas up` builds Rust crates (and serves .wasm files) only.
+        let up = if files.iter().any(|(p, _)| *p == "Cargo.toml") {
+            "   (or `wpaas up` to run it here)"
+        } else {
+            ""
+        };
+        println!("Next: cd {} && wpaas deploy{up}", dir.display());
         Ok(())
     }
 }
