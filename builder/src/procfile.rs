@@ -289,7 +289,8 @@ impl std::str::FromStr for Procfile {
     }
 }
 
-/// The `.wasm` files under `dir`, relative, sorted (skipping `target/`, `.git/`).
+/// The `.wasm` files under `dir`, relative, sorted (skipping `target/`,
+/// `.git/`, `node_modules/`).
 pub(crate) fn wasm_files(dir: &Path) -> Vec<String> {
     files_with_ext(dir, "wasm")
         .into_iter()
@@ -297,15 +298,20 @@ pub(crate) fn wasm_files(dir: &Path) -> Vec<String> {
         .collect()
 }
 
-/// Files with extension `ext` under `dir`, relative, sorted; `target/` and
-/// `.git/` are not looked into.
+/// Files with extension `ext` under `dir`, relative, sorted; `target/`,
+/// `.git/` and `node_modules/` (a JavaScript app's dependencies, rebuilt
+/// on the server) are not looked into.
 pub(crate) fn files_with_ext(dir: &Path, ext: &str) -> Vec<std::path::PathBuf> {
     let mut found = Vec::new();
     let walker = ignore::WalkBuilder::new(dir)
         .standard_filters(false)
         .follow_links(false)
         .filter_entry(|e| {
-            e.depth() == 0 || !matches!(e.file_name().to_str(), Some(".git") | Some("target"))
+            e.depth() == 0
+                || !matches!(
+                    e.file_name().to_str(),
+                    Some(".git") | Some("target") | Some("node_modules")
+                )
         })
         .build();
     for entry in walker.flatten() {

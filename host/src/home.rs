@@ -9,6 +9,7 @@
 //! slugs/unpacked/<sha256>/   a slug's files, unpacked once for the processes that run it
 //! builds/<id>.log            build output
 //! cache/build/<app>/         per-app build cache (cargo target dir, custom buildpack cache)
+//! cache/toolchains/          language toolchains buildpacks install (componentize-py, -js), shared by every app
 //! cache/compiled/            compiled code (`.cwasm`), MAC'd with cache/compiled.key
 //! git/<app>.git/             bare repository per app, pushed to with `git push`
 //! logs/                      each app's log file
@@ -98,6 +99,12 @@ impl Home {
         self.build_caches().join(component(app))
     }
 
+    /// `cache/toolchains/`: the toolchains buildpacks install for every
+    /// app's builds (componentize-py, componentize-js).
+    pub(crate) fn toolchains(&self) -> PathBuf {
+        self.root.join("cache/toolchains")
+    }
+
     /// `cache/compiled/`: compiled code, shared by the server and `wpaas up`.
     pub fn compiled_cache(&self) -> PathBuf {
         self.root.join("cache/compiled")
@@ -178,6 +185,7 @@ mod tests {
         assert_eq!(p(home.unpacked_slug("ab")), "/h/slugs/unpacked/ab");
         assert_eq!(p(home.build_log("b1")), "/h/builds/b1.log");
         assert_eq!(p(home.build_cache("app")), "/h/cache/build/app");
+        assert_eq!(p(home.toolchains()), "/h/cache/toolchains");
         assert_eq!(p(home.compiled_cache()), "/h/cache/compiled");
         assert_eq!(p(home.compiled_cache_key()), "/h/cache/compiled.key");
         assert_eq!(p(home.git_dir("app")), "/h/git/app.git");

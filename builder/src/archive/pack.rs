@@ -11,8 +11,9 @@ use tar::{EntryType, Header};
 use super::error::{io_err, ArchiveError};
 
 /// Packs `dir` as a deterministic tar.gz, honouring `.gitignore` and
-/// `.wpaasignore` (hidden files are included) and skipping `.git/` and
-/// `target/` directories at any depth.
+/// `.wpaasignore` (hidden files are included) and skipping `.git/`,
+/// `target/` and `node_modules/` directories at any depth (a JavaScript
+/// app's dependencies are installed on the server).
 pub fn pack(dir: &Path) -> Result<Vec<u8>, ArchiveError> {
     gzip(&tar_paths(dir, &source_paths(dir)?)?)
 }
@@ -72,7 +73,10 @@ fn source_paths(dir: &Path) -> Result<Vec<PathBuf>, ArchiveError> {
         .filter_entry(|e| {
             let skip = e.depth() > 0
                 && e.file_type().is_some_and(|t| t.is_dir())
-                && matches!(e.file_name().to_str(), Some(".git") | Some("target"));
+                && matches!(
+                    e.file_name().to_str(),
+                    Some(".git") | Some("target") | Some("node_modules")
+                );
             !skip
         })
         .build();

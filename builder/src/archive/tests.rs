@@ -223,3 +223,28 @@ fn refuses_a_non_empty_destination() {
     unpack(data.as_slice(), &empty, MB).unwrap();
     assert!(empty.join("a").is_file());
 }
+
+#[test]
+fn node_modules_is_not_packed_at_any_depth() {
+    let dir = tempfile::tempdir().unwrap();
+    for file in [
+        "package.json",
+        "index.js",
+        "node_modules/hono/index.js",
+        "web/node_modules/x/y.wasm",
+        "lib/node_modules.js",
+    ] {
+        let path = dir.path().join(file);
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        fs::write(path, "x").unwrap();
+    }
+    let out = tempfile::tempdir().unwrap();
+    let packed = pack(dir.path()).unwrap();
+    unpack(packed.as_slice(), &out.path().join("app"), MB).unwrap();
+    let app = out.path().join("app");
+    assert!(app.join("package.json").is_file());
+    assert!(app.join("lib/node_modules.js").is_file());
+    assert!(!app.join("node_modules").exists());
+    assert!(!app.join("web/node_modules").exists());
+    assert!(app.join("web").is_dir());
+}

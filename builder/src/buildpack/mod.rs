@@ -15,7 +15,7 @@
 //!    (relative paths are resolved against the source directory; URLs are
 //!    not supported).
 //! 2. **wasm** — the source holds `.wasm` or `.wat` files (anywhere but under
-//!    `target/`). They are used as they are; each `NAME.wat` without a
+//!    `target/` or `node_modules/`). They are used as they are; each `NAME.wat` without a
 //!    `NAME.wasm` next to it is assembled into one. Default process types: if
 //!    there is exactly one `.wasm`, `web: that.wasm`.
 //! 3. **rust** — the source has a `Cargo.toml`. `cargo build --release
@@ -27,7 +27,15 @@
 //!    rebuilds in seconds. Every bin/cdylib `.wasm` is copied to the top of
 //!    the slug. Default process types: the package's artifact (its only one,
 //!    or the one named like the package) → `web: NAME.wasm`.
-//! 4. **c** — a `Makefile` or a `*.c` file at the top of the source. Built
+//! 5. **js** — a `package.json` at the top of the source. The app's npm
+//!    dependencies are installed in the sandbox (`npm ci --ignore-scripts`,
+//!    cached), esbuild bundles its entry point (`main`, else `index.js` or
+//!    `src/index.js`) into one ES module, and componentize-js
+//!    (StarlingMonkey; pinned, installed once per server into the toolchains
+//!    dir) makes it a wasi:http component: a Workers-style
+//!    `addEventListener("fetch", …)` handler runs unchanged. Default process
+//!    types: `web: app.wasm`. See [`js`].
+//! 6. **c** — a `Makefile` or a `*.c` file at the top of the source. Built
 //!    with the server's clang, lld and wasi-libc (Debian's packages) for
 //!    `wasm32-wasi` (preview 1): a WAGI program. A Makefile runs as `make`
 //!    with `CC="clang --target=wasm32-wasi"`, `CFLAGS`, `LDFLAGS`, `AR`,
@@ -87,7 +95,10 @@ mod c;
 pub use c::CBuildError;
 mod custom;
 pub use custom::check as check_buildpack;
+mod js;
+pub use js::JsBuildError;
 mod rust;
+mod toolchain;
 mod wasm;
 
 use std::fs;
@@ -107,6 +118,10 @@ pub struct BuildRequest {
     pub slug_dir: PathBuf,
     /// The app's build cache; persists between builds.
     pub cache_dir: PathBuf,
+    /// Where buildpacks install language toolchains (componentize-py,
+    /// componentize-js): shared by every app's builds, so a toolchain is
+    /// downloaded once per server.
+    pub toolchains_dir: PathBuf,
     /// Config vars (given to custom buildpacks as `ENV_DIR`).
     pub env: Vec<(String, String)>,
     /// A custom buildpack directory chosen for the app.
@@ -135,7 +150,7 @@ pub struct BuildOutput {
 pub enum BuildError {
     /// No buildpack claims the source.
     #[error(
-        "no buildpack applies to this app: expected .wasm/.wat files, a Cargo.toml, or a custom buildpack (set one with buildpacks:set or a .buildpacks file)"
+        "no buildpack applies to this app: expected .wasm/.wat files, a Cargo.toml, a package.json, a Makefile or *.c files, or a custom buildpack (set one with buildpacks:set or a .buildpacks file)"
     )]
     NoBuildpack,
     /// A custom buildpack's `bin/detect` rejected the source.
@@ -170,6 +185,9 @@ pub enum BuildError {
     /// The C build failed.
     #[error(transparent)]
     C(#[from] CBuildError),
+    /// The JavaScript build failed.
+    #[error(transparent)]
+    Js(#[from] JsBuildError),
     /// A `.wat` file does not assemble.
     #[error("{path}: {message}")]
     Wat {
@@ -302,6 +320,8 @@ pub fn build(req: &BuildRequest, log: &mut dyn FnMut(&str)) -> Result<BuildOutpu
         wasm::build(&mut ctx)?
     } else if slug.join("Cargo.toml").is_file() {
         rust::build(&mut ctx)?
+    } else if js::detect(slug) {
+        js::build(&mut ctx)?
     } else if c::detect(slug) {
         c::build(&mut ctx)?
     } else {

@@ -23,6 +23,7 @@ fn dirs() -> Dirs {
         source_dir: src.clone(),
         slug_dir: root.path().join("slug"),
         cache_dir: root.path().join("cache"),
+        toolchains_dir: root.path().join("toolchains"),
         env: vec![("GREETING".into(), "hi there".into())],
         buildpack: None,
         timeout: Duration::from_secs(60),

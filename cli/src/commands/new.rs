@@ -20,8 +20,8 @@ pub struct New {
     #[arg(required_unless_present = "list")]
     name: Option<String>,
 
-    /// The template: rust (wpaas-sdk), wagi (a CGI program in Rust), or
-    /// any other `wpaas new --list` shows.
+    /// The template: rust (wpaas-sdk), wagi (a CGI program in Rust), js (a
+    /// fetch handler), or any other `wpaas new --list` shows.
     #[arg(long, short = 't', default_value = "rust")]
     template: String,
 
@@ -68,10 +68,13 @@ impl New {
             self.template,
             dir.display()
         );
-        println!(
-            "Next: cd {} && wpaas deploy   (or `wpaas up` to run it here)",
-            dir.display()
-        );
+        // `wpaas up` builds Rust crates (and serves .wasm files) only.
+        let up = if files.iter().any(|(p, _)| *p == "Cargo.toml") {
+            "   (or `wpaas up` to run it here)"
+        } else {
+            ""
+        };
+        println!("Next: cd {} && wpaas deploy{up}", dir.display());
         Ok(())
     }
 }
@@ -130,6 +133,18 @@ mod tests {
             assert!(files.iter().any(|(p, _)| *p == "src/main.rs"), "{name}");
         }
         assert!(template("cobol").is_err());
+    }
+
+    #[test]
+    fn the_js_template_is_a_package_with_a_fetch_handler() {
+        let files = template("js").unwrap();
+        let package = files.iter().find(|(p, _)| *p == "package.json").unwrap().1;
+        let package: serde_json::Value = serde_json::from_str(package).unwrap();
+        assert_eq!(package["name"], "{{name}}");
+        assert_eq!(package["main"], "index.js");
+        let index = files.iter().find(|(p, _)| *p == "index.js").unwrap().1;
+        assert!(index.contains("addEventListener(\"fetch\""));
+        assert!(files.iter().any(|(p, _)| *p == ".gitignore"));
     }
 
     #[test]

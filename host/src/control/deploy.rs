@@ -104,6 +104,7 @@ pub(super) async fn deploy_steps(
             source_dir: source.clone(),
             slug_dir: slug_dir.clone(),
             cache_dir: platform.build_cache_dir(app)?,
+            toolchains_dir: platform.toolchains_dir(),
             env: store.config(app)?.into_iter().collect(),
             buildpack: store.app(app)?.buildpack.map(Into::into),
             timeout: std::time::Duration::from_secs(15 * 60),

@@ -129,6 +129,17 @@ impl Platform {
         self.config.max_slug
     }
 
+    /// Where buildpacks keep the toolchains they install, shared by every
+    /// app: `DIR/.toolchains` beside the apps' caches when the build cache
+    /// directory is given (no app is named with a dot), else
+    /// `WPAAS_HOME/cache/toolchains`.
+    pub fn toolchains_dir(&self) -> PathBuf {
+        match &self.config.build_cache_dir {
+            Some(dir) => dir.join(".toolchains"),
+            None => self.store.home().toolchains(),
+        }
+    }
+
     /// The build cache of `app`: `DIR/APP` under `--build-cache-dir`, else
     /// `WPAAS_HOME/cache/build/APP` (not created).
     pub fn build_cache_dir(&self, app: &str) -> Result<PathBuf, StoreError> {

@@ -11,6 +11,7 @@ mod control;
 mod edges;
 mod git;
 mod healthcheck;
+mod javascript;
 mod languages_rust;
 mod lifecycle;
 mod logs;
