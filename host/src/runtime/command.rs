@@ -18,6 +18,7 @@ use wasmtime_wasi::p1::WasiP1Ctx;
 use wasmtime_wasi::p2::bindings::CommandPre;
 use wasmtime_wasi::{I32Exit, WasiCtx, WasiCtxView, WasiView};
 
+use super::guest_data::{self, GuestData, HasGuestData};
 use super::limits::Limits;
 use super::output::{line_stream, LineSink};
 use super::sandbox;
@@ -84,6 +85,13 @@ struct P2State {
     wasi: WasiCtx,
     table: ResourceTable,
     limits: StoreLimits,
+    data: GuestData,
+}
+
+impl HasGuestData for P2State {
+    fn guest_data(&mut self) -> &mut GuestData {
+        &mut self.data
+    }
 }
 
 impl sandbox::HasLimits for P2State {
@@ -139,6 +147,7 @@ impl WasiCommand {
     pub fn from_component(engine: &Engine, component: &Component, limits: Limits) -> Result<Self> {
         let mut linker = ComponentLinker::new(engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(anyhow::Error::from)?;
+        guest_data::add_to_linker(&mut linker)?;
         let pre = linker
             .instantiate_pre(component)
             .map_err(anyhow::Error::from)
@@ -194,6 +203,7 @@ impl WasiCommand {
                         wasi: builder.build(),
                         table: ResourceTable::new(),
                         limits,
+                        data: GuestData::new(env),
                     },
                 );
                 sandbox::confine(&mut store, deadline);

@@ -17,6 +17,7 @@ use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 use super::admission::Slot;
 use super::body::BodyVerdict;
 use super::error::WebError;
+use super::guest_data::{self, GuestData, HasGuestData};
 use super::limits::Limits;
 use super::outbound::OutboundHooks;
 use super::sandbox;
@@ -30,6 +31,13 @@ struct ComponentState {
     hooks: OutboundHooks,
     table: ResourceTable,
     limits: StoreLimits,
+    data: GuestData,
+}
+
+impl HasGuestData for ComponentState {
+    fn guest_data(&mut self) -> &mut GuestData {
+        &mut self.data
+    }
 }
 
 impl sandbox::HasLimits for ComponentState {
@@ -65,12 +73,14 @@ pub(crate) struct HttpComponent {
 
 impl HttpComponent {
     /// Links `component` against WASI (the full CLI world, so components
-    /// built by Rust's wasm32-wasip2 std work) and wasi:http.
+    /// built by Rust's wasm32-wasip2 std work), wasi:http and the data
+    /// interfaces (wasi:config).
     pub fn new(engine: &Engine, component: &Component, limits: Limits) -> Result<Self> {
         let mut linker = Linker::new(engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(anyhow::Error::from)?;
         wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)
             .map_err(anyhow::Error::from)?;
+        guest_data::add_to_linker(&mut linker)?;
         let pre = linker
             .instantiate_pre(component)
             .map_err(anyhow::Error::from)
@@ -108,6 +118,7 @@ impl HttpComponent {
                 ),
                 table,
                 limits: sandbox::store_limits(&self.limits),
+                data: GuestData::new(env),
             },
         );
         sandbox::confine(&mut store, deadline);

@@ -14,6 +14,7 @@ mod command;
 mod component;
 mod engine;
 mod error;
+mod guest_data;
 pub mod limits;
 mod outbound;
 pub mod output;
