@@ -5,6 +5,7 @@
 //! token                      the API's bearer token (mode 0600)
 //! credentials.json           the CLI's saved logins (`wpaas login`)
 //! db/                        the store's records (sled)
+//! data/kv/                   the apps' key-value data (sled; `wpaas kv:*`, wasi:keyvalue)
 //! slugs/<sha256>.tar.gz      content-addressed slugs (shared between apps and releases)
 //! slugs/unpacked/<sha256>/   a slug's files, unpacked once for the processes that run it
 //! builds/<id>.log            build output
@@ -57,6 +58,11 @@ impl Home {
     /// `db/`: the store's database.
     pub(crate) fn db(&self) -> PathBuf {
         self.root.join("db")
+    }
+
+    /// `data/kv/`: the apps' key-value data.
+    pub(crate) fn kv(&self) -> PathBuf {
+        self.root.join("data/kv")
     }
 
     /// `slugs/`: stored slugs.
@@ -181,6 +187,7 @@ mod tests {
         let p = |p: PathBuf| p.display().to_string();
         assert_eq!(p(home.token()), "/h/token");
         assert_eq!(p(home.db()), "/h/db");
+        assert_eq!(p(home.kv()), "/h/data/kv");
         assert_eq!(p(home.slug("ab")), "/h/slugs/ab.tar.gz");
         assert_eq!(p(home.unpacked_slug("ab")), "/h/slugs/unpacked/ab");
         assert_eq!(p(home.build_log("b1")), "/h/builds/b1.log");

@@ -8,12 +8,14 @@
 //!   idle timeouts, accept back-off, TLS.
 //! * [`logs`] — one bounded, persistent log stream per app.
 //! * [`metrics`] — request, build and host counters in Prometheus's format.
+//! * [`data`] — app data: the durable key-value engine behind wasi:keyvalue.
 //! * [`home`] — every path under `WPAAS_HOME`.
 //! * [`respond`] — the server's own answers: text, JSON, line streams.
 
 #![warn(missing_docs)]
 
 pub mod control;
+pub mod data;
 pub mod edge;
 pub mod home;
 pub mod logs;

@@ -107,6 +107,7 @@ impl Up {
             args: vec![file_name.clone()],
             output: None,
             files: None,
+            data: None,
         };
         let started = Instant::now();
         let (web, outcome) = runtime

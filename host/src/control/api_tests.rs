@@ -31,6 +31,7 @@ async fn serve(home: &std::path::Path) -> std::net::SocketAddr {
         8080,
         Arc::new(LogHub::in_memory(100)),
         Arc::default(),
+        Arc::new(crate::data::SledKv::open(&home.kv(), crate::data::Quotas::default()).unwrap()),
     ));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();

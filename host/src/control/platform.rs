@@ -31,6 +31,7 @@ use super::error::PlatformError;
 use super::keyed_lock::{KeyGuard, KeyedLock};
 use super::store::{App, Autoscale, Store, StoreError};
 use super::supervisor::Supervisor;
+use crate::data::{AppKv, KvEngine};
 use crate::home::Home;
 use crate::logs::LogHub;
 use crate::metrics::Metrics;
@@ -70,6 +71,8 @@ pub struct Platform {
     /// Held while slugs are collected, and while a slug is stored or looked
     /// up and pinned: a collection never sees a slug unpinned in between.
     slug_gc: Arc<Mutex<()>>,
+    /// Every app's key-value data.
+    kv: Arc<dyn KvEngine>,
 }
 
 /// `1.5 MiB`, `200 KiB`: a size for messages.
@@ -91,6 +94,7 @@ impl Platform {
         router_port: u16,
         logs: Arc<LogHub>,
         config: Arc<ServerConfig>,
+        kv: Arc<dyn KvEngine>,
     ) -> Self {
         Self {
             store,
@@ -106,7 +110,18 @@ impl Platform {
             config,
             slug_pins: Arc::default(),
             slug_gc: Arc::default(),
+            kv,
         }
+    }
+
+    /// Every app's key-value data.
+    pub fn kv(&self) -> &Arc<dyn KvEngine> {
+        &self.kv
+    }
+
+    /// `app`'s key-value data, as its processes see it.
+    pub(crate) fn app_kv(&self, app: &str) -> AppKv {
+        AppKv::new(self.kv.clone(), app)
     }
 
     /// The server's limits and settings.
@@ -151,7 +166,7 @@ impl Platform {
     }
 
     /// `apps:destroy`: stops the app and removes everything of it in
-    /// WPAAS_HOME — records, domains, build logs, build cache, git
+    /// WPAAS_HOME — records, domains, key-value data, build logs, build cache, git
     /// repository, log file, its slugs and the compiled code of its modules
     /// that no other app's kept slugs use. Caller holds the app's lock
     /// ([`Platform::destroy_app`] takes it).
@@ -164,6 +179,13 @@ impl Platform {
             .collect();
         self.store.destroy_app(app)?;
         self.app_destroyed(app);
+        {
+            let kv = self.kv.clone();
+            let app = app.to_string();
+            tokio::task::spawn_blocking(move || kv.delete_app(&app))
+                .await
+                .map_err(|e| anyhow!("{e}"))??;
+        }
         // Its compiled code: modules in its unpacked slugs, less those in
         // the slugs other apps keep. (Unpacked slugs are the ones that ran.)
         let unpacked = self.store.home().unpacked_slugs();

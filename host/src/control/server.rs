@@ -13,6 +13,7 @@ use tokio::net::TcpListener;
 use super::git::GitHttp;
 use super::platform::Platform;
 use super::store::{SledStore, Store};
+use crate::data::{Quotas, SledKv};
 use crate::edge::{self, Edge};
 use crate::home::Home;
 use crate::logs::LogHub;
@@ -50,6 +51,10 @@ pub async fn run(
     // Releases and builds a crash interrupted are recorded as failed.
     store.recover_interrupted()?;
     let runtime = Arc::new(Runtime::new(&config.engine, config.compiled_cache(&home))?);
+    let kv = Arc::new(
+        SledKv::open(&home.kv(), Quotas::default())
+            .with_context(|| format!("could not open {}", home.kv().display()))?,
+    );
     let table = Arc::new(RouteTable::new());
 
     let router_listener = edge::bind(config.listen).with_context(|| {
@@ -85,6 +90,7 @@ pub async fn run(
         router_addr.port(),
         logs.clone(),
         Arc::new(config),
+        kv,
     ));
     platform.restore().await?;
     let scaler = tokio::spawn(super::scaler::run(platform.clone(), scaler_tick));

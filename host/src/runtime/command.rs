@@ -18,7 +18,7 @@ use wasmtime_wasi::p1::WasiP1Ctx;
 use wasmtime_wasi::p2::bindings::CommandPre;
 use wasmtime_wasi::{I32Exit, WasiCtx, WasiCtxView, WasiView};
 
-use super::guest_data::{self, GuestData, HasGuestData};
+use super::guest_data::{self, GuestData, HasGuestData, KvView};
 use super::limits::Limits;
 use super::output::{line_stream, LineSink};
 use super::sandbox;
@@ -91,6 +91,13 @@ struct P2State {
 impl HasGuestData for P2State {
     fn guest_data(&mut self) -> &mut GuestData {
         &mut self.data
+    }
+
+    fn guest_view(&mut self) -> KvView<'_> {
+        KvView {
+            data: &mut self.data,
+            table: &mut self.table,
+        }
     }
 }
 

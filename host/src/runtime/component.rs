@@ -17,7 +17,7 @@ use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 use super::admission::Slot;
 use super::body::BodyVerdict;
 use super::error::WebError;
-use super::guest_data::{self, GuestData, HasGuestData};
+use super::guest_data::{self, GuestData, HasGuestData, KvView};
 use super::limits::Limits;
 use super::outbound::OutboundHooks;
 use super::sandbox;
@@ -37,6 +37,13 @@ struct ComponentState {
 impl HasGuestData for ComponentState {
     fn guest_data(&mut self) -> &mut GuestData {
         &mut self.data
+    }
+
+    fn guest_view(&mut self) -> KvView<'_> {
+        KvView {
+            data: &mut self.data,
+            table: &mut self.table,
+        }
     }
 }
 

@@ -179,6 +179,8 @@ pub struct ProcessEnv {
     /// `/app/static/index.html` both open. Nothing else of the host's
     /// filesystem is visible.
     pub files: Option<PathBuf>,
+    /// The app's key-value data (`wasi:keyvalue`); `None`: no bucket opens.
+    pub data: Option<crate::data::AppKv>,
 }
 
 /// Where the app's files appear to the guest (Heroku's app directory).

@@ -36,6 +36,7 @@ impl Platform {
             args,
             output: Some(Arc::new(self.logs.app_log(&release.app, kind))),
             files: Some(slug_dir.clone()),
+            data: Some(self.app_kv(&release.app)),
         };
         let path = slug_dir.join(&wasm);
         Ok((wasm, path, env))
@@ -100,6 +101,7 @@ impl Platform {
             args: argv.to_vec(),
             output: None,
             files: Some(slug_dir.clone()),
+            data: Some(self.app_kv(app)),
         };
         let runtime = self.runtime.clone();
         let limits = limits_for(&self.store.app(app)?, "run");
