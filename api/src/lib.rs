@@ -16,6 +16,7 @@
 pub mod apps;
 pub mod builds;
 pub mod error;
+pub mod kv;
 pub mod logs;
 pub mod parse;
 pub mod ps;

@@ -9,6 +9,7 @@ mod domains;
 mod edge;
 mod git;
 mod healthcheck;
+mod kv;
 mod login;
 mod logs;
 mod new;
@@ -74,6 +75,22 @@ pub enum Command {
     DomainsAdd(domains::Add),
     #[command(name = "domains:remove")]
     DomainsRemove(domains::Remove),
+    #[command(name = "kv")]
+    Kv(kv::List),
+    #[command(name = "kv:list")]
+    KvList(kv::List),
+    #[command(name = "kv:info")]
+    KvInfo(kv::Info),
+    #[command(name = "kv:create")]
+    KvCreate(kv::Create),
+    #[command(name = "kv:destroy")]
+    KvDestroy(kv::Destroy),
+    #[command(name = "kv:get")]
+    KvGet(kv::Get),
+    #[command(name = "kv:set")]
+    KvSet(kv::Set),
+    #[command(name = "kv:delete")]
+    KvDelete(kv::Delete),
     #[command(name = "git:remote")]
     GitRemote(git::Remote),
     #[command(name = "git-credential", hide = true)]
@@ -118,6 +135,13 @@ impl Command {
             Command::PsLimits(cmd) => cmd.run(),
             Command::Domains(cmd) => cmd.run(),
             Command::DomainsAdd(cmd) => cmd.run(),
+            Command::Kv(cmd) | Command::KvList(cmd) => cmd.run(),
+            Command::KvInfo(cmd) => cmd.run(),
+            Command::KvCreate(cmd) => cmd.run(),
+            Command::KvDestroy(cmd) => cmd.run(),
+            Command::KvGet(cmd) => cmd.run(),
+            Command::KvSet(cmd) => cmd.run(),
+            Command::KvDelete(cmd) => cmd.run(),
             Command::DomainsRemove(cmd) => cmd.run(),
             Command::GitRemote(cmd) => cmd.run(),
             Command::GitCredential(cmd) => cmd.run(),

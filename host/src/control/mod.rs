@@ -32,6 +32,7 @@ mod deploy;
 pub mod error;
 pub mod git;
 pub mod keyed_lock;
+mod kv;
 mod log_sink;
 pub mod metrics;
 pub mod platform;

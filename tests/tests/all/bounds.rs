@@ -25,15 +25,19 @@ fn deploy(server: &Server, src: &Path, app: &str) -> String {
     log
 }
 
-/// Every path under `home` (relative), less the store's own database
-/// files and the server's stderr, which change whatever the apps do.
+/// Every path under `home` (relative), less the store's and the key-value
+/// data's database files and the server's stderr, which change whatever the
+/// apps do.
 fn files(home: &Path) -> BTreeSet<PathBuf> {
     let mut found = BTreeSet::new();
     let mut stack = vec![home.to_path_buf()];
     while let Some(dir) = stack.pop() {
         for entry in std::fs::read_dir(&dir).unwrap().flatten() {
             let rel = entry.path().strip_prefix(home).unwrap().to_path_buf();
-            if rel.starts_with("db") || rel == Path::new("server-stderr.log") {
+            if rel.starts_with("db")
+                || rel.starts_with("data/kv")
+                || rel == Path::new("server-stderr.log")
+            {
                 continue;
             }
             if entry.file_type().unwrap().is_dir() {

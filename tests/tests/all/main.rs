@@ -12,6 +12,7 @@ mod edges;
 mod git;
 mod healthcheck;
 mod javascript;
+mod keyvalue;
 mod languages_rust;
 mod lifecycle;
 mod logs;

@@ -12,6 +12,7 @@
 mod apps;
 mod builds;
 mod extract;
+mod kv;
 mod logs;
 mod ps;
 mod releases;
@@ -68,6 +69,12 @@ pub fn router(platform: Arc<Platform>, token: Arc<str>) -> Router {
             get(apps::domains).post(apps::add_domain),
         )
         .route("/apps/{app}/domains/{domain}", delete(apps::remove_domain))
+        .route("/apps/{app}/kv", get(kv::info).post(kv::create))
+        .route("/apps/{app}/kv/{bucket}", delete(kv::destroy))
+        .route(
+            "/apps/{app}/kv/{bucket}/keys/{key}",
+            get(kv::get).put(kv::set).delete(kv::delete),
+        )
         .route(
             "/apps/{app}/config",
             get(releases::config).patch(releases::set_config),

@@ -1,0 +1,151 @@
+//! App data: key-value buckets attached with `wpaas kv:create`, opened by
+//! components through wasi:keyvalue, durable across a server crash; the
+//! release's config through wasi:config.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::sync::{Arc, Barrier};
+
+use wpaas_tests::{client, example, text, Server};
+
+const APP: &str = "kvc";
+
+fn deploy(server: &Server, src: &Path) {
+    let out = server.cli(src, &["deploy", "-a", APP]);
+    assert!(out.status.success(), "{}", text(&out));
+}
+
+fn post(server: &Server, path: &str) -> reqwest::blocking::Response {
+    client()
+        .post(format!("http://{}{path}", server.router))
+        .header("host", format!("{APP}.localhost"))
+        .send()
+        .expect("router answers")
+}
+
+#[test]
+fn buckets_are_attached_atomic_durable_and_removed_with_the_app() {
+    let home = tempfile::tempdir().unwrap();
+    let src = tempfile::tempdir().unwrap();
+    std::fs::copy(example("kv-counter"), src.path().join("kv-counter.wasm")).unwrap();
+    let server = Server::start(home.path()).unwrap();
+    deploy(&server, src.path());
+
+    // Nothing attached: opening any bucket is wasi:keyvalue's no-such-store.
+    let body = server.get(APP, "/open?bucket=counter").text().unwrap();
+    assert_eq!(body, "no-such-store\n");
+    let response = server.get(APP, "/visits");
+    assert_eq!(response.status(), 500);
+    assert!(response.text().unwrap().contains("no-such-store"));
+
+    let out = server.cli(src.path(), &["kv:create", "counter", "-a", APP]);
+    assert!(
+        text(&out).contains("Creating key-value bucket counter for kvc... done"),
+        "{}",
+        text(&out)
+    );
+    let out = server.cli(src.path(), &["kv:create", "counter", "-a", APP]);
+    assert!(!out.status.success());
+    assert!(text(&out).contains("already exists"), "{}", text(&out));
+    let out = server.cli(src.path(), &["kv:create", "Bad/Name", "-a", APP]);
+    assert!(text(&out).contains("invalid bucket name"), "{}", text(&out));
+    assert_eq!(
+        server.get(APP, "/open?bucket=counter").text().unwrap(),
+        "opened counter\n"
+    );
+    // Attached to this app only, by name.
+    assert_eq!(
+        server.get(APP, "/open?bucket=other").text().unwrap(),
+        "no-such-store\n"
+    );
+
+    // 200 concurrent increments through the router: each sees its own
+    // count, and none is lost.
+    let barrier = Arc::new(Barrier::new(200));
+    let server = Arc::new(server);
+    let threads: Vec<_> = (0..200)
+        .map(|_| {
+            let (barrier, server) = (barrier.clone(), server.clone());
+            std::thread::spawn(move || {
+                barrier.wait();
+                let response = post(&server, "/visit");
+                assert_eq!(response.status(), 200);
+                response.text().unwrap().trim().parse::<u64>().unwrap()
+            })
+        })
+        .collect();
+    let counts: BTreeSet<u64> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+    assert_eq!(counts, (1..=200).collect::<BTreeSet<u64>>());
+    let server = Arc::into_inner(server).unwrap();
+
+    // A JSON value and a quota: values are limited (1 MiB by default).
+    let response = client()
+        .put(format!("http://{}/json/profile", server.router))
+        .header("host", format!("{APP}.localhost"))
+        .body(r#"{"name":"ada"}"#)
+        .send()
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let response = client()
+        .put(format!("http://{}/json/big", server.router))
+        .header("host", format!("{APP}.localhost"))
+        .body(format!("\"{}\"", "x".repeat(2 << 20)))
+        .send()
+        .unwrap();
+    assert_eq!(response.status(), 413);
+    assert!(response.text().unwrap().contains("quota exceeded"));
+
+    // wasi:config serves the release's config vars.
+    let out = server.cli(src.path(), &["config:set", "GREETING=hej", "-a", APP]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(
+        server.get(APP, "/config?key=GREETING").text().unwrap(),
+        "GREETING=hej\n"
+    );
+    assert_eq!(
+        server.get(APP, "/config?key=NOPE").text().unwrap(),
+        "NOPE is not set\n"
+    );
+
+    // A crash loses no acknowledged write.
+    server.kill();
+    let server = Server::start(home.path()).unwrap();
+    assert_eq!(server.get(APP, "/visits").text().unwrap(), "200\n");
+    assert_eq!(
+        server.get(APP, "/json/profile").text().unwrap(),
+        r#"{"name":"ada"}"#
+    );
+
+    // The CLI sees and changes the same data.
+    let out = server.cli(src.path(), &["kv:get", "visits", "-a", APP]);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "200\n",
+        "{}",
+        text(&out)
+    );
+    let out = server.cli(src.path(), &["kv:set", "visits", "1000", "-a", APP]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(post(&server, "/visit").text().unwrap(), "1001\n");
+    let out = server.cli(src.path(), &["kv:info", "-a", APP]);
+    let info = text(&out);
+    assert!(info.contains("Keys:    2 of 100000"), "{info}");
+    assert!(info.contains("counter  2 keys"), "{info}");
+    let out = server.cli(src.path(), &["kv:delete", "profile", "-a", APP]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(server.get(APP, "/json/profile").status(), 404);
+    let out = server.cli(src.path(), &["kv:get", "profile", "-a", APP]);
+    assert!(!out.status.success());
+
+    // apps:destroy removes the app's data: a new app of the same name
+    // starts empty.
+    let out = server.cli(src.path(), &["apps:destroy", "-a", APP, "--confirm", APP]);
+    assert!(out.status.success(), "{}", text(&out));
+    deploy(&server, src.path());
+    assert_eq!(
+        server.get(APP, "/open?bucket=counter").text().unwrap(),
+        "no-such-store\n"
+    );
+    server.ok(src.path(), &["kv:create", "counter", "-a", APP]);
+    assert_eq!(server.get(APP, "/visits").text().unwrap(), "0\n");
+}
