@@ -94,6 +94,23 @@ fn buckets_are_attached_atomic_durable_and_removed_with_the_app() {
         .unwrap();
     assert_eq!(response.status(), 413);
     assert!(response.text().unwrap().contains("quota exceeded"));
+    // Bad input is the interface's error, not a trap.
+    let response = client()
+        .put(format!(
+            "http://{}/json/{}",
+            server.router,
+            "k".repeat(2000)
+        ))
+        .header("host", format!("{APP}.localhost"))
+        .body("1")
+        .send()
+        .unwrap();
+    assert_eq!(response.status(), 413);
+    let body = response.text().unwrap();
+    assert!(
+        body.contains("other: invalid key: the key is 2000 bytes"),
+        "{body}"
+    );
 
     // wasi:config serves the release's config vars.
     let out = server.cli(src.path(), &["config:set", "GREETING=hej", "-a", APP]);
@@ -148,4 +165,16 @@ fn buckets_are_attached_atomic_durable_and_removed_with_the_app() {
     );
     server.ok(src.path(), &["kv:create", "counter", "-a", APP]);
     assert_eq!(server.get(APP, "/visits").text().unwrap(), "0\n");
+
+    // `open("")`, the one bucket `wasmtime serve -Skeyvalue` serves, is the
+    // bucket named `default`.
+    assert_eq!(
+        server.get(APP, "/open?bucket=").text().unwrap(),
+        "no-such-store\n"
+    );
+    server.ok(src.path(), &["kv:create", "default", "-a", APP]);
+    assert_eq!(
+        server.get(APP, "/open?bucket=").text().unwrap(),
+        "opened \n"
+    );
 }
