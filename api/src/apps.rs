@@ -54,6 +54,9 @@ pub struct AppInfo {
     pub release: Option<Release>,
     /// Where the router serves it.
     pub url: String,
+    /// Its key-value buckets (`wpaas kv:create`), by name.
+    #[serde(default)]
+    pub data: Vec<crate::kv::Bucket>,
 }
 
 /// `DELETE /apps/APP` answers this.

@@ -93,6 +93,9 @@ impl Info {
                 Some(r) => println!("Release:   v{} ({})", r.version, r.description),
             }
             println!("Created:   {}", info.app.created_at);
+            for b in &info.data {
+                println!("Data:      {} ({} keys, {} bytes)", b.name, b.keys, b.bytes);
+            }
             Ok(())
         })
     }

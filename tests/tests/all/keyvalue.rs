@@ -148,6 +148,12 @@ fn buckets_are_attached_atomic_durable_and_removed_with_the_app() {
     let info = text(&out);
     assert!(info.contains("Keys:    2 of 100000"), "{info}");
     assert!(info.contains("counter  2 keys"), "{info}");
+    let out = server.cli(src.path(), &["apps:info", "-a", APP]);
+    assert!(
+        text(&out).contains("Data:      counter (2 keys, "),
+        "{}",
+        text(&out)
+    );
     let out = server.cli(src.path(), &["kv:delete", "profile", "-a", APP]);
     assert!(out.status.success(), "{}", text(&out));
     assert_eq!(server.get(APP, "/json/profile").status(), 404);

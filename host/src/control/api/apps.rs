@@ -27,6 +27,7 @@ pub async fn show(State(platform): Shared, Segments(app): Segments<String>) -> A
         app: store.app(&app)?.into(),
         release: store.current_release(&app)?.map(Into::into),
         url: platform.app_url(&app),
+        data: platform.kv_info(&app).await?.buckets,
     })
 }
 
