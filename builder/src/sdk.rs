@@ -24,6 +24,7 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 pub const FILES: &[(&str, &str)] = &[
     ("Cargo.toml", include_str!("../../sdk/Cargo.toml")),
     ("src/lib.rs", include_str!("../../sdk/src/lib.rs")),
+    ("src/kv.rs", include_str!("../../sdk/src/kv.rs")),
 ];
 
 /// The directory name of this SDK's copy: its version and a digest of its

@@ -48,6 +48,7 @@
 //!
 //! * `json` (default): [`Request::json`] and [`Response::json`], built on
 //!   `serde` and [`serde_json`] (re-exported).
+//! * `kv`: [`kv::Bucket`], the app's key-value buckets (`wasi:keyvalue`).
 //!
 //! ## Testing handlers natively
 //!
@@ -59,6 +60,9 @@
 
 use std::borrow::Cow;
 use std::fmt;
+
+#[cfg(feature = "kv")]
+pub mod kv;
 
 pub use anyhow;
 #[cfg(feature = "json")]

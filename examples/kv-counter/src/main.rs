@@ -1,5 +1,6 @@
 //! A visit counter and a small JSON store on wpaas app data
-//! (`wasi:keyvalue`), and the app's config through `wasi:config`.
+//! (`wasi:keyvalue`, through `wpaas_sdk::kv`), and the app's config through
+//! `wasi:config`.
 //!
 //! ```text
 //! POST /visit            increments `visits` in bucket `counter` (atomically); prints the count
@@ -19,27 +20,27 @@ mod bindings {
 }
 
 use bindings::wasi::config::store as config;
-use bindings::wasi::keyvalue::{atomics, store};
+use wpaas_sdk::kv::{Bucket, Error};
 
 const BUCKET: &str = "counter";
 
-fn describe(err: &store::Error) -> String {
+fn describe(err: &Error) -> String {
     match err {
-        store::Error::NoSuchStore => "no-such-store".into(),
-        store::Error::AccessDenied => "access-denied".into(),
-        store::Error::Other(message) => format!("other: {message}"),
+        Error::NoSuchStore => "no-such-store".into(),
+        Error::AccessDenied => "access-denied".into(),
+        Error::Other(message) => format!("other: {message}"),
     }
 }
 
-fn open(name: &str) -> anyhow::Result<store::Bucket> {
-    store::open(name).map_err(|e| anyhow::anyhow!("open {name}: {}", describe(&e)))
+fn open(name: &str) -> anyhow::Result<Bucket> {
+    Bucket::open(name).map_err(|e| anyhow::anyhow!("open {name}: {}", describe(&e)))
 }
 
 fn handle(req: Request) -> anyhow::Result<Response> {
-    let kv_error = |e: store::Error| anyhow::anyhow!("{}", describe(&e));
+    let kv_error = |e: Error| anyhow::anyhow!("{}", describe(&e));
     match (req.method.as_str(), req.path.as_str()) {
         ("POST", "/visit") => {
-            let n = atomics::increment(&open(BUCKET)?, "visits", 1).map_err(kv_error)?;
+            let n = open(BUCKET)?.increment("visits", 1).map_err(kv_error)?;
             Ok(Response::text(format!("{n}\n")))
         }
         ("GET", "/visits") => {
@@ -78,7 +79,7 @@ fn handle(req: Request) -> anyhow::Result<Response> {
         }
         ("GET", "/open") => {
             let name = req.query_param("bucket").unwrap_or_default();
-            Ok(Response::text(match store::open(&name) {
+            Ok(Response::text(match Bucket::open(&name) {
                 Ok(_) => format!("opened {name}\n"),
                 Err(e) => format!("{}\n", describe(&e)),
             }))
