@@ -11,6 +11,9 @@
 //! GET  /config?key=K     wasi:config/store.get(K)
 //! ```
 //!
+//! `kv-visit.wasm` (src/bin/kv-visit.rs) is a command counting a visit the
+//! same way, to run as a worker or `wpaas run -- kv-visit.wasm`.
+//!
 //! Attach the bucket first: `wpaas kv:create counter -a APP`.
 
 use wpaas_sdk::{anyhow, Request, Response};

@@ -27,7 +27,15 @@ fn post(server: &Server, path: &str) -> reqwest::blocking::Response {
 fn buckets_are_attached_atomic_durable_and_removed_with_the_app() {
     let home = tempfile::tempdir().unwrap();
     let src = tempfile::tempdir().unwrap();
-    std::fs::copy(example("kv-counter"), src.path().join("kv-counter.wasm")).unwrap();
+    let counter = example("kv-counter");
+    std::fs::copy(&counter, src.path().join("kv-counter.wasm")).unwrap();
+    // The same crate's command (src/bin/kv-visit.rs), built beside it.
+    std::fs::copy(
+        counter.with_file_name("kv-visit.wasm"),
+        src.path().join("kv-visit.wasm"),
+    )
+    .unwrap();
+    std::fs::write(src.path().join("Procfile"), "web: kv-counter.wasm\n").unwrap();
     let server = Server::start(home.path()).unwrap();
     deploy(&server, src.path());
 
@@ -144,6 +152,11 @@ fn buckets_are_attached_atomic_durable_and_removed_with_the_app() {
     let out = server.cli(src.path(), &["kv:set", "visits", "1000", "-a", APP]);
     assert!(out.status.success(), "{}", text(&out));
     assert_eq!(post(&server, "/visit").text().unwrap(), "1001\n");
+    // A one-off process of the app sees the same bucket.
+    let out = server.cli(src.path(), &["run", "-a", APP, "--", "kv-visit.wasm"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("visits=1002"), "{}", text(&out));
+    assert_eq!(server.get(APP, "/visits").text().unwrap(), "1002\n");
     let out = server.cli(src.path(), &["kv:info", "-a", APP]);
     let info = text(&out);
     assert!(info.contains("Keys:    2 of 100000"), "{info}");
