@@ -3,6 +3,7 @@
 //! `wasi:config`.
 //!
 //! ```text
+//! GET  /                 what it serves
 //! POST /visit            increments `visits` in bucket `counter` (atomically); prints the count
 //! GET  /visits           the count
 //! PUT  /json/KEY         stores the body (must be JSON) in bucket `counter`
@@ -42,6 +43,9 @@ fn open(name: &str) -> anyhow::Result<Bucket> {
 fn handle(req: Request) -> anyhow::Result<Response> {
     let kv_error = |e: Error| anyhow::anyhow!("{}", describe(&e));
     match (req.method.as_str(), req.path.as_str()) {
+        ("GET", "/") => Ok(Response::text(
+            "kv-counter: POST /visit, GET /visits, PUT|GET /json/KEY, GET /open?bucket=B, GET /config?key=K\n",
+        )),
         ("POST", "/visit") => {
             let n = open(BUCKET)?.increment("visits", 1).map_err(kv_error)?;
             Ok(Response::text(format!("{n}\n")))
