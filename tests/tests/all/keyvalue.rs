@@ -197,3 +197,16 @@ fn buckets_are_attached_atomic_durable_and_removed_with_the_app() {
         "opened \n"
     );
 }
+
+#[test]
+fn kv_counter_deploys_from_source_and_its_command_shares_the_bucket() {
+    let home = tempfile::tempdir().unwrap();
+    let server = Server::start(home.path()).unwrap();
+    let dir = wpaas_tests::workspace_root().join("examples/kv-counter");
+    let out = server.cli(&dir, &["deploy", "-a", "kvsrc"]);
+    assert!(out.status.success(), "{}", text(&out));
+    server.ok(&dir, &["kv:create", "counter", "-a", "kvsrc"]);
+    let out = server.cli(&dir, &["run", "-a", "kvsrc", "--", "kv-visit.wasm"]);
+    assert!(text(&out).contains("visits=1"), "{}", text(&out));
+    assert_eq!(server.get("kvsrc", "/visits").text().unwrap(), "1\n");
+}
