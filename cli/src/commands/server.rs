@@ -68,6 +68,18 @@ pub struct Server {
     /// uncompressed; e.g. 512M, 1G). A larger output fails the build.
     #[arg(long, default_value = "512M", value_parser = wpaas_api::parse::parse_size)]
     max_slug: usize,
+    /// The most keys one app may keep in its key-value buckets.
+    #[arg(long, default_value_t = ServerConfig::default().kv_quotas.max_keys, value_name = "N")]
+    kv_max_keys: u64,
+    /// The most bytes (keys plus values) one app may keep in its
+    /// key-value buckets (e.g. 64M).
+    #[arg(long, default_value = "64M", value_name = "SIZE",
+          value_parser = wpaas_api::parse::parse_size)]
+    kv_max_bytes: usize,
+    /// The largest key-value value (e.g. 1M).
+    #[arg(long, default_value = "1M", value_name = "SIZE",
+          value_parser = wpaas_api::parse::parse_size)]
+    kv_max_value: usize,
     /// Keep each app's build cache in DIR/APP instead of
     /// WPAAS_HOME/cache/build/APP. Servers sharing DIR share the caches of
     /// apps of the same name: only for apps that trust each other.
@@ -142,6 +154,12 @@ impl Server {
             engine,
             compiled_cache_dir: self.cache_dir,
             max_slug: self.max_slug as u64,
+            kv_quotas: wpaas_host::data::Quotas {
+                max_keys: self.kv_max_keys,
+                max_bytes: self.kv_max_bytes as u64,
+                max_value_bytes: self.kv_max_value as u64,
+                ..Default::default()
+            },
             limits: self.edge.limits(),
             tls: self
                 .tls_cert
@@ -206,6 +224,7 @@ mod tests {
         assert_eq!(config.max_upload, default.max_upload);
         assert_eq!(config.max_upload_entries, default.max_upload_entries);
         assert_eq!(config.max_slug, default.max_slug);
+        assert_eq!(config.kv_quotas, default.kv_quotas);
         assert_eq!(
             format!("{:?}", config.builds),
             format!("{:?}", default.builds)

@@ -47,6 +47,10 @@ pub struct ServerConfig {
     /// The most bytes of files one build may output (its slug,
     /// uncompressed). Default 512 MiB; `--max-slug`.
     pub max_slug: u64,
+    /// Every app's key-value quotas ([`crate::data::Quotas::default`]:
+    /// 100 000 keys, 64 MiB, 1 MiB values); `--kv-max-keys`,
+    /// `--kv-max-bytes`, `--kv-max-value`.
+    pub kv_quotas: crate::data::Quotas,
     /// Builds at once and the build sandbox. Default
     /// [`BuildConfig::default`]: as many builds as CPUs, 4 GiB per build
     /// step, sandboxed; `--max-builds`, `--build-memory`,
@@ -110,6 +114,7 @@ impl Default for ServerConfig {
             max_upload: DEFAULT_MAX_UPLOAD,
             max_upload_entries: wpaas_builder::archive::DEFAULT_MAX_ENTRIES,
             max_slug: DEFAULT_MAX_SLUG,
+            kv_quotas: crate::data::Quotas::default(),
             builds: BuildConfig::default(),
             build_cache_dir: None,
             engine: EngineConfig::default(),

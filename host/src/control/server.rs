@@ -13,7 +13,7 @@ use tokio::net::TcpListener;
 use super::git::GitHttp;
 use super::platform::Platform;
 use super::store::{SledStore, Store};
-use crate::data::{Quotas, SledKv};
+use crate::data::SledKv;
 use crate::edge::{self, Edge};
 use crate::home::Home;
 use crate::logs::LogHub;
@@ -52,7 +52,7 @@ pub async fn run(
     store.recover_interrupted()?;
     let runtime = Arc::new(Runtime::new(&config.engine, config.compiled_cache(&home))?);
     let kv = Arc::new(
-        SledKv::open(&home.kv(), Quotas::default())
+        SledKv::open(&home.kv(), config.kv_quotas)
             .with_context(|| format!("could not open {}", home.kv().display()))?,
     );
     let table = Arc::new(RouteTable::new());

@@ -201,7 +201,8 @@ fn buckets_are_attached_atomic_durable_and_removed_with_the_app() {
 #[test]
 fn kv_counter_deploys_from_source_and_its_command_shares_the_bucket() {
     let home = tempfile::tempdir().unwrap();
-    let server = Server::start(home.path()).unwrap();
+    // Values of at most 8 bytes on this server.
+    let server = Server::start_with(home.path(), &["--kv-max-value", "8"]).unwrap();
     let dir = wpaas_tests::workspace_root().join("examples/kv-counter");
     let out = server.cli(&dir, &["deploy", "-a", "kvsrc"]);
     assert!(out.status.success(), "{}", text(&out));
@@ -209,4 +210,20 @@ fn kv_counter_deploys_from_source_and_its_command_shares_the_bucket() {
     let out = server.cli(&dir, &["run", "-a", "kvsrc", "--", "kv-visit.wasm"]);
     assert!(text(&out).contains("visits=1"), "{}", text(&out));
     assert_eq!(server.get("kvsrc", "/visits").text().unwrap(), "1\n");
+    let put = |body: &str| {
+        client()
+            .put(format!("http://{}/json/k", server.router))
+            .header("host", "kvsrc.localhost")
+            .body(body.to_string())
+            .send()
+            .unwrap()
+    };
+    assert_eq!(put("[1,2,3]").status(), 200);
+    let response = put("[1,2,3,4]");
+    assert_eq!(response.status(), 413);
+    let body = response.text().unwrap();
+    assert!(
+        body.contains("quota exceeded: the value of \"k\" is 9 bytes; the limit is 8 per value"),
+        "{body}"
+    );
 }
