@@ -51,6 +51,7 @@ pub(crate) fn ensure(
 struct Lock(fs::File);
 
 impl Lock {
+    #[allow(unsafe_code)]
     fn take(path: &Path) -> Result<Self, BuildError> {
         use std::os::fd::AsRawFd;
         let file = fs::OpenOptions::new()
@@ -70,6 +71,7 @@ impl Lock {
 }
 
 impl Drop for Lock {
+    #[allow(unsafe_code)]
     fn drop(&mut self) {
         use std::os::fd::AsRawFd;
         // SAFETY: unlocking the descriptor this lock owns.
