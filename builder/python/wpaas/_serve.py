@@ -1,5 +1,14 @@
 """The bridge between wasi:http and the SDK: a request in, a response out."""
 
+# Only modules imported while the component is built (componentize-py
+# snapshots the interpreter then) exist when it serves: these are imported
+# lazily by common libraries at request time (werkzeug encodes the host
+# name with the idna codec, for one).
+import encodings.ascii  # noqa: F401
+import encodings.idna  # noqa: F401
+import encodings.latin_1  # noqa: F401
+import encodings.punycode  # noqa: F401
+import encodings.utf_8  # noqa: F401
 import sys
 import traceback
 
