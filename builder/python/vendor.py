@@ -74,7 +74,7 @@ def pip(target, reqs, no_binary):
 def main():
     target, source = sys.argv[1], sys.argv[2]
     reqs = requirements(source)
-    if reqs is None:
+    if reqs is None or not any(l.strip() and not l.lstrip().startswith("#") for l in open(reqs)):
         os.makedirs(target, exist_ok=True)
         return 0
     no_binary = set()

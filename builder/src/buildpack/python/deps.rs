@@ -34,6 +34,12 @@ pub(super) fn vendor(
         return Ok(None);
     };
     let text = fs::read(slug.join(file)).map_err(io_err(format!("reading {file}")))?;
+    let listed = String::from_utf8_lossy(&text)
+        .lines()
+        .any(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#'));
+    if file == "requirements.txt" && !listed {
+        return Ok(None);
+    }
     let key = hex::encode(
         Sha256::new()
             .chain_update(CACHE_VERSION)
