@@ -63,11 +63,18 @@ def pip(target, reqs, no_binary):
     # No C compiler: an extension that is optional is left out, one that
     # is not fails its build.
     env = dict(os.environ, CC="/bin/false", CXX="/bin/false", PIP_NO_WARN_SCRIPT_LOCATION="1")
-    proc = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    for line in proc.stdout.splitlines():
-        print("  " + line, flush=True)
-    failed = set(re.findall(r"Failed (?:to )?build(?:ing wheel for)? ([A-Za-z0-9_.\-]+)", proc.stdout))
-    failed |= set(re.findall(r"No matching distribution found for ([A-Za-z0-9_.\-]+)", proc.stdout))
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    output = []
+    for line in proc.stdout:
+        line = line.rstrip("\n")
+        output.append(line)
+        # pip 23's notice about its wheel cache and --no-binary is noise here.
+        if not line.startswith("DEPRECATION: --no-binary"):
+            print("  " + line, flush=True)
+    proc.wait()
+    output = "\n".join(output)
+    failed = set(re.findall(r"Failed (?:to )?build(?:ing wheel for)? ([A-Za-z0-9_.\-]+)", output))
+    failed |= set(re.findall(r"No matching distribution found for ([A-Za-z0-9_.\-]+)", output))
     return proc.returncode, failed
 
 
@@ -81,7 +88,9 @@ def main():
     for _ in range(3):
         code, failed = pip(target, reqs, no_binary)
         if code != 0:
-            for name in sorted(failed & no_binary or failed):
+            # Only a package being built without its native wheel is known
+            # to need C; any other failure is pip's to explain.
+            for name in sorted(failed & no_binary):
                 print(f"wpaas-native: {name}", flush=True)
             return 3 if failed & no_binary else 1
         native = native_dists(target)

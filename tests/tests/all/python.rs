@@ -39,7 +39,10 @@ fn python_hello_deploys_from_source_with_config_scale_and_logs() {
         "{log}"
     );
     assert!(log.contains("Default types for buildpack -> web"), "{log}");
-    assert!(log.contains("Released v1: http://pyhello.localhost:"), "{log}");
+    assert!(
+        log.contains("Released v1: http://pyhello.localhost:"),
+        "{log}"
+    );
 
     let response = server.get("pyhello", "/?who=snake");
     assert_eq!(response.status(), 200);
@@ -120,13 +123,20 @@ fn a_flask_app_runs_unchanged_and_a_one_line_change_rebuilds() {
     assert_eq!(response.status(), 200);
     assert_eq!(response.headers()["content-type"], "application/json");
     let json: serde_json::Value = response.json().unwrap();
-    assert_eq!(json, serde_json::json!({"hello": "ada", "args": {"lang": "py"}}));
+    assert_eq!(
+        json,
+        serde_json::json!({"hello": "ada", "args": {"lang": "py"}})
+    );
     assert_eq!(server.get("pyflask", "/missing").status(), 404);
 
     // One line changed: the dependencies come from the cache.
     let app = src.path().join("app.py");
     let code = std::fs::read_to_string(&app).unwrap();
-    std::fs::write(&app, code.replace("from Flask on wpaas", "from Flask, edited")).unwrap();
+    std::fs::write(
+        &app,
+        code.replace("from Flask on wpaas", "from Flask, edited"),
+    )
+    .unwrap();
     let started = Instant::now();
     let out = server.cli(src.path(), &["deploy", "-a", "pyflask"]);
     let log = text(&out);
@@ -149,7 +159,11 @@ fn a_native_dependency_fails_the_build_with_its_name() {
     let home = tempfile::tempdir().unwrap();
     let server = Server::start(home.path()).unwrap();
     let src = tempfile::tempdir().unwrap();
-    std::fs::copy(example("python-hello").join("app.py"), src.path().join("app.py")).unwrap();
+    std::fs::copy(
+        example("python-hello").join("app.py"),
+        src.path().join("app.py"),
+    )
+    .unwrap();
     std::fs::write(src.path().join("requirements.txt"), "ujson==5.10.0\n").unwrap();
     let out = server.cli(src.path(), &["deploy", "-a", "pynative"]);
     let log = text(&out);

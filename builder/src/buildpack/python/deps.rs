@@ -55,7 +55,9 @@ pub(super) fn vendor(
         ctx.step(&format!("Using the dependencies of {file} (cached)"));
         return Ok(Some(done));
     }
-    ctx.step(&format!("Installing dependencies from {file} (pure Python)"));
+    ctx.step(&format!(
+        "Installing dependencies from {file} (pure Python)"
+    ));
     fs::create_dir_all(&root).map_err(io_err(format!("creating {}", root.display())))?;
     let partial = root.join("deps.partial");
     if partial.exists() {

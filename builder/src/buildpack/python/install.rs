@@ -51,9 +51,20 @@ fn install(ctx: &mut Ctx<'_>, into: &Path) -> Result<(), BuildError> {
     let reqs = into.join("requirements.txt");
     std::fs::write(&reqs, REQUIREMENT).map_err(io_err("writing the toolchain's requirements"))?;
     let mut cmd = Command::new(venv.join("bin/python"));
-    cmd.args(["-m", "pip", "install", "--no-input", "--disable-pip-version-check"])
-        .args(["--no-cache-dir", "--only-binary=:all:", "--require-hashes", "-r"])
-        .arg(&reqs);
+    cmd.args([
+        "-m",
+        "pip",
+        "install",
+        "--no-input",
+        "--disable-pip-version-check",
+    ])
+    .args([
+        "--no-cache-dir",
+        "--only-binary=:all:",
+        "--require-hashes",
+        "-r",
+    ])
+    .arg(&reqs);
     run(ctx, cmd, "pip install componentize-py")
 }
 

@@ -42,7 +42,10 @@ const SDK: &[(&str, &str)] = &[
         "wpaas/_serve.py",
         include_str!("../../../python/wpaas/_serve.py"),
     ),
-    ("wpaas/wsgi.py", include_str!("../../../python/wpaas/wsgi.py")),
+    (
+        "wpaas/wsgi.py",
+        include_str!("../../../python/wpaas/wsgi.py"),
+    ),
 ];
 /// The component's entry module; `__WPAAS_APP_MODULE__` is the app's.
 const ENTRY: &str = include_str!("../../../python/wpaas_entry.py");
@@ -145,9 +148,7 @@ pub(super) fn build(ctx: &mut Ctx<'_>) -> Result<Compiled, BuildError> {
     for dir in &path {
         step.arg("-p").arg(dir);
     }
-    step.arg("wpaas_entry")
-        .arg("-o")
-        .arg(build.join(OUTPUT));
+    step.arg("wpaas_entry").arg("-o").arg(build.join(OUTPUT));
     let status = run(ctx, step, "componentize-py", &mut |_| {})?;
     if !status.success() {
         return Err(PythonBuildError::Componentize {

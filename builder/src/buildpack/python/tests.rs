@@ -24,7 +24,12 @@ fn the_sdk_and_the_entry_module_are_written_for_the_app_module() {
     let entry = fs::read_to_string(dir.path().join("sdk/wpaas_entry.py")).unwrap();
     assert!(entry.contains("import_module(\"main\")"), "{entry}");
     assert!(!entry.contains("__WPAAS_APP_MODULE__"));
-    for file in ["sdk/wpaas/__init__.py", "sdk/wpaas/wsgi.py", "vendor.py", "wit/world.wit"] {
+    for file in [
+        "sdk/wpaas/__init__.py",
+        "sdk/wpaas/wsgi.py",
+        "vendor.py",
+        "wit/world.wit",
+    ] {
         assert!(dir.path().join(file).is_file(), "{file}");
     }
 }
@@ -38,7 +43,11 @@ fn a_native_dependency_fails_the_build_naming_it() {
     let root = tempfile::tempdir().unwrap();
     let src = root.path().join("src");
     fs::create_dir(&src).unwrap();
-    fs::write(src.join("app.py"), "def handle(request):\n    return 'hi'\n").unwrap();
+    fs::write(
+        src.join("app.py"),
+        "def handle(request):\n    return 'hi'\n",
+    )
+    .unwrap();
     fs::write(src.join("Makefile"), "all:\n\tfalse\n").unwrap();
     fs::write(src.join("requirements.txt"), "ujson==5.10.0\n").unwrap();
     let req = BuildRequest {
