@@ -44,6 +44,16 @@ fn python_hello_deploys_from_source_with_config_scale_and_logs() {
         "{log}"
     );
 
+    let slug = home.path().join("slugs/unpacked");
+    let unpacked: Vec<_> = std::fs::read_dir(&slug).unwrap().flatten().collect();
+    assert_eq!(unpacked.len(), 1, "{unpacked:?}");
+    let mut files: Vec<String> = std::fs::read_dir(unpacked[0].path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    files.sort();
+    assert_eq!(files, ["Procfile", "app.py", "app.wasm"]);
+
     let response = server.get("pyhello", "/?who=snake");
     assert_eq!(response.status(), 200);
     assert_eq!(

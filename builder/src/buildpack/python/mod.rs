@@ -156,6 +156,9 @@ pub(super) fn build(ctx: &mut Ctx<'_>) -> Result<Compiled, BuildError> {
         }
         .into());
     }
+    // componentize-py's interpreter caches bytecode beside the app's
+    // modules: it is in the component already, not needed in the slug.
+    remove_pycache(&slug);
     let size = fs::symlink_metadata(slug.join(OUTPUT))
         .map(|m| m.len())
         .unwrap_or(0);
@@ -190,6 +193,24 @@ fn write_platform(dir: &Path, module: &str) -> Result<(), BuildError> {
         fs::write(&file, text).map_err(io_err("writing the Python SDK"))?;
     }
     crate::wit::write_to(&dir.join("wit")).map_err(io_err("writing the WIT"))
+}
+
+/// Removes every `__pycache__` directory under `dir` (symlinks are not
+/// followed).
+fn remove_pycache(dir: &Path) {
+    for entry in fs::read_dir(dir).into_iter().flatten().flatten() {
+        let Ok(kind) = entry.file_type() else {
+            continue;
+        };
+        if !kind.is_dir() {
+            continue;
+        }
+        if entry.file_name() == "__pycache__" {
+            let _ = fs::remove_dir_all(entry.path());
+        } else {
+            remove_pycache(&entry.path());
+        }
+    }
 }
 
 fn exit_text(status: ExitStatus) -> String {
