@@ -27,6 +27,18 @@
 //!    rebuilds in seconds. Every bin/cdylib `.wasm` is copied to the top of
 //!    the slug. Default process types: the package's artifact (its only one,
 //!    or the one named like the package) → `web: NAME.wasm`.
+//! 4. **python** — `app.py`, `requirements.txt` or `pyproject.toml` at the
+//!    top of the source (before **c**: a Python project may carry a
+//!    Makefile). Built with componentize-py (pinned, installed once per
+//!    server into the toolchains directory) against the WIT the server
+//!    ships, into `app.wasm`, a wasi:http component: the wpaas Python SDK
+//!    serves `app.py`'s `handle(request)` or its WSGI `app` (Flask runs
+//!    unchanged). Dependencies of `requirements.txt` (or `pyproject.toml`'s
+//!    `[project] dependencies`) are vendored with pip in the sandbox, with
+//!    network, pure Python only (a package with native extensions fails
+//!    the build, named), cached in the app's build cache by the file's
+//!    digest; componentize-py runs without network. Default process types:
+//!    `web: app.wasm`.
 //! 5. **js** — a `package.json` at the top of the source. The app's npm
 //!    dependencies are installed in the sandbox (`npm ci --ignore-scripts`,
 //!    cached), esbuild bundles its entry point (`main`, else `index.js` or
@@ -97,6 +109,8 @@ mod custom;
 pub use custom::check as check_buildpack;
 mod js;
 pub use js::JsBuildError;
+mod python;
+pub use python::PythonBuildError;
 mod rust;
 mod toolchain;
 mod wasm;
@@ -150,7 +164,7 @@ pub struct BuildOutput {
 pub enum BuildError {
     /// No buildpack claims the source.
     #[error(
-        "no buildpack applies to this app: expected .wasm/.wat files, a Cargo.toml, a package.json, a Makefile or *.c files, or a custom buildpack (set one with buildpacks:set or a .buildpacks file)"
+        "no buildpack applies to this app: expected .wasm/.wat files, a Cargo.toml, app.py/requirements.txt/pyproject.toml, a package.json, a Makefile or *.c files, or a custom buildpack (set one with buildpacks:set or a .buildpacks file)"
     )]
     NoBuildpack,
     /// A custom buildpack's `bin/detect` rejected the source.
@@ -185,6 +199,9 @@ pub enum BuildError {
     /// The C build failed.
     #[error(transparent)]
     C(#[from] CBuildError),
+    /// The Python build failed.
+    #[error(transparent)]
+    Python(#[from] PythonBuildError),
     /// The JavaScript build failed.
     #[error(transparent)]
     Js(#[from] JsBuildError),
@@ -320,6 +337,8 @@ pub fn build(req: &BuildRequest, log: &mut dyn FnMut(&str)) -> Result<BuildOutpu
         wasm::build(&mut ctx)?
     } else if slug.join("Cargo.toml").is_file() {
         rust::build(&mut ctx)?
+    } else if python::detect(slug) {
+        python::build(&mut ctx)?
     } else if js::detect(slug) {
         js::build(&mut ctx)?
     } else if c::detect(slug) {
