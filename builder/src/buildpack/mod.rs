@@ -235,6 +235,14 @@ pub enum BuildError {
     /// The upload's `.wpaas/app-dir` marker does not name a directory in it.
     #[error(transparent)]
     AppDir(#[from] crate::source::BadMarker),
+    /// A build step could not be started at all.
+    #[error("could not run `{command}`: {reason}")]
+    Spawn {
+        /// What was started, as shown to the user.
+        command: String,
+        /// The OS error.
+        reason: String,
+    },
     /// The time limit passed; the running step was killed.
     #[error("the build timed out after {}s and was stopped", .0.as_secs_f64())]
     TimedOut(Duration),
@@ -255,6 +263,28 @@ pub enum BuildError {
         /// The OS error.
         source: io::Error,
     },
+}
+
+impl BuildError {
+    /// Why running the step shown as `shown` failed: the build's time
+    /// limit, or a step that could not be started.
+    pub(crate) fn from_run(e: crate::exec::RunError, timeout: Duration, shown: &str) -> Self {
+        match e {
+            crate::exec::RunError::TimedOut => Self::TimedOut(timeout),
+            crate::exec::RunError::Spawn(e) => Self::Spawn {
+                command: shown.to_string(),
+                reason: e.to_string(),
+            },
+        }
+    }
+}
+
+/// Shows a line of a step's output, indented; blank lines (npm and pip
+/// print many) are not shown.
+pub(crate) fn show(log: &mut dyn FnMut(&str), line: &str) {
+    if !line.trim().is_empty() {
+        log(&format!("       {line}"));
+    }
 }
 
 pub(crate) fn io_err(context: impl Into<String>) -> impl FnOnce(io::Error) -> BuildError {
@@ -286,6 +316,24 @@ impl Ctx<'_> {
     }
     fn detail(&mut self, text: &str) {
         (self.log)(&format!("       {text}"));
+    }
+
+    /// Runs a sandboxed step (shown to the user as `shown`), its output
+    /// shown indented as it is printed; `on_line` sees every line too.
+    fn run_step(
+        &mut self,
+        step: crate::sandbox::Step,
+        shown: &str,
+        on_line: &mut dyn FnMut(&str),
+    ) -> Result<std::process::ExitStatus, BuildError> {
+        let log = &mut *self.log;
+        self.req
+            .sandbox
+            .run(step, self.deadline, &mut |_, line| {
+                on_line(line);
+                show(log, line);
+            })
+            .map_err(|e| BuildError::from_run(e, self.req.timeout, shown))
     }
 }
 

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
-use super::{exit_text, install, io_err, run, BuildError, Ctx, PythonBuildError};
+use super::{exit_text, install, io_err, BuildError, Ctx, PythonBuildError};
 
 /// Changes when what a cached set of dependencies holds would change.
 const CACHE_VERSION: &str = "1";
@@ -76,7 +76,7 @@ pub(super) fn vendor(
         .cwd(build)
         .network(true);
     let mut native = Vec::new();
-    let status = run(ctx, step, "pip install", &mut |line| {
+    let status = ctx.run_step(step, "pip install", &mut |line| {
         if let Some(name) = line.strip_prefix(NATIVE_PREFIX) {
             native.push(name.trim().to_string());
         }

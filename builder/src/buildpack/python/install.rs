@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use super::{exit_text, io_err, BuildError, Ctx, PythonBuildError};
+use crate::buildpack::show;
 use crate::exec::RunError;
 
 /// The toolchain's directory name: the package and its pinned version.
@@ -83,21 +84,15 @@ fn run(ctx: &mut Ctx<'_>, mut cmd: Command, shown: &str) -> Result<(), BuildErro
     }
     cmd.env("LANG", "C.UTF-8");
     let log = &mut *ctx.log;
-    let status = crate::exec::run(cmd, ctx.deadline, &mut |_, line| {
-        log(&format!("       {line}"))
-    })
-    .map_err(|e| match e {
-        RunError::TimedOut => BuildError::TimedOut(ctx.req.timeout),
-        RunError::Spawn(e) if shown.contains("venv") => PythonBuildError::NoPython {
-            reason: e.to_string(),
-        }
-        .into(),
-        RunError::Spawn(e) => PythonBuildError::Spawn {
-            command: shown.to_string(),
-            reason: e.to_string(),
-        }
-        .into(),
-    })?;
+    let status = crate::exec::run(cmd, ctx.deadline, &mut |_, line| show(log, line)).map_err(
+        |e| match e {
+            RunError::Spawn(e) if shown.contains("venv") => PythonBuildError::NoPython {
+                reason: e.to_string(),
+            }
+            .into(),
+            e => BuildError::from_run(e, ctx.req.timeout, shown),
+        },
+    )?;
     if status.success() {
         return Ok(());
     }

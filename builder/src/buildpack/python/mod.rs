@@ -23,7 +23,6 @@ use std::path::{Path, PathBuf};
 use std::process::ExitStatus;
 
 use super::{io_err, BuildError, Compiled, Ctx};
-use crate::exec::RunError;
 
 /// The files that say "Python app", at the top of the source.
 const MARKERS: &[&str] = &["app.py", "requirements.txt", "pyproject.toml"];
@@ -92,14 +91,6 @@ pub enum PythonBuildError {
         /// Its exit status.
         status: String,
     },
-    /// A step could not be started at all.
-    #[error("could not run `{command}`: {reason}")]
-    Spawn {
-        /// What was started.
-        command: String,
-        /// The OS error.
-        reason: String,
-    },
 }
 
 /// Whether the source is a Python app: `app.py`, `requirements.txt` or
@@ -149,7 +140,7 @@ pub(super) fn build(ctx: &mut Ctx<'_>) -> Result<Compiled, BuildError> {
         step.arg("-p").arg(dir);
     }
     step.arg("wpaas_entry").arg("-o").arg(build.join(OUTPUT));
-    let status = run(ctx, step, "componentize-py", &mut |_| {})?;
+    let status = ctx.run_step(step, "componentize-py", &mut |_| {})?;
     if !status.success() {
         return Err(PythonBuildError::Componentize {
             status: exit_text(status),
@@ -217,35 +208,6 @@ fn exit_text(status: ExitStatus) -> String {
     status
         .code()
         .map_or_else(|| "on a signal".to_string(), |c| c.to_string())
-}
-
-/// Runs a sandboxed step, its output shown indented as it is printed;
-/// `on_line` sees every line too.
-fn run(
-    ctx: &mut Ctx<'_>,
-    step: crate::sandbox::Step,
-    shown: &str,
-    on_line: &mut dyn FnMut(&str),
-) -> Result<ExitStatus, BuildError> {
-    let log = &mut *ctx.log;
-    ctx.req
-        .sandbox
-        .run(step, ctx.deadline, &mut |_, line| {
-            on_line(line);
-            log(&format!("       {line}"))
-        })
-        .map_err(|e| run_error(e, ctx.req.timeout, shown))
-}
-
-fn run_error(e: RunError, timeout: std::time::Duration, shown: &str) -> BuildError {
-    match e {
-        RunError::TimedOut => BuildError::TimedOut(timeout),
-        RunError::Spawn(e) => PythonBuildError::Spawn {
-            command: shown.to_string(),
-            reason: e.to_string(),
-        }
-        .into(),
-    }
 }
 
 #[cfg(test)]
