@@ -10,10 +10,8 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::ExitStatus;
 
 use super::{BuildError, Compiled, Ctx};
-use crate::exec::RunError;
 use crate::procfile::files_with_ext;
 
 /// The target clang compiles for: WASI preview 1, which WAGI runs.
@@ -77,14 +75,6 @@ pub enum CBuildError {
     /// The build ran but left no `.wasm` to serve.
     #[error("the Makefile built no .wasm file at the top of the app; make its default target write one (e.g. app.wasm)")]
     NoModule,
-    /// The compiler could not be started at all.
-    #[error("could not run `{command}`: {reason}")]
-    Spawn {
-        /// What was started.
-        command: String,
-        /// The OS error.
-        reason: String,
-    },
 }
 
 /// Whether the source is a C app: a `Makefile` or a `.c` file at its top.
@@ -152,7 +142,7 @@ pub(super) fn build(ctx: &mut Ctx<'_>) -> Result<Compiled, BuildError> {
             command
         }
     };
-    let status = run(ctx, step, &shown)?;
+    let status = ctx.run_step(step, &shown, &mut |_| {})?;
     if !status.success() {
         return Err(CBuildError::Failed {
             command: shown,
@@ -209,26 +199,4 @@ fn check_toolchain(with_make: bool) -> Result<(), CBuildError> {
         }
     }
     Ok(())
-}
-
-/// Runs the compile step, its output shown indented as it is printed.
-fn run(
-    ctx: &mut Ctx<'_>,
-    step: crate::sandbox::Step,
-    shown: &str,
-) -> Result<ExitStatus, BuildError> {
-    let log = &mut *ctx.log;
-    ctx.req
-        .sandbox
-        .run(step, ctx.deadline, &mut |_, line| {
-            log(&format!("       {line}"))
-        })
-        .map_err(|e| match e {
-            RunError::TimedOut => BuildError::TimedOut(ctx.req.timeout),
-            RunError::Spawn(e) => CBuildError::Spawn {
-                command: shown.to_string(),
-                reason: e.to_string(),
-            }
-            .into(),
-        })
 }

@@ -27,6 +27,18 @@
 //!    rebuilds in seconds. Every bin/cdylib `.wasm` is copied to the top of
 //!    the slug. Default process types: the package's artifact (its only one,
 //!    or the one named like the package) → `web: NAME.wasm`.
+//! 4. **python** — `app.py`, `requirements.txt` or `pyproject.toml` at the
+//!    top of the source (before **c**: a Python project may carry a
+//!    Makefile). Built with componentize-py (pinned, installed once per
+//!    server into the toolchains directory) against the WIT the server
+//!    ships, into `app.wasm`, a wasi:http component: the wpaas Python SDK
+//!    serves `app.py`'s `handle(request)` or its WSGI `app` (Flask runs
+//!    unchanged). Dependencies of `requirements.txt` (or `pyproject.toml`'s
+//!    `[project] dependencies`) are vendored with pip in the sandbox, with
+//!    network, pure Python only (a package with native extensions fails
+//!    the build, named), cached in the app's build cache by the file's
+//!    digest; componentize-py runs without network. Default process types:
+//!    `web: app.wasm`.
 //! 5. **js** — a `package.json` at the top of the source. The app's npm
 //!    dependencies are installed in the sandbox (`npm ci --ignore-scripts`,
 //!    cached), esbuild bundles its entry point (`main`, else `index.js` or
@@ -97,6 +109,8 @@ mod custom;
 pub use custom::check as check_buildpack;
 mod js;
 pub use js::JsBuildError;
+mod python;
+pub use python::PythonBuildError;
 mod rust;
 mod toolchain;
 mod wasm;
@@ -150,7 +164,7 @@ pub struct BuildOutput {
 pub enum BuildError {
     /// No buildpack claims the source.
     #[error(
-        "no buildpack applies to this app: expected .wasm/.wat files, a Cargo.toml, a package.json, a Makefile or *.c files, or a custom buildpack (set one with buildpacks:set or a .buildpacks file)"
+        "no buildpack applies to this app: expected .wasm/.wat files, a Cargo.toml, app.py/requirements.txt/pyproject.toml, a package.json, a Makefile or *.c files, or a custom buildpack (set one with buildpacks:set or a .buildpacks file)"
     )]
     NoBuildpack,
     /// A custom buildpack's `bin/detect` rejected the source.
@@ -185,6 +199,9 @@ pub enum BuildError {
     /// The C build failed.
     #[error(transparent)]
     C(#[from] CBuildError),
+    /// The Python build failed.
+    #[error(transparent)]
+    Python(#[from] PythonBuildError),
     /// The JavaScript build failed.
     #[error(transparent)]
     Js(#[from] JsBuildError),
@@ -218,6 +235,14 @@ pub enum BuildError {
     /// The upload's `.wpaas/app-dir` marker does not name a directory in it.
     #[error(transparent)]
     AppDir(#[from] crate::source::BadMarker),
+    /// A build step could not be started at all.
+    #[error("could not run `{command}`: {reason}")]
+    Spawn {
+        /// What was started, as shown to the user.
+        command: String,
+        /// The OS error.
+        reason: String,
+    },
     /// The time limit passed; the running step was killed.
     #[error("the build timed out after {}s and was stopped", .0.as_secs_f64())]
     TimedOut(Duration),
@@ -238,6 +263,28 @@ pub enum BuildError {
         /// The OS error.
         source: io::Error,
     },
+}
+
+impl BuildError {
+    /// Why running the step shown as `shown` failed: the build's time
+    /// limit, or a step that could not be started.
+    pub(crate) fn from_run(e: crate::exec::RunError, timeout: Duration, shown: &str) -> Self {
+        match e {
+            crate::exec::RunError::TimedOut => Self::TimedOut(timeout),
+            crate::exec::RunError::Spawn(e) => Self::Spawn {
+                command: shown.to_string(),
+                reason: e.to_string(),
+            },
+        }
+    }
+}
+
+/// Shows a line of a step's output, indented; blank lines (npm and pip
+/// print many) are not shown.
+pub(crate) fn show(log: &mut dyn FnMut(&str), line: &str) {
+    if !line.trim().is_empty() {
+        log(&format!("       {line}"));
+    }
 }
 
 pub(crate) fn io_err(context: impl Into<String>) -> impl FnOnce(io::Error) -> BuildError {
@@ -269,6 +316,24 @@ impl Ctx<'_> {
     }
     fn detail(&mut self, text: &str) {
         (self.log)(&format!("       {text}"));
+    }
+
+    /// Runs a sandboxed step (shown to the user as `shown`), its output
+    /// shown indented as it is printed; `on_line` sees every line too.
+    fn run_step(
+        &mut self,
+        step: crate::sandbox::Step,
+        shown: &str,
+        on_line: &mut dyn FnMut(&str),
+    ) -> Result<std::process::ExitStatus, BuildError> {
+        let log = &mut *self.log;
+        self.req
+            .sandbox
+            .run(step, self.deadline, &mut |_, line| {
+                on_line(line);
+                show(log, line);
+            })
+            .map_err(|e| BuildError::from_run(e, self.req.timeout, shown))
     }
 }
 
@@ -320,6 +385,8 @@ pub fn build(req: &BuildRequest, log: &mut dyn FnMut(&str)) -> Result<BuildOutpu
         wasm::build(&mut ctx)?
     } else if slug.join("Cargo.toml").is_file() {
         rust::build(&mut ctx)?
+    } else if python::detect(slug) {
+        python::build(&mut ctx)?
     } else if js::detect(slug) {
         js::build(&mut ctx)?
     } else if c::detect(slug) {

@@ -20,8 +20,9 @@ pub struct New {
     #[arg(required_unless_present = "list")]
     name: Option<String>,
 
-    /// The template: rust (wpaas-sdk), wagi (a CGI program in Rust), js (a
-    /// fetch handler), or any other `wpaas new --list` shows.
+    /// The template: rust (wpaas-sdk), wagi (a CGI program in Rust),
+    /// python (the wpaas Python SDK's handle(request)), js (a fetch
+    /// handler), or any other `wpaas new --list` shows.
     #[arg(long, short = 't', default_value = "rust")]
     template: String,
 
@@ -145,6 +146,15 @@ mod tests {
         let index = files.iter().find(|(p, _)| *p == "index.js").unwrap().1;
         assert!(index.contains("addEventListener(\"fetch\""));
         assert!(files.iter().any(|(p, _)| *p == ".gitignore"));
+    }
+
+    #[test]
+    fn the_python_template_is_an_app_py_with_a_handler() {
+        let files = template("python").unwrap();
+        let app = files.iter().find(|(p, _)| *p == "app.py").unwrap().1;
+        assert!(app.contains("def handle(request):"));
+        assert!(app.contains("from {{name}}!"));
+        assert!(files.iter().any(|(p, _)| *p == "requirements.txt"));
     }
 
     #[test]

@@ -3,8 +3,11 @@
 //! running the same component.
 //!
 //! ```text
-//! cargo run --release -p wpaas-tests --bin bench -- [--duration 10] [--connections 32] [--threads 2]
+//! cargo run --release -p wpaas-tests --bin bench -- [--duration 10] [--connections 32] [--threads 2] [--component APP.wasm]
 //! ```
+//!
+//! `--component` measures another component in place of the hello example
+//! (e.g. a Python app's `app.wasm`, to compare languages side by side).
 //!
 //! Every server is a separate process listening on loopback, started one
 //! after the other (never two at once) and stopped before the next starts.
@@ -16,6 +19,7 @@
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::process::{ChildStdin, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
@@ -47,6 +51,10 @@ struct Args {
     /// wrk threads (-t).
     #[arg(long, default_value_t = 2)]
     threads: u32,
+    /// A wasi:http component to serve instead of examples/hello (wpaas and
+    /// wasmtime serve run the same file).
+    #[arg(long)]
+    component: Option<PathBuf>,
     /// Internal: serve the native hyper baseline and print `listening on ADDR`.
     #[arg(long, hide = true)]
     native_server: bool,
@@ -72,7 +80,12 @@ fn main() -> Result<()> {
 
     println!("building wpaas and the guest examples (cargo, examples/build.sh)…");
     let wpaas = wpaas_tests::wpaas_bin();
-    let hello = wpaas_tests::example("hello");
+    let hello = match &args.component {
+        Some(path) => path
+            .canonicalize()
+            .with_context(|| format!("{}", path.display()))?,
+        None => wpaas_tests::example("hello"),
+    };
     println!("wpaas: {}", wpaas.display());
     println!("hello: {}", hello.display());
 

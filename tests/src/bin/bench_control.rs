@@ -1,7 +1,7 @@
 //! Control-plane benchmark: how long until a change serves traffic.
 //!
 //! ```text
-//! cargo run --release -p wpaas-tests --bin bench_control -- [--runs 5] [--rust-runs 5]
+//! cargo run --release -p wpaas-tests --bin bench_control -- [--runs 5] [--rust-runs 5] [--python-runs 3]
 //! ```
 //!
 //! Starts a real `wpaas server` (ports 0, temporary `WPAAS_HOME`) and times,
@@ -17,7 +17,11 @@
 //! * `rust-cold` — `wpaas deploy` of a copy of examples/hello as a fresh app,
 //!   so its per-app build cache is empty (cargo's registry is warm);
 //! * `rust-rebuild` — the same app again after a one-line change (the
-//!   greeting's string literal).
+//!   greeting's string literal);
+//! * `python-cold` / `python-rebuild` — the same for a copy of
+//!   examples/python-hello (componentize-py's toolchain is installed before
+//!   the first run, untimed; the app has no dependencies), and the size of
+//!   the component it builds.
 //!
 //! Prints median, min and max per operation and the cold/rebuild ratio, and
 //! writes them with every sample to `target/bench/control.json`.
@@ -49,6 +53,9 @@ struct Args {
     /// Timed Rust cold builds (each a fresh app) and rebuilds.
     #[arg(long, default_value_t = 5)]
     rust_runs: usize,
+    /// Timed Python cold builds (each a fresh app) and rebuilds; 0 skips them.
+    #[arg(long, default_value_t = 3)]
+    python_runs: usize,
 }
 
 /// One timed change.
@@ -117,6 +124,13 @@ fn main() -> Result<()> {
 
     let mut operations = bench.wasm_app(work.path(), &hello, args.runs)?;
     operations.extend(bench.rust_app(work.path(), args.rust_runs)?);
+    let python_size = if args.python_runs > 0 {
+        let (ops, size) = bench.python_app(work.path(), args.python_runs)?;
+        operations.extend(ops);
+        Some(size)
+    } else {
+        None
+    };
     drop(server);
 
     println!(
@@ -137,6 +151,9 @@ fn main() -> Result<()> {
     }
     let ratio = median(&operations[3].live_ms()) / median(&operations[4].live_ms());
     println!("rust cold build / rebuild after a one-line change (medians): {ratio:.1}x");
+    if let Some(size) = python_size {
+        println!("python-hello component: {:.1} MB", size as f64 / 1e6);
+    }
 
     let report = json!({
         "unix_time": SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
@@ -148,6 +165,7 @@ fn main() -> Result<()> {
         "poll_interval_ms": ms(POLL_INTERVAL),
         "operations": operations.iter().map(Operation::to_json).collect::<Vec<_>>(),
         "ratios": { "rust-cold/rust-rebuild": ratio },
+        "python_component_bytes": python_size,
     });
     let dir = workspace_root().join("target/bench");
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
@@ -282,6 +300,55 @@ impl Bench<'_> {
         Ok(vec![cold, rebuild])
     }
 
+    /// python-cold and python-rebuild: each run deploys a fresh copy of
+    /// examples/python-hello as a new app, then again after a one-line
+    /// change. Also returns the size of the component built.
+    fn python_app(&self, work: &Path, runs: usize) -> Result<(Vec<Operation>, u64)> {
+        let from = workspace_root().join("examples/python-hello/app.py");
+        let source = std::fs::read_to_string(&from)?;
+        ensure!(
+            source.contains("from Python!"),
+            "no greeting in {}",
+            from.display()
+        );
+        // Untimed: installs componentize-py once for the server.
+        let warm = work.join("python-warm");
+        std::fs::create_dir_all(&warm)?;
+        std::fs::write(warm.join("app.py"), &source)?;
+        self.timed(
+            &warm,
+            &["deploy", "-a", "python-warm"],
+            "python-warm",
+            "from Python!",
+        )?;
+        let mut cold = Operation::new("python-cold");
+        let mut rebuild = Operation::new("python-rebuild");
+        let mut size = 0;
+        for run in 1..=runs {
+            let app = format!("python-{run}");
+            let dir = work.join(&app);
+            std::fs::create_dir_all(&dir)?;
+            for (marker, operation) in [
+                (format!("cold-{run}"), &mut cold),
+                (format!("edit-{run}"), &mut rebuild),
+            ] {
+                let edited = source.replace("from Python!", &format!("from {marker}!"));
+                std::fs::write(dir.join("app.py"), edited)?;
+                let expect = format!("from {marker}!");
+                let (sample, _) = self.timed(&dir, &["deploy", "-a", &app], &app, &expect)?;
+                operation.samples.push(sample);
+            }
+            let log = self.server.ok(&dir, &["builds:output", "-a", &app]);
+            size = built_size(&log).unwrap_or(size);
+            println!(
+                "  {app}: cold {:.0} ms, rebuild {:.0} ms",
+                ms(cold.samples[run - 1].live),
+                ms(rebuild.samples[run - 1].live)
+            );
+        }
+        Ok((vec![cold, rebuild], size))
+    }
+
     fn serves(&self, app: &str, expect: &str) -> bool {
         self.http
             .get(format!("http://{}/", self.server.router))
@@ -292,6 +359,13 @@ impl Bench<'_> {
             .and_then(|r| r.text().ok())
             .is_some_and(|body| body.contains(expect))
     }
+}
+
+/// The bytes of `Built app.wasm (18.5 MB, …)` in a Python build's output.
+fn built_size(log: &str) -> Option<u64> {
+    let rest = log.split("Built app.wasm (").nth(1)?;
+    let mb: f64 = rest.split(" MB").next()?.parse().ok()?;
+    Some((mb * 1e6) as u64)
 }
 
 /// The `vN` of `Released vN: …` or `… done, vN` in the CLI's output.

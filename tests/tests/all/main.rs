@@ -19,6 +19,7 @@ mod logs;
 mod metrics;
 mod new_app;
 mod processes;
+mod python;
 mod sandbox;
 mod shares;
 mod source;

@@ -92,14 +92,6 @@ pub enum JsBuildError {
     /// `main` names a file that is not there (or outside the app).
     #[error("package.json \"main\" is {0:?}, which is not a file of the app")]
     BadMain(String),
-    /// A step could not be started at all.
-    #[error("could not run `{command}`: {reason}")]
-    Spawn {
-        /// What was started.
-        command: String,
-        /// The OS error.
-        reason: String,
-    },
     /// componentize-js exited 0 but left no regular file.
     #[error("componentize-js wrote no component")]
     NoComponent,

@@ -8,8 +8,7 @@ use std::process::{Command, ExitStatus};
 use sha2::{Digest, Sha256};
 
 use super::{JsBuildError, OUTPUT, TOOLCHAIN, TOOLCHAIN_LOCK, TOOLCHAIN_PACKAGE, TOOLCHAIN_SHOWN};
-use crate::buildpack::{io_err, toolchain, BuildError, Ctx};
-use crate::exec::RunError;
+use crate::buildpack::{io_err, show, toolchain, BuildError, Ctx};
 
 /// The wasi:http version StarlingMonkey (in componentize-js 0.23.0)
 /// exports its fetch-event handler at. componentize-js must be given a
@@ -115,12 +114,8 @@ pub(super) fn toolchain(ctx: &mut Ctx<'_>) -> Result<PathBuf, BuildError> {
         cmd.args(["ci", "--ignore-scripts", "--no-audit", "--no-fund"])
             .current_dir(into);
         let shown = "npm ci --ignore-scripts (toolchain)";
-        let status = crate::exec::run(cmd, deadline, &mut |_, line| show(log, line)).map_err(
-            |e| match e {
-                RunError::TimedOut => BuildError::TimedOut(timeout),
-                RunError::Spawn(e) => spawn_error(shown, e),
-            },
-        )?;
+        let status = crate::exec::run(cmd, deadline, &mut |_, line| show(log, line))
+            .map_err(|e| BuildError::from_run(e, timeout, shown))?;
         check(status, shown)
     })?;
     ctx.detail(&format!("Using {TOOLCHAIN_SHOWN}"));
@@ -174,7 +169,7 @@ pub(super) fn install_dependencies(ctx: &mut Ctx<'_>) -> Result<(), BuildError> 
     }
     step.env("npm_config_cache", cache_in.join("npm-cache"))
         .env("npm_config_update_notifier", "false");
-    let status = run(ctx, step, &shown)?;
+    let status = ctx.run_step(step, &shown, &mut |_| {})?;
     check(status, &shown)?;
     fs::write(&key_file, &key).map_err(io_err("writing the dependency cache key"))?;
     Ok(())
@@ -226,7 +221,7 @@ pub(super) fn bundle(
         step.env("NODE_PATH", cache_in.join("deps/node_modules"));
     }
     ctx.detail(&format!("Bundling: {shown}"));
-    let status = run(ctx, step, &shown)?;
+    let status = ctx.run_step(step, &shown, &mut |_| {})?;
     check(status, &shown)?;
     read_regular(&bundle).ok_or_else(|| {
         JsBuildError::Failed {
@@ -293,7 +288,7 @@ pub(super) fn componentize(
         .arg(cache_in.join(OUTPUT))
         .cwd(cache_in);
     ctx.detail(&format!("Componentizing: {shown}"));
-    let status = run(ctx, step, &shown)?;
+    let status = ctx.run_step(step, &shown, &mut |_| {})?;
     check(status, &shown)?;
     let bytes = read_regular(&cached).ok_or(JsBuildError::NoComponent)?;
     fs::write(&slug_out, bytes).map_err(io_err(format!("writing {OUTPUT}")))?;
@@ -317,14 +312,6 @@ fn read_regular(path: &Path) -> Option<Vec<u8>> {
     fs::read(path).ok()
 }
 
-fn spawn_error(command: &str, e: std::io::Error) -> BuildError {
-    JsBuildError::Spawn {
-        command: command.to_string(),
-        reason: e.to_string(),
-    }
-    .into()
-}
-
 fn check(status: ExitStatus, shown: &str) -> Result<(), BuildError> {
     if status.success() {
         return Ok(());
@@ -336,27 +323,4 @@ fn check(status: ExitStatus, shown: &str) -> Result<(), BuildError> {
             .map_or_else(|| "on a signal".to_string(), |c| c.to_string()),
     }
     .into())
-}
-
-/// Shows a line of a step's output, indented; npm's blank lines are not.
-fn show(log: &mut dyn FnMut(&str), line: &str) {
-    if !line.trim().is_empty() {
-        log(&format!("       {line}"));
-    }
-}
-
-/// Runs a sandboxed step, its output shown indented as it is printed.
-fn run(
-    ctx: &mut Ctx<'_>,
-    step: crate::sandbox::Step,
-    shown: &str,
-) -> Result<ExitStatus, BuildError> {
-    let log = &mut *ctx.log;
-    ctx.req
-        .sandbox
-        .run(step, ctx.deadline, &mut |_, line| show(log, line))
-        .map_err(|e| match e {
-            RunError::TimedOut => BuildError::TimedOut(ctx.req.timeout),
-            RunError::Spawn(e) => spawn_error(shown, e),
-        })
 }
