@@ -39,6 +39,8 @@ pub struct Load {
     pub duration: u32,
     /// A `Host` header to send (the router picks the app by it).
     pub host: Option<String>,
+    /// Another method than GET, with this body (sent through a wrk script).
+    pub request: Option<(String, String)>,
 }
 
 /// One measured run against one target.
@@ -46,6 +48,8 @@ pub struct Measured {
     pub target: String,
     pub url: String,
     pub report: WrkReport,
+    /// Requests sent by the check and the warm-up before the measured run.
+    pub before: Option<u64>,
 }
 
 impl Measured {
@@ -94,8 +98,14 @@ impl Measured {
 impl Load {
     /// Checks `GET /` answers 200, warms up, then runs the measured load.
     pub fn measure(&self, target: &str, addr: SocketAddr) -> Result<Measured> {
-        let url = format!("http://{addr}/");
-        check_ok(&url, self.host.as_deref()).with_context(|| format!("{target}: GET {url}"))?;
+        self.measure_url(target, &format!("http://{addr}/"))
+    }
+
+    /// [`Load::measure`] at `url`.
+    pub fn measure_url(&self, target: &str, url: &str) -> Result<Measured> {
+        let url = url.to_string();
+        self.check_ok(&url)
+            .with_context(|| format!("{target}: GET {url}"))?;
 
         println!("[{target}] warm-up: {WARMUP_SECS}s");
         let warm = self.run(&url, WARMUP_SECS)?;
@@ -127,6 +137,7 @@ impl Load {
             target: target.to_string(),
             url,
             report,
+            before: warm.requests.map(|n| n + 1),
         })
     }
 
@@ -143,10 +154,22 @@ impl Load {
         if let Some(host) = &self.host {
             cmd.arg("-H").arg(format!("Host: {host}"));
         }
+        // wrk sends another method or a body only from a Lua script.
+        let script = match &self.request {
+            Some((method, body)) => {
+                let file = tempfile::Builder::new().suffix(".lua").tempfile()?;
+                let lua = format!("wrk.method = {method:?}\nwrk.body = {body:?}\n");
+                std::fs::write(file.path(), lua)?;
+                cmd.arg("-s").arg(file.path());
+                Some(file)
+            }
+            None => None,
+        };
         cmd.arg(url);
         // wrk stops by itself after `seconds`; the bound is for a wedged wrk.
         let limit = Duration::from_secs(u64::from(seconds) + 30);
         let out = run_bounded(&mut cmd, limit)?;
+        drop(script);
         let stdout = String::from_utf8_lossy(&out.stdout);
         let stderr = String::from_utf8_lossy(&out.stderr);
         if !out.status.success() {
@@ -159,22 +182,30 @@ impl Load {
     }
 }
 
-/// One `GET url` (with `host` as its Host header) that must answer 200;
-/// prints the first line of the body.
-pub fn check_ok(url: &str, host: Option<&str>) -> Result<()> {
-    let mut req = crate::client().get(url);
-    if let Some(host) = host {
-        req = req.header("host", host);
+impl Load {
+    /// One request as the load sends it, which must answer 200; prints the
+    /// first line of the body.
+    pub fn check_ok(&self, url: &str) -> Result<()> {
+        let mut req = match &self.request {
+            Some((method, body)) => crate::client()
+                .request(method.parse()?, url)
+                .body(body.clone()),
+            None => crate::client().get(url),
+        };
+        if let Some(host) = &self.host {
+            req = req.header("host", host);
+        }
+        let resp = req.send()?;
+        let status = resp.status();
+        let body = resp.text()?;
+        ensure!(status.as_u16() == 200, "status {status}, body {body:?}");
+        let method = self.request.as_ref().map_or("GET", |(m, _)| m.as_str());
+        println!(
+            "{method} {url} -> {status}: {:?}",
+            body.lines().next().unwrap_or("")
+        );
+        Ok(())
     }
-    let resp = req.send()?;
-    let status = resp.status();
-    let body = resp.text()?;
-    ensure!(status.as_u16() == 200, "status {status}, body {body:?}");
-    println!(
-        "GET {url} -> {status}: {:?}",
-        body.lines().next().unwrap_or("")
-    );
-    Ok(())
 }
 
 pub struct Output {
@@ -682,6 +713,7 @@ Transfer/sec:     46.75KB
             target: "x".into(),
             url: String::new(),
             report: r,
+            before: None,
         };
         assert!(!m.valid());
         assert!(m.note().contains("INVALID"));

@@ -113,6 +113,7 @@ fn main() -> Result<()> {
         connections: args.connections,
         duration: args.duration,
         host: None,
+        request: None,
     };
     let date = utc_now_iso8601();
     // Other work on the machine skews every number: record how busy it was.

@@ -118,6 +118,7 @@ fn main() -> Result<()> {
         connections: args.connections,
         duration: args.duration,
         host: None,
+        request: None,
     };
     let wasmtime = find_wasmtime();
     println!(
