@@ -89,10 +89,6 @@ struct P2State {
 }
 
 impl HasGuestData for P2State {
-    fn guest_data(&mut self) -> &mut GuestData {
-        &mut self.data
-    }
-
     fn guest_view(&mut self) -> KvView<'_> {
         KvView {
             data: &mut self.data,

@@ -35,10 +35,6 @@ struct ComponentState {
 }
 
 impl HasGuestData for ComponentState {
-    fn guest_data(&mut self) -> &mut GuestData {
-        &mut self.data
-    }
-
     fn guest_view(&mut self) -> KvView<'_> {
         KvView {
             data: &mut self.data,

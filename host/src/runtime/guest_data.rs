@@ -68,10 +68,12 @@ impl GuestData {
 
 /// Store state that carries a [`GuestData`] and a resource table.
 pub(crate) trait HasGuestData {
-    /// The instance's data state.
-    fn guest_data(&mut self) -> &mut GuestData;
     /// The data state with the instance's resource table.
     fn guest_view(&mut self) -> KvView<'_>;
+    /// The instance's data state.
+    fn guest_data(&mut self) -> &mut GuestData {
+        self.guest_view().data
+    }
 }
 
 /// The key-value interfaces' view of an instance's state.

@@ -183,12 +183,10 @@ fn sqlite_runs(dir: &Path, threads: u32, seconds: u32) -> Result<Vec<SqliteRun>>
     let value = br#"{"name":"wpaas","n":1}"#.to_vec();
     let mut runs = Vec::new();
     runs.push(sqlite_run("sqlite get", &path, threads, seconds, |c| {
-        let _: Vec<u8> = c.query_row("SELECT value FROM kv WHERE key = 'visits'", [], |r| {
-            r.get::<_, rusqlite::types::Value>(0).map(|v| match v {
-                rusqlite::types::Value::Blob(b) => b,
-                other => format!("{other:?}").into_bytes(),
-            })
-        })?;
+        let _: rusqlite::types::Value =
+            c.query_row("SELECT value FROM kv WHERE key = 'visits'", [], |r| {
+                r.get(0)
+            })?;
         Ok(())
     })?);
     runs.push(sqlite_run(
