@@ -65,6 +65,12 @@ impl Home {
         self.root.join("data/kv")
     }
 
+    /// `data/up/<app>/`: the key-value data `wpaas up` serves an app
+    /// (apart from the server's, which keeps its database locked).
+    pub fn up_kv(&self, app: &str) -> PathBuf {
+        self.root.join("data/up").join(component(app))
+    }
+
     /// `slugs/`: stored slugs.
     pub(crate) fn slugs(&self) -> PathBuf {
         self.root.join("slugs")

@@ -9,6 +9,7 @@ use anyhow::{bail, Context, Result};
 
 use super::edge::EdgeArgs;
 use wpaas_api::parse::{parse_duration, parse_size};
+use wpaas_host::data::{AppKv, KvEngine, Quotas, SledKv, DEFAULT_BUCKET};
 use wpaas_host::edge;
 use wpaas_host::logs::TerminalAccessLog;
 use wpaas_host::router::{self, AppRoute, RouteTable, Router, ServeOptions};
@@ -68,6 +69,11 @@ pub struct Up {
     #[arg(long)]
     allow_private_network: bool,
 
+    /// Attach a key-value bucket besides `default` (repeatable). Data
+    /// stays in WPAAS_HOME/data/up/APP between runs.
+    #[arg(long = "kv", value_name = "BUCKET")]
+    kv: Vec<String>,
+
     /// Do not print the router's line per request (`app[router]: at=info
     /// method=GET path="/" … status=200`) on stderr.
     #[arg(long)]
@@ -102,12 +108,13 @@ impl Up {
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_else(|| "app.wasm".into());
         let app = app_name(&wasm);
+        let data = self.open_data(&app)?;
         let env = ProcessEnv {
             vars: self.env.clone(),
             args: vec![file_name.clone()],
             output: None,
             files: None,
-            data: None,
+            data: Some(data),
         };
         let started = Instant::now();
         let (web, outcome) = runtime
@@ -173,6 +180,24 @@ impl Up {
             eprintln!("Stopped.");
             Ok(())
         })
+    }
+
+    /// The app's key-value data: bucket `default` (what `open("")` opens,
+    /// as under `wasmtime serve -Skeyvalue`) and each `--kv` bucket, in a
+    /// store of its own so a running `wpaas server` does not hold it.
+    fn open_data(&self, app: &str) -> Result<AppKv> {
+        let dir = crate::home::home()?.up_kv(app);
+        let kv = SledKv::open(&dir, Quotas::default()).map_err(|e| {
+            anyhow::anyhow!(
+                "could not open the key-value data in {}: {e}\n\
+                 hint: is another `wpaas up` of {app} running?",
+                dir.display()
+            )
+        })?;
+        for bucket in std::iter::once(DEFAULT_BUCKET).chain(self.kv.iter().map(String::as_str)) {
+            kv.create_bucket(app, bucket)?;
+        }
+        Ok(AppKv::new(Arc::new(kv), app))
     }
 
     /// The `.wasm` to serve: PATH itself, or what building the crate made.

@@ -227,3 +227,103 @@ fn kv_counter_deploys_from_source_and_its_command_shares_the_bucket() {
         "{body}"
     );
 }
+
+/// Every kind of process of an app sees one bucket, and the data outlives
+/// releases: the release phase counts a visit for each release (deploy,
+/// config change, rollback), `web` replicas count theirs, and neither a
+/// rollback nor `ps:restart` nor a server restart loses one.
+#[test]
+fn every_process_sees_one_bucket_that_outlives_releases_and_restarts() {
+    let home = tempfile::tempdir().unwrap();
+    let src = tempfile::tempdir().unwrap();
+    let counter = example("kv-counter");
+    std::fs::copy(&counter, src.path().join("kv-counter.wasm")).unwrap();
+    std::fs::copy(
+        counter.with_file_name("kv-visit.wasm"),
+        src.path().join("kv-visit.wasm"),
+    )
+    .unwrap();
+    std::fs::write(
+        src.path().join("Procfile"),
+        "web: kv-counter.wasm\nrelease: kv-visit.wasm\n",
+    )
+    .unwrap();
+    let server = Server::start(home.path()).unwrap();
+    // Attached before the first release, so its release phase finds it.
+    server.ok(src.path(), &["apps:create", APP]);
+    server.ok(src.path(), &["kv:create", "counter", "-a", APP]);
+    let visits = |server: &Server| server.get(APP, "/visits").text().unwrap();
+
+    let log = server.ok(src.path(), &["deploy", "-a", APP]);
+    assert!(log.contains("visits=1"), "{log}");
+    server.ok(src.path(), &["ps:scale", "web=3", "-a", APP]);
+    for _ in 0..6 {
+        assert_eq!(post(&server, "/visit").status(), 200);
+    }
+    assert_eq!(visits(&server), "7\n");
+
+    server.ok(src.path(), &["config:set", "MOOD=calm", "-a", APP]);
+    assert_eq!(visits(&server), "8\n");
+    server.ok(src.path(), &["rollback", "-a", APP]);
+    assert_eq!(visits(&server), "9\n");
+    server.ok(src.path(), &["ps:restart", "-a", APP]);
+    assert_eq!(visits(&server), "9\n");
+    // Each replica reads the same count.
+    for _ in 0..6 {
+        assert_eq!(visits(&server), "9\n");
+    }
+
+    // A graceful restart of the server keeps it too (`kill -9` is covered
+    // above).
+    drop(server);
+    let server = Server::start(home.path()).unwrap();
+    assert_eq!(visits(&server), "9\n");
+    // A key that is not UTF-8 is refused at the API's door.
+    let response = server
+        .api_request(
+            reqwest::Method::GET,
+            &format!("/apps/{APP}/kv/counter/keys/%FF%FE"),
+        )
+        .send()
+        .unwrap();
+    assert_eq!(response.status(), 400);
+    assert!(response.text().unwrap().contains("Invalid UTF-8"));
+    let out = server.cli(src.path(), &["run", "-a", APP, "--", "kv-visit.wasm"]);
+    assert!(text(&out).contains("visits=10"), "{}", text(&out));
+}
+
+/// `wpaas up` serves bucket `default` (what `open("")` opens) and each
+/// `--kv` bucket from a store of its own that outlives the process.
+#[test]
+fn up_attaches_default_and_named_buckets_that_outlive_it() {
+    let home = tempfile::tempdir().unwrap();
+    let wasm = example("kv-counter");
+    let start = || wpaas_tests::UpServer::start_in(home.path(), &wasm, &["--kv", "counter"]);
+    let up = start().unwrap();
+    let fetch = |up: &wpaas_tests::UpServer, method: reqwest::Method, path: &str| {
+        client()
+            .request(method, up.url(path))
+            .send()
+            .unwrap()
+            .text()
+            .unwrap()
+    };
+    assert_eq!(fetch(&up, reqwest::Method::POST, "/visit"), "1\n");
+    assert_eq!(fetch(&up, reqwest::Method::POST, "/visit"), "2\n");
+    assert_eq!(
+        fetch(&up, reqwest::Method::GET, "/open?bucket="),
+        "opened \n"
+    );
+    assert_eq!(
+        fetch(&up, reqwest::Method::GET, "/open?bucket=other"),
+        "no-such-store\n"
+    );
+    up.stop();
+    let up = start().unwrap();
+    assert_eq!(fetch(&up, reqwest::Method::GET, "/visits"), "2\n");
+    // A bad bucket name is refused before anything is served.
+    drop(up);
+    let bad = wpaas_tests::UpServer::start_in(home.path(), &wasm, &["--kv", "Bad/Name"]);
+    let err = bad.err().expect("a bad bucket name is refused").to_string();
+    assert!(err.contains("invalid bucket name"), "{err}");
+}
