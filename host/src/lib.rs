@@ -1,5 +1,6 @@
 //! The wpaas host: runs WebAssembly processes and routes HTTP to them.
 //!
+//! * [`cluster`] — several nodes on one etcd: placement of replicas.
 //! * [`runtime`] — the wasmtime engine, compiled-code cache, sandbox limits
 //!   and web processes (wasi:http components and WAGI modules).
 //! * [`router`] — the HTTP front door: Host-based routing, forwarding
@@ -14,6 +15,7 @@
 
 #![warn(missing_docs)]
 
+pub mod cluster;
 pub mod control;
 pub mod data;
 pub mod edge;
