@@ -10,6 +10,7 @@
 //! * [`logs`] — one bounded, persistent log stream per app.
 //! * [`metrics`] — request, build and host counters in Prometheus's format.
 //! * [`data`] — app data: the durable key-value engine behind wasi:keyvalue.
+//! * [`etcd`] — the connection to a cluster's etcd (`wpaas server --cluster`).
 //! * [`home`] — every path under `WPAAS_HOME`.
 //! * [`respond`] — the server's own answers: text, JSON, line streams.
 
@@ -19,6 +20,7 @@ pub mod cluster;
 pub mod control;
 pub mod data;
 pub mod edge;
+pub mod etcd;
 pub mod home;
 pub mod logs;
 pub mod metrics;
