@@ -18,6 +18,7 @@ pub mod builds;
 pub mod error;
 pub mod kv;
 pub mod logs;
+pub mod nodes;
 pub mod parse;
 pub mod ps;
 pub mod releases;
