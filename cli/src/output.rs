@@ -68,3 +68,21 @@ pub fn print_json<T: Serialize + ?Sized>(value: &T) -> Result<()> {
     println!("{}", serde_json::to_string(value)?);
     Ok(())
 }
+
+/// Prints `rows` under `header` in columns as wide as their widest cell,
+/// two spaces apart (so ids of any width stay aligned).
+pub fn table<const N: usize>(header: &[&str; N], rows: &[[String; N]]) {
+    let header = header.map(String::from);
+    let lines = || std::iter::once(&header).chain(rows);
+    let widths: Vec<usize> = (0..N)
+        .map(|i| lines().map(|row| row[i].chars().count()).max().unwrap_or(0))
+        .collect();
+    for row in lines() {
+        let cells: Vec<String> = row
+            .iter()
+            .zip(&widths)
+            .map(|(cell, &width)| format!("{cell:<width$}"))
+            .collect();
+        println!("{}", cells.join("  ").trim_end());
+    }
+}

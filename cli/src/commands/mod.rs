@@ -13,6 +13,7 @@ mod kv;
 mod login;
 mod logs;
 mod new;
+mod nodes;
 mod ps;
 mod releases;
 mod run;
@@ -70,6 +71,7 @@ pub enum Command {
     PsAutoscaleDisable(ps::AutoscaleDisable),
     #[command(name = "ps:limits")]
     PsLimits(ps::Limits),
+    Nodes(nodes::Nodes),
     Domains(domains::Domains),
     #[command(name = "domains:add")]
     DomainsAdd(domains::Add),
@@ -133,6 +135,7 @@ impl Command {
             Command::PsAutoscale(cmd) => cmd.run(),
             Command::PsAutoscaleDisable(cmd) => cmd.run(),
             Command::PsLimits(cmd) => cmd.run(),
+            Command::Nodes(cmd) => cmd.run(),
             Command::Domains(cmd) => cmd.run(),
             Command::DomainsAdd(cmd) => cmd.run(),
             Command::Kv(cmd) | Command::KvList(cmd) => cmd.run(),

@@ -7,3 +7,68 @@
 
 pub mod membership;
 pub mod placement;
+
+use wpaas_api::nodes::Node;
+
+/// What a node offers its replicas: `wpaas server --slots N
+/// --node-memory SIZE`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Capacity {
+    /// Replicas it may run. Default 100.
+    pub slots: u32,
+    /// Memory for its replicas, in bytes. Default: the machine's.
+    pub memory_bytes: u64,
+}
+
+impl Default for Capacity {
+    fn default() -> Self {
+        Capacity {
+            slots: 100,
+            memory_bytes: machine_memory().unwrap_or(4 << 30),
+        }
+    }
+}
+
+/// The machine's memory (`MemTotal` of /proc/meminfo), in bytes.
+fn machine_memory() -> Option<u64> {
+    let meminfo = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = meminfo.lines().find(|l| l.starts_with("MemTotal:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
+/// This machine's name, the default node name: the kernel's hostname,
+/// lowercased, with anything but `a-z 0-9 -` made `-`.
+pub fn default_node_name() -> String {
+    let raw = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+    let name: String = raw
+        .trim()
+        .to_ascii_lowercase()
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .collect();
+    let name = name.trim_matches('-');
+    if name.is_empty() {
+        "node".into()
+    } else {
+        name.chars().take(63).collect()
+    }
+}
+
+/// This node's record: its name, addresses and capacity, joined now.
+pub fn this_node(
+    name: &str,
+    router: std::net::SocketAddr,
+    api: std::net::SocketAddr,
+    capacity: Capacity,
+) -> Node {
+    Node {
+        name: name.to_string(),
+        router: router.to_string(),
+        api: api.to_string(),
+        slots: capacity.slots,
+        memory_bytes: capacity.memory_bytes,
+        joined_at: crate::control::store::now_rfc3339(),
+        leader: false,
+    }
+}

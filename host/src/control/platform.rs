@@ -31,6 +31,7 @@ use super::error::PlatformError;
 use super::keyed_lock::{KeyGuard, KeyedLock};
 use super::store::{App, Autoscale, Store, StoreError};
 use super::supervisor::Supervisor;
+use crate::cluster::membership::Membership;
 use crate::data::{AppKv, KvEngine};
 use crate::home::Home;
 use crate::logs::LogHub;
@@ -73,6 +74,9 @@ pub struct Platform {
     slug_gc: Arc<Mutex<()>>,
     /// Every app's key-value data.
     kv: Arc<dyn KvEngine>,
+    /// This node's record, and its cluster membership (`None`: a cluster
+    /// of one). Set once by the server after it binds.
+    node: std::sync::OnceLock<(wpaas_api::nodes::Node, Option<Arc<Membership>>)>,
 }
 
 /// `1.5 MiB`, `200 KiB`: a size for messages.
@@ -111,7 +115,44 @@ impl Platform {
             slug_pins: Arc::default(),
             slug_gc: Arc::default(),
             kv,
+            node: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Tells the platform which node it is and, in a cluster, its
+    /// membership. Once; later calls are ignored.
+    pub fn set_node(&self, node: wpaas_api::nodes::Node, membership: Option<Arc<Membership>>) {
+        let _ = self.node.set((node, membership));
+    }
+
+    /// The cluster's live nodes (`wpaas nodes`): every node of the cluster,
+    /// or this one alone (leading itself) without `--cluster`.
+    pub async fn nodes(&self) -> Result<wpaas_api::nodes::Nodes, PlatformError> {
+        let Some((me, membership)) = self.node.get() else {
+            return Err(PlatformError::Unavailable(
+                "the server is still starting".into(),
+            ));
+        };
+        let Some(membership) = membership.clone() else {
+            let node = wpaas_api::nodes::Node {
+                leader: true,
+                ..me.clone()
+            };
+            return Ok(wpaas_api::nodes::Nodes {
+                this: me.name.clone(),
+                clustered: false,
+                nodes: vec![node],
+            });
+        };
+        let nodes = tokio::task::spawn_blocking(move || membership.nodes())
+            .await
+            .map_err(|e| PlatformError::Internal(anyhow!("listing nodes panicked: {e}")))?
+            .map_err(|e| PlatformError::Unavailable(e.to_string()))?;
+        Ok(wpaas_api::nodes::Nodes {
+            this: me.name.clone(),
+            clustered: true,
+            nodes,
+        })
     }
 
     /// Every app's key-value data.

@@ -92,6 +92,14 @@ pub async fn run(
         Arc::new(config),
         kv,
     ));
+    // A cluster of one until `--cluster` (the cluster wiring) says more.
+    let node = crate::cluster::this_node(
+        &crate::cluster::default_node_name(),
+        router_addr,
+        api_addr,
+        crate::cluster::Capacity::default(),
+    );
+    platform.set_node(node, None);
     platform.restore().await?;
     let scaler = tokio::spawn(super::scaler::run(platform.clone(), scaler_tick));
     on_bound(router_addr, api_addr);

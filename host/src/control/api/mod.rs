@@ -54,6 +54,7 @@ type Shared = State<Arc<Platform>>;
 pub fn router(platform: Arc<Platform>, token: Arc<str>) -> Router {
     Router::new()
         .route("/metrics", get(metrics))
+        .route("/nodes", get(nodes))
         .route("/apps", get(apps::list).post(apps::create))
         .route("/apps/{app}", get(apps::show).delete(apps::destroy))
         .route(
@@ -152,6 +153,11 @@ async fn no_route(uri: Uri) -> PlatformError {
 }
 
 /// `GET /metrics`: the server's counters, Prometheus text format.
+/// `GET /nodes`: the cluster's live nodes.
+async fn nodes(State(platform): Shared) -> ApiResult {
+    ok(&platform.nodes().await?)
+}
+
 async fn metrics(State(platform): Shared) -> ApiResult {
     let page = super::metrics::render(&platform);
     Ok(reply(respond::full(
