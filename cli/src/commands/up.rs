@@ -104,6 +104,7 @@ impl Up {
         let app = app_name(&wasm);
         let env = ProcessEnv {
             vars: self.env.clone(),
+            dyno: None,
             args: vec![file_name.clone()],
             output: None,
             files: None,

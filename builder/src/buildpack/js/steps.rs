@@ -86,7 +86,7 @@ pub(super) fn engine_wit(engine: &str) -> Vec<(&'static str, String)> {
             if *path == "world.wit" {
                 out.push_str(&format!(
                     "\n/// A JavaScript app (componentize-js): `process.env` reads the environment.\n\
-                     world http-js {{\n  include http;\n  import wasi:cli/environment@{engine};\n}}\n"
+                     world http-js {{\n  include app;\n  import wasi:cli/environment@{engine};\n}}\n"
                 ));
             }
             (*path, out)

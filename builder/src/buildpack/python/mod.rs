@@ -9,7 +9,7 @@
 //!    vendored with pip in the build sandbox, with network ([`deps`]):
 //!    pure-Python packages only, cached in the app's cache dir by the
 //!    requirements' digest, so an unchanged list costs nothing.
-//! 3. `componentize-py -d WIT -w wpaas:platform/http componentize` runs in
+//! 3. `componentize-py -d WIT -w wpaas:platform/app componentize` runs in
 //!    the sandbox without network, against the WIT the server ships
 //!    ([`crate::wit`]), with the wpaas Python SDK (`builder/python/`) on
 //!    its path: its entry module imports the app's `app.py` and serves it
@@ -134,7 +134,7 @@ pub(super) fn build(ctx: &mut Ctx<'_>) -> Result<Compiled, BuildError> {
     step.arg("-d")
         .arg(sdk.join("wit"))
         .arg("-w")
-        .arg(crate::wit::HTTP_WORLD)
+        .arg(crate::wit::APP_WORLD)
         .arg("componentize");
     for dir in &path {
         step.arg("-p").arg(dir);
