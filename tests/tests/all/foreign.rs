@@ -51,6 +51,26 @@ fn answers(base: &str, host: &str) -> String {
     out
 }
 
+/// Fails with the lines that differ when `got` is not `want`.
+fn assert_same(got: &str, want: &str, what: &str) {
+    if got == want {
+        return;
+    }
+    let (got_lines, want_lines): (Vec<_>, Vec<_>) = (got.lines().collect(), want.lines().collect());
+    let differ: Vec<String> = (0..got_lines.len().max(want_lines.len()))
+        .filter(|&i| got_lines.get(i) != want_lines.get(i))
+        .map(|i| {
+            format!(
+                "line {}: {:?} / {:?}",
+                i + 1,
+                got_lines.get(i),
+                want_lines.get(i)
+            )
+        })
+        .collect();
+    panic!("{what} differ:\n{}\n\nall of it:\n{got}", differ.join("\n"));
+}
+
 fn deploy_with_the_data(server: &Server, src: &Path) {
     for args in [
         &["deploy", "-a", APP][..],
@@ -80,14 +100,15 @@ fn a_foreign_guest_answers_as_under_wasmtime_serve() {
     let base = format!("http://{}", server.router);
     let host = format!("{APP}.localhost");
     let wpaas = answers(&base, &host);
-    assert_eq!(
-        wpaas, reference,
-        "wpaas (left) against wasmtime serve (right)"
-    );
+    assert_same(&wpaas, &reference, "wpaas / wasmtime serve");
 
     // The transcript puts back what it changed: the durable bucket answers
     // the same again and holds only what it held.
-    assert_eq!(answers(&base, &host), reference);
+    assert_same(
+        &answers(&base, &host),
+        &reference,
+        "wpaas again / wasmtime serve",
+    );
     let out = server.cli(src.path(), &["kv:info", "-a", APP]);
     assert!(text(&out).contains("default  1 keys"), "{}", text(&out));
 
@@ -101,7 +122,7 @@ fn a_foreign_guest_answers_as_under_wasmtime_serve() {
         Some((bin, version)) => {
             let serve = WasmtimeServe::start_with(&bin, &wasm, OPTIONS).unwrap();
             let wasmtime = answers(&format!("http://{}", serve.addr), "localhost");
-            assert_eq!(wasmtime, reference, "{version} against the recorded answers");
+            assert_same(&wasmtime, &reference, &format!("{version} live / recorded"));
             eprintln!("foreign: compared with the recorded answers and live with {version}");
         }
         None => eprintln!(
