@@ -34,5 +34,6 @@ build echo wasm32-wasip2
 build hostile wasm32-wasip2
 build raw-echo wasm32-wasip2
 build kv-counter wasm32-wasip2
+build wasi-foreign wasm32-wasip2
 build wagi-hello wasm32-wasip1
 build worker wasm32-wasip1

@@ -1,14 +1,17 @@
 //! The WIT that wpaas serves, shipped inside the binary so guest
 //! toolchains (componentize-py, componentize-js) build against exactly the
 //! interface versions the server links (`builder/wit/`, copied from the
-//! wasmtime-wasi-http crate the host is built with).
+//! wasmtime-wasi-http, wasmtime-wasi-keyvalue and wasmtime-wasi-config
+//! crates the host is built with; the host binds `deps/keyvalue/` itself).
 
 use std::fs;
 use std::io;
 use std::path::Path;
 
-/// The world an HTTP app targets, as `PACKAGE/WORLD` for `-w`.
-pub const HTTP_WORLD: &str = "wpaas:platform/http";
+/// The world an HTTP app targets, as `PACKAGE/WORLD` for `-w`: wasi:http
+/// plus the app's data (wasi:keyvalue, wasi:config), which the server links
+/// for every process.
+pub const APP_WORLD: &str = "wpaas:platform/app";
 
 /// Every WIT file: its path under the WIT directory and its text.
 pub const FILES: &[(&str, &str)] = &[
@@ -23,6 +26,34 @@ pub const FILES: &[(&str, &str)] = &[
     ("deps/io.wit", include_str!("../wit/deps/io.wit")),
     ("deps/random.wit", include_str!("../wit/deps/random.wit")),
     ("deps/sockets.wit", include_str!("../wit/deps/sockets.wit")),
+    (
+        "deps/keyvalue/atomic.wit",
+        include_str!("../wit/deps/keyvalue/atomic.wit"),
+    ),
+    (
+        "deps/keyvalue/batch.wit",
+        include_str!("../wit/deps/keyvalue/batch.wit"),
+    ),
+    (
+        "deps/keyvalue/store.wit",
+        include_str!("../wit/deps/keyvalue/store.wit"),
+    ),
+    (
+        "deps/keyvalue/watch.wit",
+        include_str!("../wit/deps/keyvalue/watch.wit"),
+    ),
+    (
+        "deps/keyvalue/world.wit",
+        include_str!("../wit/deps/keyvalue/world.wit"),
+    ),
+    (
+        "deps/config/store.wit",
+        include_str!("../wit/deps/config/store.wit"),
+    ),
+    (
+        "deps/config/world.wit",
+        include_str!("../wit/deps/config/world.wit"),
+    ),
 ];
 
 /// Writes the WIT tree into `dir` (created if missing).
@@ -45,10 +76,13 @@ mod tests {
     fn every_shipped_file_is_listed() {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("wit");
         let mut on_disk = Vec::new();
-        for dir in [root.clone(), root.join("deps")] {
+        let mut dirs = vec![root.clone()];
+        while let Some(dir) = dirs.pop() {
             for entry in fs::read_dir(&dir).unwrap() {
                 let path = entry.unwrap().path();
-                if path.extension().is_some_and(|e| e == "wit") {
+                if path.is_dir() {
+                    dirs.push(path);
+                } else if path.extension().is_some_and(|e| e == "wit") {
                     on_disk.push(
                         path.strip_prefix(&root)
                             .unwrap()

@@ -354,11 +354,17 @@ pub struct WasmtimeServe {
 
 impl WasmtimeServe {
     pub fn start(bin: &Path, wasm: &Path) -> Result<Self> {
+        Self::start_with(bin, wasm, &["-Scli"])
+    }
+
+    /// `wasmtime serve OPTIONS --addr 127.0.0.1:PORT WASM` (`OPTIONS`:
+    /// `-Scli`, `-Skeyvalue`, `-Sconfig-var=K=V`, …).
+    pub fn start_with(bin: &Path, wasm: &Path, options: &[&str]) -> Result<Self> {
         let addr = free_loopback_addr()?;
         let mut child = ChildGuard(
             Command::new(bin)
                 .arg("serve")
-                .arg("-Scli")
+                .args(options)
                 .arg("--addr")
                 .arg(addr.to_string())
                 .arg(wasm)

@@ -6,7 +6,9 @@ An app's ``app.py`` defines either
 * a WSGI callable named ``app`` or ``application`` (Flask, Bottle, …),
   which runs unchanged through :mod:`wpaas.wsgi`.
 
-Config vars are in ``os.environ``; what is printed goes to the app's logs.
+Config vars are in ``os.environ`` (and :mod:`wpaas.config`); what is
+printed goes to the app's logs; :mod:`wpaas.kv` holds the app's key-value
+data.
 """
 
 import json as _json

@@ -111,6 +111,7 @@ impl Up {
         let data = self.open_data(&app)?;
         let env = ProcessEnv {
             vars: self.env.clone(),
+            dyno: None,
             args: vec![file_name.clone()],
             output: None,
             files: None,

@@ -274,9 +274,7 @@ impl Supervisor {
             last_exit: None,
         }));
         let (stop, stopped) = watch::channel(false);
-        let mut env = group.env.clone();
-        env.vars.retain(|(k, _)| k != "DYNO");
-        env.vars.push(("DYNO".into(), name.to_string()));
+        let env = group.env.clone().for_process(name);
         let out: Arc<dyn LineSink> = Arc::new(self.logs.app_log(app, name));
         let stdio = Stdio {
             stdout: out.clone(),

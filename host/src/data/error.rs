@@ -12,7 +12,7 @@ pub enum KvError {
     /// A bucket name breaks the naming rules.
     #[error("invalid bucket name {0:?}: use 1 to 63 of a-z, 0-9, '-' and '_', starting with a letter or digit")]
     InvalidBucketName(String),
-    /// A key is empty or too long.
+    /// A key is too long.
     #[error("invalid key: {0}")]
     InvalidKey(String),
     /// A per-app quota would be exceeded; nothing was written.

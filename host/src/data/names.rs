@@ -28,9 +28,6 @@ pub fn validate_bucket_name(name: &str) -> Result<(), KvError> {
 
 /// Checks a key against the quotas.
 pub(super) fn validate_key(key: &str, quotas: &Quotas) -> Result<(), KvError> {
-    if key.is_empty() {
-        return Err(KvError::InvalidKey("the key is empty".into()));
-    }
     if key.len() > quotas.max_key_bytes {
         return Err(KvError::InvalidKey(format!(
             "the key is {} bytes; the limit is {}",

@@ -24,8 +24,10 @@ use super::ProcessEnv;
 use crate::data::{AppKv, KvError, DEFAULT_BUCKET};
 
 mod bindings {
+    // The WIT the builder ships to guest toolchains (copied from
+    // wasmtime-wasi-keyvalue 48.0.8), so guests and host share one copy.
     wasmtime::component::bindgen!({
-        path: "wit/keyvalue",
+        path: "../builder/wit/deps/keyvalue",
         world: "wasi:keyvalue/imports",
         imports: { default: async | trappable },
         with: {

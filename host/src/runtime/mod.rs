@@ -167,11 +167,16 @@ impl Runtime {
 /// What a process sees of its environment: config vars and argv.
 #[derive(Debug, Clone, Default)]
 pub struct ProcessEnv {
-    /// Environment variables (the app's config).
+    /// The app's config vars: environment variables, and what
+    /// `wasi:config/store` serves.
     pub vars: Vec<(String, String)>,
+    /// The process's name (`web.1`, `worker.2`): its `DYNO` environment
+    /// variable, set by the platform as on Heroku, and not a config var
+    /// (`wasi:config` does not show it). Set with [`ProcessEnv::for_process`].
+    pub dyno: Option<String>,
     /// argv, starting with the program name.
     pub args: Vec<String>,
-    /// Where its stdout/stderr lines go, by the process's `DYNO` (`web`
+    /// Where its stdout/stderr lines go, by the process's `dyno` (`web`
     /// without one); `None`: the host's own.
     pub output: Option<std::sync::Arc<dyn output::ProcessLines>>,
     /// The app's files (its slug), mounted read-only at `/app` and as the
@@ -187,11 +192,22 @@ pub struct ProcessEnv {
 pub const APP_DIR: &str = "/app";
 
 impl ProcessEnv {
+    /// This environment for the process `name` (`web.1`, `worker.2`): a
+    /// config var named `DYNO` gives way to the platform's.
+    pub fn for_process(mut self, name: &str) -> Self {
+        self.vars.retain(|(k, _)| k != "DYNO");
+        self.dyno = Some(name.to_string());
+        self
+    }
+
     /// A WASI context builder with this environment; stdout/stderr go to
     /// [`ProcessEnv::output`] line by line, else to the host's own.
     pub fn wasi_ctx(&self) -> wasmtime_wasi::WasiCtxBuilder {
         let mut builder = wasmtime_wasi::WasiCtxBuilder::new();
         builder.envs(&self.vars).args(&self.args);
+        if let Some(dyno) = &self.dyno {
+            builder.env("DYNO", dyno);
+        }
         if let Some(files) = &self.files {
             for guest in [APP_DIR, "."] {
                 if let Err(err) =
@@ -203,13 +219,7 @@ impl ProcessEnv {
         }
         match &self.output {
             Some(output) => {
-                let process = self
-                    .vars
-                    .iter()
-                    .rev()
-                    .find(|(k, _)| k == "DYNO")
-                    .map_or("web", |(_, v)| v.as_str());
-                let sink = output.process(process);
+                let sink = output.process(self.dyno.as_deref().unwrap_or("web"));
                 builder
                     .stdout(output::LazyLines::new(sink.clone()))
                     .stderr(output::LazyLines::new(sink));

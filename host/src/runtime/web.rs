@@ -133,10 +133,7 @@ impl WebProcess {
 
     fn replica_with_restarts(&self, n: usize, restarts: u32) -> Replica {
         let name = format!("web.{n}");
-        let mut env = self.env.clone();
-        // DYNO is the platform's to set, as on Heroku.
-        env.vars.retain(|(k, _)| k != "DYNO");
-        env.vars.push(("DYNO".into(), name.clone()));
+        let env = self.env.clone().for_process(&name);
         Replica {
             name,
             env,

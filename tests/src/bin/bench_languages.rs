@@ -20,9 +20,10 @@
 //!   image mapped copy-on-write (the default) and with data segments copied
 //!   into each instance (`WPAAS_MEMORY_INIT=copy`, on the same home after a
 //!   restart);
-//! * `wasmtime-serve` — `wasmtime serve -Scli` on the same `.wasm` (when
-//!   installed; WAGI programs are not wasi:http components and are
-//!   skipped).
+//! * `wasmtime-serve` — `wasmtime serve -Scli -Skeyvalue -Sconfig` on the
+//!   same `.wasm` (when installed; WAGI programs are not wasi:http
+//!   components and are skipped). Python and JavaScript components import
+//!   the app's data interfaces, which wpaas links for every process.
 //!
 //! Writes every number to `target/bench/languages.json`.
 
@@ -253,7 +254,8 @@ fn bench_language(lang: &Language, load: &Load, wasmtime: Option<&Path>) -> Resu
     let mut skipped = Vec::new();
     match (wasmtime, lang.component) {
         (Some(bin), true) => {
-            let serve = WasmtimeServe::start(bin, &component)?;
+            let serve =
+                WasmtimeServe::start_with(bin, &component, &["-Scli", "-Skeyvalue", "-Sconfig"])?;
             let measured = load.measure("wasmtime-serve", serve.addr);
             let stderr = serve.stop();
             runs.push(measured.with_context(|| format!("wasmtime serve's stderr:\n{stderr}"))?);

@@ -174,3 +174,8 @@ fn wpaas_new_template_js_deploys_with_no_edits() {
     assert_eq!(response.status(), 200);
     assert_eq!(response.text().unwrap(), "Hello from jsnew! (GET /hi)\n");
 }
+
+#[test]
+fn a_javascript_app_counts_visits_and_stores_json_in_its_bucket() {
+    crate::keyvalue::a_data_app_counts_and_stores(&example("js-kv"), "jskv");
+}

@@ -327,3 +327,101 @@ fn up_attaches_default_and_named_buckets_that_outlive_it() {
     let err = bad.err().expect("a bad bucket name is refused").to_string();
     assert!(err.contains("invalid bucket name"), "{err}");
 }
+
+/// `method path` with `body` to `app` through the router.
+fn send(server: &Server, app: &str, method: &str, path: &str, body: &str) -> (u16, String) {
+    let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+    let response = client()
+        .request(method, format!("http://{}{path}", server.router))
+        .header("host", format!("{app}.localhost"))
+        .body(body.to_string())
+        .send()
+        .expect("router answers");
+    (response.status().as_u16(), response.text().unwrap())
+}
+
+/// Deploys `dir`, a visit counter and JSON store in another language
+/// (`examples/python-kv`, `examples/js-kv`: `POST /visit`, `GET /visits`,
+/// `PUT|GET|DELETE /json/KEY`, `GET /json`, `GET /config?key=K`), from
+/// source as `app` and holds it to what its SDK promises: no bucket is an
+/// error it can tell apart, concurrent increments are exact, JSON round-trips,
+/// a quota error carries the store's reason, and wasi:config serves the
+/// config vars.
+pub(crate) fn a_data_app_counts_and_stores(dir: &Path, app: &str) {
+    let home = tempfile::tempdir().unwrap();
+    let server = Server::start_with(home.path(), &["--kv-max-value", "64"]).unwrap();
+    let out = server.cli(dir, &["deploy", "-a", app]);
+    assert!(out.status.success(), "{}", text(&out));
+
+    // Not attached yet: the SDK's NoSuchStore, which the app answers 503.
+    let (status, body) = send(&server, app, "GET", "/visits", "");
+    assert_eq!(
+        (status, body.as_str()),
+        (503, "attach the bucket first: wpaas kv:create counter\n")
+    );
+    server.ok(dir, &["kv:create", "counter", "-a", app]);
+
+    // 100 concurrent increments: each sees its own count, none is lost.
+    let barrier = Arc::new(Barrier::new(100));
+    let server = Arc::new(server);
+    let threads: Vec<_> = (0..100)
+        .map(|_| {
+            let (barrier, server, app) = (barrier.clone(), server.clone(), app.to_string());
+            std::thread::spawn(move || {
+                barrier.wait();
+                let (status, body) = send(&server, &app, "POST", "/visit", "");
+                assert_eq!(status, 200, "{body}");
+                body.trim().parse::<u64>().unwrap()
+            })
+        })
+        .collect();
+    let counts: BTreeSet<u64> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+    assert_eq!(counts, (1..=100).collect::<BTreeSet<u64>>());
+    let server = Arc::into_inner(server).unwrap();
+    assert_eq!(
+        send(&server, app, "GET", "/visits", ""),
+        (200, "100\n".into())
+    );
+    let out = server.cli(dir, &["kv:get", "visits", "-a", app]);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "100\n",
+        "{}",
+        text(&out)
+    );
+
+    // The JSON store.
+    let stored = (200, "stored\n".to_string());
+    let profile = r#"{"name": "ada", "langs": ["py", "js"]}"#;
+    assert_eq!(send(&server, app, "PUT", "/json/profile", profile), stored);
+    assert_eq!(send(&server, app, "PUT", "/json/n", "42"), stored);
+    assert_eq!(send(&server, app, "PUT", "/json/x", "{nope").0, 400);
+    let (status, body) = send(&server, app, "GET", "/json/profile", "");
+    assert_eq!(status, 200, "{body}");
+    let parsed: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        parsed,
+        serde_json::json!({"name": "ada", "langs": ["py", "js"]})
+    );
+    assert_eq!(send(&server, app, "GET", "/json/n", ""), (200, "42".into()));
+    let (_, keys) = send(&server, app, "GET", "/json", "");
+    let keys: Vec<String> = serde_json::from_str(&keys).unwrap();
+    assert_eq!(keys, ["n", "profile"]);
+    assert_eq!(send(&server, app, "DELETE", "/json/n", "").0, 200);
+    assert_eq!(send(&server, app, "GET", "/json/n", "").0, 404);
+    // Over this server's 64-byte values: the store's reason, through the
+    // SDK's error.
+    let big = format!("\"{}\"", "x".repeat(100));
+    let (status, body) = send(&server, app, "PUT", "/json/big", &big);
+    assert_eq!(status, 500, "{body}");
+    assert!(
+        body.contains("quota exceeded: the value of \"json:big\""),
+        "{body}"
+    );
+
+    // wasi:config: the config vars, not the platform's DYNO.
+    server.ok(dir, &["config:set", "GREETING=hej", "-a", app]);
+    let config = |key: &str| send(&server, app, "GET", &format!("/config?key={key}"), "");
+    assert_eq!(config("GREETING"), (200, "GREETING=hej\n".into()));
+    assert_eq!(config("DYNO"), (200, "DYNO is not set\n".into()));
+}

@@ -9,6 +9,7 @@ mod cli_errors;
 mod components;
 mod control;
 mod edges;
+mod foreign;
 mod git;
 mod healthcheck;
 mod javascript;

@@ -197,3 +197,8 @@ fn wpaas_new_python_deploys_with_no_edits() {
     let body = server.get("pynew", "/x").text().unwrap();
     assert_eq!(body, "Hello from pynew! (GET /x)\n");
 }
+
+#[test]
+fn a_python_app_counts_visits_and_stores_json_in_its_bucket() {
+    crate::keyvalue::a_data_app_counts_and_stores(&example("python-kv"), "pykv");
+}

@@ -17,8 +17,11 @@
 //!    `index.js`, `index.mjs`, `index.ts`, or the same under `src/` — into
 //!    one ES module (`--platform=browser`, as for Workers), sandboxed,
 //!    without network.
+//!    The module `"wpaas"` is the platform's SDK (`builder/js/wpaas.js`):
+//!    `kv` and `config`, the app's data.
 //! 4. componentize-js turns the bundle into `app.wasm` for the world the
-//!    server serves (wasi:http/proxy, see [`crate::wit`]), sandboxed,
+//!    server serves (wasi:http/proxy, wasi:keyvalue and wasi:config, see
+//!    [`crate::wit`]), sandboxed,
 //!    without network. A Workers-style handler,
 //!    `addEventListener("fetch", e => e.respondWith(…))`, is the export;
 //!    `console.log` goes to the process's log; `process.env` holds the

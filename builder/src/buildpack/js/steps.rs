@@ -16,13 +16,18 @@ use crate::buildpack::{io_err, show, toolchain, BuildError, Ctx};
 /// (semver-compatible), so the server's WIT is relabelled to it.
 pub(super) const ENGINE_WASI_VERSION: &str = "0.2.10";
 
-/// The world componentize-js builds: the server's `http` world plus
-/// wasi:cli/environment, which `process.env` reads.
+/// The world componentize-js builds: the server's `app` world (wasi:http,
+/// wasi:keyvalue, wasi:config) plus wasi:cli/environment, which
+/// `process.env` reads.
 const WORLD: &str = "wpaas:platform/http-js";
 
 /// The feature WIT items newer than the engine are gated behind (never
 /// enabled, so they are left out).
 const NEWER_THAN_ENGINE: &str = "@unstable(feature = newer-than-starlingmonkey)";
+
+/// The SDK (`builder/js/wpaas.js`): what an app imports as `"wpaas"`
+/// (esbuild `--alias`), the app's data over wasi:keyvalue and wasi:config.
+const SDK: &str = include_str!("../../../js/wpaas.js");
 
 /// Injected into every bundle: `process.env`, the app's config. Read on
 /// every access, never kept: componentize-js pre-initialises the component
@@ -86,7 +91,7 @@ pub(super) fn engine_wit(engine: &str) -> Vec<(&'static str, String)> {
             if *path == "world.wit" {
                 out.push_str(&format!(
                     "\n/// A JavaScript app (componentize-js): `process.env` reads the environment.\n\
-                     world http-js {{\n  include http;\n  import wasi:cli/environment@{engine};\n}}\n"
+                     world http-js {{\n  include app;\n  import wasi:cli/environment@{engine};\n}}\n"
                 ));
             }
             (*path, out)
@@ -189,6 +194,7 @@ pub(super) fn bundle(
         .tempdir()
         .map_err(io_err("creating a work directory"))?;
     fs::write(work.path().join("prelude.js"), prelude()).map_err(io_err("writing the prelude"))?;
+    fs::write(work.path().join("wpaas.js"), SDK).map_err(io_err("writing the SDK"))?;
     let bundle = js_cache.join("bundle.js");
     let _ = fs::remove_file(&bundle);
 
@@ -207,6 +213,10 @@ pub(super) fn bundle(
     ];
     let shown = format!("esbuild {} --outfile=bundle.js", argv.join(" "));
     argv.push(format!("--inject:{}", work_in.join("prelude.js").display()));
+    argv.push(format!(
+        "--alias:wpaas={}",
+        work_in.join("wpaas.js").display()
+    ));
     argv.push(format!(
         "--outfile={}",
         cache_in.join("bundle.js").display()

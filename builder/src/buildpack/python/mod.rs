@@ -9,11 +9,13 @@
 //!    vendored with pip in the build sandbox, with network ([`deps`]):
 //!    pure-Python packages only, cached in the app's cache dir by the
 //!    requirements' digest, so an unchanged list costs nothing.
-//! 3. `componentize-py -d WIT -w wpaas:platform/http componentize` runs in
+//! 3. `componentize-py -d WIT -w wpaas:platform/app componentize` runs in
 //!    the sandbox without network, against the WIT the server ships
 //!    ([`crate::wit`]), with the wpaas Python SDK (`builder/python/`) on
 //!    its path: its entry module imports the app's `app.py` and serves it
-//!    through `handle(request)` or its WSGI `app`.
+//!    through `handle(request)` or its WSGI `app`. The world is
+//!    `wpaas:platform/app`, so the app can use its data through the SDK's
+//!    `wpaas.kv` (wasi:keyvalue) and `wpaas.config` (wasi:config).
 
 mod deps;
 mod install;
@@ -44,6 +46,11 @@ const SDK: &[(&str, &str)] = &[
     (
         "wpaas/wsgi.py",
         include_str!("../../../python/wpaas/wsgi.py"),
+    ),
+    ("wpaas/kv.py", include_str!("../../../python/wpaas/kv.py")),
+    (
+        "wpaas/config.py",
+        include_str!("../../../python/wpaas/config.py"),
     ),
 ];
 /// The component's entry module; `__WPAAS_APP_MODULE__` is the app's.
@@ -134,7 +141,7 @@ pub(super) fn build(ctx: &mut Ctx<'_>) -> Result<Compiled, BuildError> {
     step.arg("-d")
         .arg(sdk.join("wit"))
         .arg("-w")
-        .arg(crate::wit::HTTP_WORLD)
+        .arg(crate::wit::APP_WORLD)
         .arg("componentize");
     for dir in &path {
         step.arg("-p").arg(dir);

@@ -33,6 +33,7 @@ impl Platform {
         // Guest prints go to the app's log as the replica (DYNO) printing.
         let env = ProcessEnv {
             vars: release.config.clone().into_iter().collect(),
+            dyno: None,
             args,
             output: Some(Arc::new(self.logs.app_log(&release.app, kind))),
             files: Some(slug_dir.clone()),
@@ -98,6 +99,7 @@ impl Platform {
         config.extend(extra_env.clone());
         let env = ProcessEnv {
             vars: config.into_iter().collect(),
+            dyno: None,
             args: argv.to_vec(),
             output: None,
             files: Some(slug_dir.clone()),
