@@ -28,7 +28,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
-use etcd_client::{Client, ConnectOptions};
+use etcd_client::{Client, ConnectOptions, GetOptions, KeyValue, Txn, TxnResponse};
 
 use crate::control::store::off_worker;
 
@@ -196,6 +196,24 @@ impl Etcd {
     /// The endpoints, comma-separated (for messages).
     pub fn endpoints(&self) -> &str {
         &self.inner.endpoints
+    }
+
+    /// The key-value of `key` (a full key, see [`Etcd::key`]), if any.
+    pub fn get(&self, key: Vec<u8>) -> Result<Option<KeyValue>, EtcdError> {
+        let mut resp = self.block_on(|mut c| async move { c.get(key, None).await })?;
+        Ok(resp.take_kvs().into_iter().next())
+    }
+
+    /// Every key-value under `prefix` (a full key), in key order.
+    pub fn get_prefix(&self, prefix: Vec<u8>) -> Result<Vec<KeyValue>, EtcdError> {
+        let options = GetOptions::new().with_prefix();
+        let mut resp = self.block_on(|mut c| async move { c.get(prefix, Some(options)).await })?;
+        Ok(resp.take_kvs())
+    }
+
+    /// Runs a transaction.
+    pub fn txn(&self, txn: Txn) -> Result<TxnResponse, EtcdError> {
+        self.block_on(|mut c| async move { c.txn(txn).await })
     }
 
     /// Turns a client error into an [`EtcdError`] naming these endpoints.
