@@ -118,13 +118,23 @@ impl Etcd {
             .with_timeout(REQUEST_TIMEOUT)
             .with_keep_alive(Duration::from_secs(2), Duration::from_secs(2));
         let eps = endpoints.to_vec();
-        let connected = wait(&runtime, async move {
-            let mut client = Client::connect(eps, Some(options)).await?;
-            // The first request: it is what finds out whether etcd answers.
-            let lease = client.lease_grant(ttl.as_secs() as i64, None).await?;
-            Ok::<_, etcd_client::Error>((client, lease.id()))
+        let connected = off_worker(|| {
+            wait(&runtime, async move {
+                let mut client = Client::connect(eps, Some(options)).await?;
+                // The first request: it is what finds out whether etcd answers.
+                let lease = client.lease_grant(ttl.as_secs() as i64, None).await?;
+                Ok::<_, etcd_client::Error>((client, lease.id()))
+            })
         });
-        let (client, lease) = connected.map_err(|e| classify(&joined, e))?;
+        let (client, lease) = match connected {
+            Ok(connected) => connected,
+            Err(e) => {
+                // Dropping a runtime blocks, which panics inside another
+                // runtime (a server connects from one); this does not.
+                runtime.shutdown_background();
+                return Err(classify(&joined, e));
+            }
+        };
         let lease = Arc::new(AtomicI64::new(lease));
         runtime.spawn(keep_alive(client.clone(), lease.clone(), ttl));
         Ok(Etcd {
@@ -473,6 +483,15 @@ mod tests {
         let message = err.to_string();
         assert!(message.contains(&url), "{message}");
         assert!(message.contains("check that etcd runs there"), "{message}");
+        // From async code too (a server connects on its runtime).
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let err = rt
+            .block_on(async move { Etcd::connect(&[url], "/x/", DEFAULT_LEASE_TTL) })
+            .unwrap_err();
+        assert!(matches!(err, EtcdError::Unreachable { .. }), "{err:?}");
     }
 
     #[test]
