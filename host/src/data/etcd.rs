@@ -19,7 +19,8 @@
 //! values; beyond them it fails with [`KvError::QuotaExceeded`], nothing
 //! written. The app-wide quotas are checked against the usage the write
 //! read; two nodes writing one app at the same moment may together pass
-//! `max_keys`/`max_bytes` by one write's worth.
+//! `max_keys`/`max_bytes` by one write's worth (and two nodes creating
+//! buckets at once, `max_buckets` by one).
 
 use etcd_client::{
     Compare, CompareOp, DeleteOptions, GetOptions, KeyValue, SortOrder, SortTarget, Txn, TxnOp,

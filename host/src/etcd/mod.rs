@@ -24,7 +24,7 @@
 pub mod testing;
 
 use std::future::Future;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
@@ -80,6 +80,9 @@ struct Inner {
     prefix: Vec<u8>,
     lease: Arc<AtomicI64>,
     ttl: Duration,
+    keep_alive: tokio::task::JoinHandle<()>,
+    /// Whether dropping revokes the lease (not after [`Etcd::crash`]).
+    revoke: AtomicBool,
 }
 
 impl std::fmt::Debug for Etcd {
@@ -136,7 +139,7 @@ impl Etcd {
             }
         };
         let lease = Arc::new(AtomicI64::new(lease));
-        runtime.spawn(keep_alive(client.clone(), lease.clone(), ttl));
+        let keeper = runtime.spawn(keep_alive(client.clone(), lease.clone(), ttl));
         Ok(Etcd {
             inner: Arc::new(Inner {
                 runtime: Some(runtime),
@@ -145,6 +148,8 @@ impl Etcd {
                 prefix: prefix.as_bytes().to_vec(),
                 lease,
                 ttl,
+                keep_alive: keeper,
+                revoke: AtomicBool::new(true),
             }),
         })
     }
@@ -226,6 +231,15 @@ impl Etcd {
         self.block_on(|mut c| async move { c.txn(txn).await })
     }
 
+    /// For tests: behave from now on as a node that died — the lease is no
+    /// longer kept alive, and it is not revoked on drop, so it expires
+    /// after its TTL. Requests still work.
+    #[doc(hidden)]
+    pub fn crash(&self) {
+        self.inner.keep_alive.abort();
+        self.inner.revoke.store(false, Ordering::SeqCst);
+    }
+
     /// Turns a client error into an [`EtcdError`] naming these endpoints.
     pub fn error(&self, e: etcd_client::Error) -> EtcdError {
         classify(&self.inner.endpoints, e)
@@ -237,6 +251,10 @@ impl Drop for Inner {
         let Some(runtime) = self.runtime.take() else {
             return;
         };
+        if !self.revoke.load(Ordering::SeqCst) {
+            runtime.shutdown_background();
+            return;
+        }
         // Revoke so the keys held by this handle go now rather than after
         // the TTL; best effort (etcd may be down), and bounded.
         let mut client = self.client.clone();

@@ -149,10 +149,11 @@ fn a_dead_nodes_unfinished_work_is_failed_by_another_node() {
 }
 
 #[test]
-fn an_expired_lease_frees_the_work_it_held() {
+fn a_node_that_dies_without_revoking_frees_its_work_after_the_ttl() {
     let dir = tempfile::tempdir().unwrap();
     let prefix = unique_prefix("expiry");
-    let short = Etcd::connect(&shared().endpoints(), &prefix, Duration::from_secs(1)).unwrap();
+    let short = Etcd::connect(&shared().endpoints(), &prefix, Duration::from_secs(2)).unwrap();
+    let etcd_a = short.clone();
     let a: Arc<dyn Store> =
         Arc::new(EtcdStore::open(&Home::new(dir.path().join("a")), short).unwrap());
     let b = node(
@@ -165,8 +166,20 @@ fn an_expired_lease_frees_the_work_it_held() {
     // Its keep-alive holds it past the TTL.
     std::thread::sleep(Duration::from_millis(2500));
     assert_eq!(b.recover_interrupted().unwrap(), 0);
+    // Killed: no more keep-alives, no revoke. etcd expires the lease.
+    etcd_a.crash();
     drop(a);
-    assert_eq!(b.recover_interrupted().unwrap(), 1);
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(
+        b.recover_interrupted().unwrap(),
+        0,
+        "the lease lasts its TTL"
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while b.recover_interrupted().unwrap() == 0 {
+        assert!(Instant::now() < deadline, "the lease never expired");
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 #[test]
