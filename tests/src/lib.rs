@@ -17,6 +17,12 @@ use wpaas_api::ps::{ProcessType, Replica};
 use wpaas_api::releases::Release;
 use wpaas_api::ErrorBody;
 
+/// A real etcd for the cluster tests: the host's own test launcher
+/// (std only), compiled in from its file rather than through a dependency
+/// on wpaas-host, which would build the host a second time with this
+/// crate's dependency features.
+#[path = "../../host/src/etcd/testing.rs"]
+pub mod etcd;
 pub mod load;
 pub mod pending;
 pub mod prometheus;

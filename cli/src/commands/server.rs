@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::Result;
 use wpaas_builder::sandbox::Limits;
 use wpaas_host::control::builds::{default_max_builds, BuildConfig};
-use wpaas_host::control::config::{ServerConfig, TlsFiles};
+use wpaas_host::control::config::{ClusterConfig, ServerConfig, TlsFiles};
 use wpaas_host::control::server;
 use wpaas_host::control::supervisor::Backoff;
 use wpaas_host::runtime::limits::parse_duration;
@@ -100,6 +100,23 @@ pub struct Server {
     #[arg(long, default_value = "100ms", value_parser = parse_duration)]
     scaler_tick: Duration,
 
+    /// Be a node of the cluster whose etcd answers at URL (several:
+    /// comma-separated): apps, releases, builds, domains and app data are
+    /// kept there, shared by every node, instead of in WPAAS_HOME. Slugs,
+    /// logs and caches stay in WPAAS_HOME. A preview: each node serves its
+    /// own processes; placement across nodes is still to come.
+    #[arg(
+        long,
+        env = "WPAAS_CLUSTER",
+        value_name = "URL[,URL]",
+        value_delimiter = ','
+    )]
+    cluster: Vec<String>,
+    /// The node's name in the cluster (default: the host name); 2-30 of
+    /// a-z, 0-9 and -, starting with a letter.
+    #[arg(long, value_name = "NAME", requires = "cluster")]
+    node: Option<String>,
+
     // The edges: connection caps, timeouts and TLS.
     #[command(flatten)]
     edge: EdgeArgs,
@@ -167,6 +184,8 @@ impl Server {
                 .map(|(cert, key)| TlsFiles { cert, key }),
             restart_backoff: Backoff::new(self.restart_backoff, self.max_restart_backoff),
             scaler_tick: self.scaler_tick,
+            cluster: (!self.cluster.is_empty())
+                .then(|| ClusterConfig::new(self.cluster, self.node)),
         }
     }
 
@@ -237,6 +256,31 @@ mod tests {
         );
         assert_eq!(config.restart_backoff, default.restart_backoff);
         assert_eq!(config.scaler_tick, default.scaler_tick);
+        assert_eq!(config.cluster, default.cluster);
+    }
+
+    #[test]
+    fn cluster_flags_make_a_node() {
+        let config = Cli::try_parse_from([
+            "wpaas",
+            "--cluster",
+            "http://10.0.0.1:2379,http://10.0.0.2:2379",
+            "--node",
+            "n1",
+        ])
+        .unwrap()
+        .server
+        .config();
+        let cluster = config.cluster.unwrap();
+        assert_eq!(
+            cluster.endpoints,
+            ["http://10.0.0.1:2379", "http://10.0.0.2:2379"]
+        );
+        assert_eq!(cluster.node_name().unwrap(), "n1");
+        // --node alone means nothing.
+        assert!(Cli::try_parse_from(["wpaas", "--node", "n1"]).is_err());
+        let bad = ClusterConfig::new(vec!["http://x".into()], Some("N_1".into()));
+        assert!(bad.node_name().unwrap_err().contains("invalid node name"));
     }
 
     #[test]

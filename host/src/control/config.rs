@@ -85,6 +85,70 @@ pub struct ServerConfig {
     /// How often the autoscaler samples the load and decides. Default
     /// 100 ms; `--scaler-tick`.
     pub scaler_tick: Duration,
+    /// The cluster this server is a node of. Default: none, a single node
+    /// whose records are in `WPAAS_HOME/db` (sled); `--cluster URL[,URL]`
+    /// and `--node NAME` (or `WPAAS_CLUSTER`).
+    pub cluster: Option<ClusterConfig>,
+}
+
+/// A node of a cluster: the records (apps, releases, builds, domains) and
+/// app data are in etcd, shared by every node; slugs, logs and caches stay
+/// under each node's `WPAAS_HOME`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterConfig {
+    /// etcd's client URLs (`http://host:2379`).
+    pub endpoints: Vec<String>,
+    /// The node's name; `None`: the host name ([`ClusterConfig::node_name`]).
+    pub node: Option<String>,
+    /// The TTL of the node's etcd lease: what it holds (pending releases,
+    /// running builds) is freed this long after the node dies. Default
+    /// [`crate::etcd::DEFAULT_LEASE_TTL`] (5 s).
+    pub lease_ttl: Duration,
+}
+
+/// Where a cluster's keys live in etcd.
+pub const CLUSTER_PREFIX: &str = "/wpaas/";
+
+impl ClusterConfig {
+    /// A node of the cluster at `endpoints`, named `node` (or after the host).
+    pub fn new(endpoints: Vec<String>, node: Option<String>) -> Self {
+        Self {
+            endpoints,
+            node,
+            lease_ttl: crate::etcd::DEFAULT_LEASE_TTL,
+        }
+    }
+
+    /// The node's name: `--node`, else the host name (its first label,
+    /// lower-cased). Either must be valid as an app name is (2-30 of
+    /// lowercase letters, digits and dashes, starting with a letter).
+    pub fn node_name(&self) -> Result<String, String> {
+        let (name, given) = match &self.node {
+            Some(node) => (node.clone(), true),
+            None => (host_name(), false),
+        };
+        match super::store::validate_app_name(&name) {
+            Ok(()) => Ok(name),
+            Err(_) if given => Err(format!(
+                "invalid node name {name:?}: use 2-30 characters, lowercase letters, digits and dashes, starting with a letter"
+            )),
+            Err(_) => Err(format!(
+                "the host name {name:?} is not a valid node name; name the node with --node NAME (2-30 of a-z, 0-9 and -, starting with a letter)"
+            )),
+        }
+    }
+}
+
+/// This machine's host name: its first label, lower-cased.
+fn host_name() -> String {
+    let raw = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .or_else(|_| std::fs::read_to_string("/etc/hostname"))
+        .unwrap_or_default();
+    raw.trim()
+        .split('.')
+        .next()
+        .unwrap_or_default()
+        .to_ascii_lowercase()
 }
 
 /// A PEM certificate chain (leaf first) and its private key.
@@ -121,6 +185,7 @@ impl Default for ServerConfig {
             compiled_cache_dir: None,
             restart_backoff: Backoff::default(),
             scaler_tick: Duration::from_millis(100),
+            cluster: None,
         }
     }
 }

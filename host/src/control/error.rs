@@ -123,6 +123,7 @@ impl From<StoreError> for PlatformError {
             E::NoSuchApp(_) | E::NoSuchRelease { .. } | E::NoSuchBuild(_) | E::NoSuchDomain => {
                 Self::NotFound(err.to_string())
             }
+            E::Unavailable(_) => Self::Unavailable(err.to_string()),
             E::Db(_) | E::Io(_) | E::Corrupt(_) => Self::Internal(err.into()),
         }
     }

@@ -18,6 +18,7 @@ impl From<KvError> for PlatformError {
             | KvError::NotANumber(_)
             | KvError::Overflow(_) => Self::invalid(err.to_string()),
             KvError::QuotaExceeded(_) => Self::too_large(err.to_string()),
+            KvError::Unavailable(_) => Self::Unavailable(err.to_string()),
             KvError::Storage(_) => Self::internal(err),
         }
     }

@@ -10,11 +10,13 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 use tokio::net::TcpListener;
 
+use super::config::CLUSTER_PREFIX;
 use super::git::GitHttp;
 use super::platform::Platform;
-use super::store::{SledStore, Store};
-use crate::data::SledKv;
+use super::store::{EtcdStore, SledStore, Store};
+use crate::data::{EtcdKv, KvEngine, SledKv};
 use crate::edge::{self, Edge};
+use crate::etcd::Etcd;
 use crate::home::Home;
 use crate::logs::LogHub;
 use crate::router::{self, Observer, RouteTable, Router, ServeOptions};
@@ -46,15 +48,10 @@ pub async fn run(
     let token: Arc<str> = super::token::ensure_token(&home)
         .context("could not create the API token")?
         .into();
-    let store: Arc<dyn Store> =
-        Arc::new(SledStore::open(&home).context("could not open the store")?);
+    let (store, kv) = open_state(&home, &config)?;
     // Releases and builds a crash interrupted are recorded as failed.
     store.recover_interrupted()?;
     let runtime = Arc::new(Runtime::new(&config.engine, config.compiled_cache(&home))?);
-    let kv = Arc::new(
-        SledKv::open(&home.kv(), config.kv_quotas)
-            .with_context(|| format!("could not open {}", home.kv().display()))?,
-    );
     let table = Arc::new(RouteTable::new());
 
     let router_listener = edge::bind(config.listen).with_context(|| {
@@ -184,4 +181,25 @@ async fn serve_api(
         },
     )
     .await
+}
+
+/// The records and the app data: in `WPAAS_HOME` (sled), or in the
+/// cluster's etcd with `--cluster`.
+fn open_state(home: &Home, config: &ServerConfig) -> Result<(Arc<dyn Store>, Arc<dyn KvEngine>)> {
+    let Some(cluster) = &config.cluster else {
+        let store = SledStore::open(home).context("could not open the store")?;
+        let kv = SledKv::open(&home.kv(), config.kv_quotas)
+            .with_context(|| format!("could not open {}", home.kv().display()))?;
+        return Ok((Arc::new(store), Arc::new(kv)));
+    };
+    let node = cluster.node_name().map_err(anyhow::Error::msg)?;
+    let etcd = Etcd::connect(&cluster.endpoints, CLUSTER_PREFIX, cluster.lease_ttl)
+        .context("could not join the cluster")?;
+    tracing::info!("node {node} of the cluster at {}", etcd.endpoints());
+    let store =
+        EtcdStore::open(home, etcd.clone()).context("could not open the cluster's store")?;
+    Ok((
+        Arc::new(store),
+        Arc::new(EtcdKv::open(etcd, config.kv_quotas)),
+    ))
 }

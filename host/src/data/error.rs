@@ -24,6 +24,10 @@ pub enum KvError {
     /// `increment` past `u64::MAX`.
     #[error("incrementing {0:?} would overflow")]
     Overflow(String),
+    /// The storage is out of reach (a cluster's etcd is down): the message
+    /// says where. Retrying later may work.
+    #[error("{0}")]
+    Unavailable(String),
     /// The storage failed.
     #[error("storage error: {0}")]
     Storage(String),

@@ -7,17 +7,22 @@
 //!   below without touching the host functions or the API.
 //! * [`SledKv`] — the backend on one node: one sled tree under
 //!   `WPAAS_HOME/data/kv`.
+//! * [`EtcdKv`] — the backend of a cluster: the data in etcd, shared by
+//!   every node (with etcd's request limits, see its docs).
 //! * [`AppKv`] — one app's view of an engine, what a process holds.
 
 mod error;
+mod etcd;
 mod names;
 mod sled;
+mod write;
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 use std::sync::Arc;
 
+pub use self::etcd::{EtcdKv, MAX_WRITE_BYTES, MAX_WRITE_KEYS};
 pub use self::sled::SledKv;
 pub use error::KvError;
 pub use names::{validate_bucket_name, DEFAULT_BUCKET};

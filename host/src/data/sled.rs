@@ -8,23 +8,18 @@
 //! database is flushed before the call returns: an acknowledged write is on
 //! disk. Reads take no lock.
 
-use std::collections::BTreeMap;
-use std::hash::{Hash, Hasher};
 use std::path::Path;
-use std::sync::Mutex;
 
 use super::names::{app_prefix, bucket_prefix, entry_key, validate_bucket_name, validate_key};
+use super::write::{self, decode_usage, encode_usage, AppLocks, Writer};
 use super::{BucketInfo, KeyPage, KvEngine, KvError, Quotas};
-
-/// Locks app writes are striped over.
-const STRIPES: usize = 64;
 
 /// The key-value engine of one node.
 pub struct SledKv {
     db: sled::Db,
     tree: sled::Tree,
     quotas: Quotas,
-    locks: Vec<Mutex<()>>,
+    locks: AppLocks,
 }
 
 fn storage(err: sled::Error) -> KvError {
@@ -39,74 +34,6 @@ fn usage_key(app: &str, bucket: &str) -> Vec<u8> {
     k
 }
 
-fn decode_usage(bytes: &[u8]) -> (u64, u64) {
-    let word = |i: usize| {
-        bytes
-            .get(i..i + 8)
-            .and_then(|b| b.try_into().ok())
-            .map_or(0, u64::from_be_bytes)
-    };
-    (word(0), word(8))
-}
-
-fn encode_usage(keys: u64, bytes: u64) -> Vec<u8> {
-    let mut v = keys.to_be_bytes().to_vec();
-    v.extend_from_slice(&bytes.to_be_bytes());
-    v
-}
-
-/// Pending changes to one bucket while the app's lock is held.
-struct Writer<'a> {
-    kv: &'a SledKv,
-    prefix: Vec<u8>,
-    pending: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
-    keys: i64,
-    bytes: i64,
-}
-
-impl Writer<'_> {
-    fn current(&self, key: &str) -> Result<Option<Vec<u8>>, KvError> {
-        let k = entry_key(&self.prefix, key);
-        match self.pending.get(&k) {
-            Some(v) => Ok(v.clone()),
-            None => Ok(self.kv.tree.get(&k).map_err(storage)?.map(|v| v.to_vec())),
-        }
-    }
-
-    fn put(&mut self, key: &str, value: Vec<u8>) -> Result<(), KvError> {
-        let quotas = &self.kv.quotas;
-        validate_key(key, quotas)?;
-        if value.len() as u64 > quotas.max_value_bytes {
-            return Err(KvError::QuotaExceeded(format!(
-                "the value of {key:?} is {} bytes; the limit is {} per value",
-                value.len(),
-                quotas.max_value_bytes
-            )));
-        }
-        let old = self.current(key)?;
-        match &old {
-            Some(old) => self.bytes += value.len() as i64 - old.len() as i64,
-            None => {
-                self.keys += 1;
-                self.bytes += (key.len() + value.len()) as i64;
-            }
-        }
-        self.pending
-            .insert(entry_key(&self.prefix, key), Some(value));
-        Ok(())
-    }
-
-    fn remove(&mut self, key: &str) -> Result<(), KvError> {
-        validate_key(key, &self.kv.quotas)?;
-        if let Some(old) = self.current(key)? {
-            self.keys -= 1;
-            self.bytes -= (key.len() + old.len()) as i64;
-            self.pending.insert(entry_key(&self.prefix, key), None);
-        }
-        Ok(())
-    }
-}
-
 impl SledKv {
     /// Opens (or creates) the store at `path`.
     pub fn open(path: &Path, quotas: Quotas) -> Result<Self, KvError> {
@@ -116,19 +43,12 @@ impl SledKv {
             db,
             tree,
             quotas,
-            locks: (0..STRIPES).map(|_| Mutex::new(())).collect(),
+            locks: AppLocks::new(),
         })
     }
 
     fn lock(&self, app: &str) -> std::sync::MutexGuard<'_, ()> {
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        app.hash(&mut h);
-        let stripe = (h.finish() as usize) % STRIPES;
-        // A panic while holding it left nothing half-written (the batch is
-        // atomic), so a poisoned lock is still good.
-        self.locks[stripe]
-            .lock()
-            .unwrap_or_else(|poison| poison.into_inner())
+        self.locks.lock(app)
     }
 
     fn flush(&self) -> Result<(), KvError> {
@@ -159,38 +79,18 @@ impl SledKv {
         change: impl FnOnce(&mut Writer<'_>) -> Result<R, KvError>,
     ) -> Result<R, KvError> {
         let guard = self.lock(app);
-        let (keys, bytes) = self
+        let usage = self
             .usage(app, bucket)?
             .ok_or_else(|| KvError::NoSuchBucket(bucket.to_string()))?;
-        let mut writer = Writer {
-            kv: self,
-            prefix: bucket_prefix(app, bucket),
-            pending: BTreeMap::new(),
-            keys: 0,
-            bytes: 0,
-        };
+        let tree = &self.tree;
+        let mut read = |k: &[u8]| Ok(tree.get(k).map_err(storage)?.map(|v| v.to_vec()));
+        let mut writer = Writer::new(&mut read, &self.quotas, bucket_prefix(app, bucket));
         let result = change(&mut writer)?;
         if writer.pending.is_empty() {
             return Ok(result);
         }
-        if writer.keys > 0 || writer.bytes > 0 {
-            let (app_keys, app_bytes) = self
-                .buckets(app)?
-                .iter()
-                .fold((0, 0), |(k, b), i| (k + i.keys, b + i.bytes));
-            let q = &self.quotas;
-            if writer.keys > 0 && app_keys.saturating_add(writer.keys as u64) > q.max_keys {
-                return Err(KvError::QuotaExceeded(format!(
-                    "{app} holds {app_keys} keys; the limit is {}",
-                    q.max_keys
-                )));
-            }
-            if writer.bytes > 0 && app_bytes.saturating_add(writer.bytes as u64) > q.max_bytes {
-                return Err(KvError::QuotaExceeded(format!(
-                    "{app} holds {app_bytes} bytes; writing {} more would pass the limit of {}",
-                    writer.bytes, q.max_bytes
-                )));
-            }
+        if writer.grows() {
+            writer.check_quotas(app, &self.buckets(app)?)?;
         }
         let mut batch = sled::Batch::default();
         for (k, v) in std::mem::take(&mut writer.pending) {
@@ -199,9 +99,7 @@ impl SledKv {
                 None => batch.remove(k),
             }
         }
-        let keys = (keys as i64 + writer.keys).max(0) as u64;
-        let bytes = (bytes as i64 + writer.bytes).max(0) as u64;
-        batch.insert(usage_key(app, bucket), encode_usage(keys, bytes));
+        batch.insert(usage_key(app, bucket), writer.usage_after(usage));
         self.tree.apply_batch(batch).map_err(storage)?;
         // Whoever reads this write before it is on disk answers only after
         // their own flush, which covers it.
@@ -233,13 +131,7 @@ impl KvEngine for SledKv {
         if self.usage(app, bucket)?.is_some() {
             return Ok(false);
         }
-        let count = self.buckets(app)?.len();
-        if count >= self.quotas.max_buckets {
-            return Err(KvError::QuotaExceeded(format!(
-                "{app} has {count} buckets; the limit is {}",
-                self.quotas.max_buckets
-            )));
-        }
+        write::check_bucket_count(app, self.buckets(app)?.len(), &self.quotas)?;
         self.tree
             .insert(usage_key(app, bucket), encode_usage(0, 0))
             .map_err(storage)?;
@@ -283,19 +175,13 @@ impl KvEngine for SledKv {
         self.quotas
     }
 
+    super::write::write_ops!();
+
     fn get(&self, app: &str, bucket: &str, key: &str) -> Result<Option<Vec<u8>>, KvError> {
         self.require(app, bucket)?;
         validate_key(key, &self.quotas)?;
         let k = entry_key(&bucket_prefix(app, bucket), key);
         Ok(self.tree.get(k).map_err(storage)?.map(|v| v.to_vec()))
-    }
-
-    fn set(&self, app: &str, bucket: &str, key: &str, value: &[u8]) -> Result<(), KvError> {
-        self.write(app, bucket, |w| w.put(key, value.to_vec()))
-    }
-
-    fn delete(&self, app: &str, bucket: &str, key: &str) -> Result<(), KvError> {
-        self.write(app, bucket, |w| w.remove(key))
     }
 
     fn list_keys(
@@ -321,62 +207,19 @@ impl KvEngine for SledKv {
         let cursor = more.then(|| (skip + keys.len()) as u64);
         Ok(KeyPage { keys, cursor })
     }
+}
 
-    fn increment(&self, app: &str, bucket: &str, key: &str, delta: u64) -> Result<u64, KvError> {
-        self.write(app, bucket, |w| {
-            let current = match w.current(key)? {
-                None => 0,
-                Some(v) => std::str::from_utf8(&v)
-                    .ok()
-                    .and_then(|s| s.trim().parse::<u64>().ok())
-                    .ok_or_else(|| KvError::NotANumber(key.to_string()))?,
-            };
-            let new = current
-                .checked_add(delta)
-                .ok_or_else(|| KvError::Overflow(key.to_string()))?;
-            w.put(key, new.to_string().into_bytes())?;
-            Ok(new)
-        })
+#[cfg(test)]
+mod tests {
+    //! The engine suite, run against sled.
+    use std::path::Path;
+    use std::sync::Arc;
+
+    use super::*;
+
+    fn open(dir: &Path, quotas: Quotas) -> Arc<dyn KvEngine> {
+        Arc::new(SledKv::open(&dir.join("kv"), quotas).expect("open the sled engine"))
     }
 
-    fn compare_and_swap(
-        &self,
-        app: &str,
-        bucket: &str,
-        key: &str,
-        expected: Option<&[u8]>,
-        new: &[u8],
-    ) -> Result<bool, KvError> {
-        self.write(app, bucket, |w| {
-            if w.current(key)?.as_deref() != expected {
-                return Ok(false);
-            }
-            w.put(key, new.to_vec())?;
-            Ok(true)
-        })
-    }
-
-    fn get_many(
-        &self,
-        app: &str,
-        bucket: &str,
-        keys: &[String],
-    ) -> Result<Vec<Option<Vec<u8>>>, KvError> {
-        keys.iter().map(|k| self.get(app, bucket, k)).collect()
-    }
-
-    fn set_many(
-        &self,
-        app: &str,
-        bucket: &str,
-        entries: &[(String, Vec<u8>)],
-    ) -> Result<(), KvError> {
-        self.write(app, bucket, |w| {
-            entries.iter().try_for_each(|(k, v)| w.put(k, v.clone()))
-        })
-    }
-
-    fn delete_many(&self, app: &str, bucket: &str, keys: &[String]) -> Result<(), KvError> {
-        self.write(app, bucket, |w| keys.iter().try_for_each(|k| w.remove(k)))
-    }
+    crate::data::tests::engine_tests!(open);
 }

@@ -1,25 +1,80 @@
-//! The engine's contract, on the sled backend.
+//! The engine's contract, written against `dyn KvEngine` only: every
+//! backend runs each case (see [`engine_tests`]) with a function that opens
+//! it at a place (a directory; a backend that keeps data elsewhere derives
+//! its location from the path), so that opening the same place again sees
+//! the same data.
 
+use std::path::Path;
 use std::sync::Arc;
 
 use super::*;
 
-fn engine(quotas: Quotas) -> (tempfile::TempDir, Arc<SledKv>) {
+/// Opens a backend at a place with quotas.
+pub type Open<'a> = &'a dyn Fn(&Path, Quotas) -> Arc<dyn KvEngine>;
+
+/// One `#[test]` per case of the suite, each opening the backend with
+/// `$open` (a `fn(&Path, Quotas) -> Arc<dyn KvEngine>`).
+macro_rules! engine_tests {
+    ($open:expr) => {
+        #[test]
+        fn get_set_delete_exists_and_usage() {
+            $crate::data::tests::get_set_delete_exists_and_usage(&$open);
+        }
+        #[test]
+        fn buckets_are_per_app_and_must_exist() {
+            $crate::data::tests::buckets_are_per_app_and_must_exist(&$open);
+        }
+        #[test]
+        fn bad_names_and_keys_are_refused() {
+            $crate::data::tests::bad_names_and_keys_are_refused(&$open);
+        }
+        #[test]
+        fn list_keys_pages_in_order() {
+            $crate::data::tests::list_keys_pages_in_order(&$open);
+        }
+        #[test]
+        fn increment_counts_in_decimal_and_refuses_non_numbers() {
+            $crate::data::tests::increment_counts_in_decimal_and_refuses_non_numbers(&$open);
+        }
+        #[test]
+        fn concurrent_increments_are_exact() {
+            $crate::data::tests::concurrent_increments_are_exact(&$open);
+        }
+        #[test]
+        fn compare_and_swap_races_have_one_winner_each_round() {
+            $crate::data::tests::compare_and_swap_races_have_one_winner_each_round(&$open);
+        }
+        #[test]
+        fn batches_are_all_or_nothing() {
+            $crate::data::tests::batches_are_all_or_nothing(&$open);
+        }
+        #[test]
+        fn quotas_give_clear_errors_and_deletes_still_work() {
+            $crate::data::tests::quotas_give_clear_errors_and_deletes_still_work(&$open);
+        }
+        #[test]
+        fn data_survives_reopening_and_delete_app_removes_it() {
+            $crate::data::tests::data_survives_reopening_and_delete_app_removes_it(&$open);
+        }
+    };
+}
+pub(crate) use engine_tests;
+
+fn engine(open: Open, quotas: Quotas) -> (tempfile::TempDir, Arc<dyn KvEngine>) {
     let dir = tempfile::tempdir().unwrap();
-    let kv = SledKv::open(&dir.path().join("kv"), quotas).unwrap();
-    (dir, Arc::new(kv))
+    let kv = open(dir.path(), quotas);
+    (dir, kv)
 }
 
-fn with_bucket() -> (tempfile::TempDir, Arc<SledKv>) {
-    let (dir, kv) = engine(Quotas::default());
+fn with_bucket(open: Open) -> (tempfile::TempDir, Arc<dyn KvEngine>) {
+    let (dir, kv) = engine(open, Quotas::default());
     assert!(kv.create_bucket("app", "b").unwrap());
     assert!(!kv.create_bucket("app", "b").unwrap());
     (dir, kv)
 }
 
-#[test]
-fn get_set_delete_exists_and_usage() {
-    let (_dir, kv) = with_bucket();
+pub fn get_set_delete_exists_and_usage(open: Open) {
+    let (_dir, kv) = with_bucket(open);
     assert_eq!(kv.get("app", "b", "k").unwrap(), None);
     kv.set("app", "b", "k", b"hello").unwrap();
     assert_eq!(
@@ -41,9 +96,8 @@ fn get_set_delete_exists_and_usage() {
     assert_eq!((info.keys, info.bytes), (1, 6));
 }
 
-#[test]
-fn buckets_are_per_app_and_must_exist() {
-    let (_dir, kv) = with_bucket();
+pub fn buckets_are_per_app_and_must_exist(open: Open) {
+    let (_dir, kv) = with_bucket(open);
     kv.set("app", "b", "k", b"1").unwrap();
     assert_eq!(
         kv.get("other", "b", "k"),
@@ -68,9 +122,8 @@ fn buckets_are_per_app_and_must_exist() {
     assert_eq!(kv.get("app", "b", "k").unwrap(), None);
 }
 
-#[test]
-fn bad_names_and_keys_are_refused() {
-    let (_dir, kv) = with_bucket();
+pub fn bad_names_and_keys_are_refused(open: Open) {
+    let (_dir, kv) = with_bucket(open);
     for bad in ["", "-x", "Upper", "a/b", "a\0b", &"x".repeat(64)] {
         assert!(matches!(
             kv.create_bucket("app", bad),
@@ -93,9 +146,8 @@ fn bad_names_and_keys_are_refused() {
     ));
 }
 
-#[test]
-fn list_keys_pages_in_order() {
-    let (_dir, kv) = with_bucket();
+pub fn list_keys_pages_in_order(open: Open) {
+    let (_dir, kv) = with_bucket(open);
     for i in (0..25).rev() {
         kv.set("app", "b", &format!("k{i:02}"), b"v").unwrap();
     }
@@ -119,9 +171,8 @@ fn list_keys_pages_in_order() {
         .is_empty());
 }
 
-#[test]
-fn increment_counts_in_decimal_and_refuses_non_numbers() {
-    let (_dir, kv) = with_bucket();
+pub fn increment_counts_in_decimal_and_refuses_non_numbers(open: Open) {
+    let (_dir, kv) = with_bucket(open);
     assert_eq!(kv.increment("app", "b", "n", 1).unwrap(), 1);
     assert_eq!(kv.increment("app", "b", "n", 41).unwrap(), 42);
     assert_eq!(
@@ -141,9 +192,8 @@ fn increment_counts_in_decimal_and_refuses_non_numbers() {
     );
 }
 
-#[test]
-fn concurrent_increments_are_exact() {
-    let (_dir, kv) = with_bucket();
+pub fn concurrent_increments_are_exact(open: Open) {
+    let (_dir, kv) = with_bucket(open);
     let threads: Vec<_> = (0..16)
         .map(|_| {
             let kv = kv.clone();
@@ -163,9 +213,8 @@ fn concurrent_increments_are_exact() {
     );
 }
 
-#[test]
-fn compare_and_swap_races_have_one_winner_each_round() {
-    let (_dir, kv) = with_bucket();
+pub fn compare_and_swap_races_have_one_winner_each_round(open: Open) {
+    let (_dir, kv) = with_bucket(open);
     assert!(kv.compare_and_swap("app", "b", "k", None, b"0").unwrap());
     assert!(!kv.compare_and_swap("app", "b", "k", None, b"0").unwrap());
     // Each thread increments through a CAS loop; any lost update would
@@ -201,13 +250,12 @@ fn compare_and_swap_races_have_one_winner_each_round() {
     );
 }
 
-#[test]
-fn batches_are_all_or_nothing() {
+pub fn batches_are_all_or_nothing(open: Open) {
     let quotas = Quotas {
         max_keys: 3,
         ..Quotas::default()
     };
-    let (_dir, kv) = engine(quotas);
+    let (_dir, kv) = engine(open, quotas);
     kv.create_bucket("app", "b").unwrap();
     let entries: Vec<(String, Vec<u8>)> = ["a", "b", "a"]
         .iter()
@@ -233,8 +281,7 @@ fn batches_are_all_or_nothing() {
     assert_eq!(kv.buckets("app").unwrap()[0].keys, 0);
 }
 
-#[test]
-fn quotas_give_clear_errors_and_deletes_still_work() {
+pub fn quotas_give_clear_errors_and_deletes_still_work(open: Open) {
     let quotas = Quotas {
         max_keys: 100,
         max_bytes: 64,
@@ -242,7 +289,7 @@ fn quotas_give_clear_errors_and_deletes_still_work() {
         max_key_bytes: 8,
         max_buckets: 2,
     };
-    let (_dir, kv) = engine(quotas);
+    let (_dir, kv) = engine(open, quotas);
     kv.create_bucket("app", "a").unwrap();
     kv.create_bucket("app", "b").unwrap();
     let err = kv.create_bucket("app", "c").unwrap_err();
@@ -262,18 +309,16 @@ fn quotas_give_clear_errors_and_deletes_still_work() {
     kv.set("app", "b", "k4", &[0; 16]).unwrap();
 }
 
-#[test]
-fn data_survives_reopening_and_delete_app_removes_it() {
+pub fn data_survives_reopening_and_delete_app_removes_it(open: Open) {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("kv");
     {
-        let kv = SledKv::open(&path, Quotas::default()).unwrap();
+        let kv = open(dir.path(), Quotas::default());
         kv.create_bucket("app", "b").unwrap();
         kv.create_bucket("app2", "b").unwrap();
         kv.set("app", "b", "k", b"durable").unwrap();
         kv.set("app2", "b", "k", b"kept").unwrap();
     }
-    let kv = SledKv::open(&path, Quotas::default()).unwrap();
+    let kv = open(dir.path(), Quotas::default());
     assert_eq!(
         kv.get("app", "b", "k").unwrap().as_deref(),
         Some(&b"durable"[..])

@@ -24,11 +24,11 @@
 pub mod testing;
 
 use std::future::Future;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
-use etcd_client::{Client, ConnectOptions};
+use etcd_client::{Client, ConnectOptions, GetOptions, KeyValue, Txn, TxnResponse};
 
 use crate::control::store::off_worker;
 
@@ -80,6 +80,9 @@ struct Inner {
     prefix: Vec<u8>,
     lease: Arc<AtomicI64>,
     ttl: Duration,
+    keep_alive: tokio::task::JoinHandle<()>,
+    /// Whether dropping revokes the lease (not after [`Etcd::crash`]).
+    revoke: AtomicBool,
 }
 
 impl std::fmt::Debug for Etcd {
@@ -118,15 +121,25 @@ impl Etcd {
             .with_timeout(REQUEST_TIMEOUT)
             .with_keep_alive(Duration::from_secs(2), Duration::from_secs(2));
         let eps = endpoints.to_vec();
-        let connected = wait(&runtime, async move {
-            let mut client = Client::connect(eps, Some(options)).await?;
-            // The first request: it is what finds out whether etcd answers.
-            let lease = client.lease_grant(ttl.as_secs() as i64, None).await?;
-            Ok::<_, etcd_client::Error>((client, lease.id()))
+        let connected = off_worker(|| {
+            wait(&runtime, async move {
+                let mut client = Client::connect(eps, Some(options)).await?;
+                // The first request: it is what finds out whether etcd answers.
+                let lease = client.lease_grant(ttl.as_secs() as i64, None).await?;
+                Ok::<_, etcd_client::Error>((client, lease.id()))
+            })
         });
-        let (client, lease) = connected.map_err(|e| classify(&joined, e))?;
+        let (client, lease) = match connected {
+            Ok(connected) => connected,
+            Err(e) => {
+                // Dropping a runtime blocks, which panics inside another
+                // runtime (a server connects from one); this does not.
+                runtime.shutdown_background();
+                return Err(classify(&joined, e));
+            }
+        };
         let lease = Arc::new(AtomicI64::new(lease));
-        runtime.spawn(keep_alive(client.clone(), lease.clone(), ttl));
+        let keeper = runtime.spawn(keep_alive(client.clone(), lease.clone(), ttl));
         Ok(Etcd {
             inner: Arc::new(Inner {
                 runtime: Some(runtime),
@@ -135,6 +148,8 @@ impl Etcd {
                 prefix: prefix.as_bytes().to_vec(),
                 lease,
                 ttl,
+                keep_alive: keeper,
+                revoke: AtomicBool::new(true),
             }),
         })
     }
@@ -198,6 +213,33 @@ impl Etcd {
         &self.inner.endpoints
     }
 
+    /// The key-value of `key` (a full key, see [`Etcd::key`]), if any.
+    pub fn get(&self, key: Vec<u8>) -> Result<Option<KeyValue>, EtcdError> {
+        let mut resp = self.block_on(|mut c| async move { c.get(key, None).await })?;
+        Ok(resp.take_kvs().into_iter().next())
+    }
+
+    /// Every key-value under `prefix` (a full key), in key order.
+    pub fn get_prefix(&self, prefix: Vec<u8>) -> Result<Vec<KeyValue>, EtcdError> {
+        let options = GetOptions::new().with_prefix();
+        let mut resp = self.block_on(|mut c| async move { c.get(prefix, Some(options)).await })?;
+        Ok(resp.take_kvs())
+    }
+
+    /// Runs a transaction.
+    pub fn txn(&self, txn: Txn) -> Result<TxnResponse, EtcdError> {
+        self.block_on(|mut c| async move { c.txn(txn).await })
+    }
+
+    /// For tests: behave from now on as a node that died — the lease is no
+    /// longer kept alive, and it is not revoked on drop, so it expires
+    /// after its TTL. Requests still work.
+    #[doc(hidden)]
+    pub fn crash(&self) {
+        self.inner.keep_alive.abort();
+        self.inner.revoke.store(false, Ordering::SeqCst);
+    }
+
     /// Turns a client error into an [`EtcdError`] naming these endpoints.
     pub fn error(&self, e: etcd_client::Error) -> EtcdError {
         classify(&self.inner.endpoints, e)
@@ -209,6 +251,10 @@ impl Drop for Inner {
         let Some(runtime) = self.runtime.take() else {
             return;
         };
+        if !self.revoke.load(Ordering::SeqCst) {
+            runtime.shutdown_background();
+            return;
+        }
         // Revoke so the keys held by this handle go now rather than after
         // the TTL; best effort (etcd may be down), and bounded.
         let mut client = self.client.clone();
@@ -455,6 +501,15 @@ mod tests {
         let message = err.to_string();
         assert!(message.contains(&url), "{message}");
         assert!(message.contains("check that etcd runs there"), "{message}");
+        // From async code too (a server connects on its runtime).
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let err = rt
+            .block_on(async move { Etcd::connect(&[url], "/x/", DEFAULT_LEASE_TTL) })
+            .unwrap_err();
+        assert!(matches!(err, EtcdError::Unreachable { .. }), "{err:?}");
     }
 
     #[test]

@@ -9,7 +9,8 @@
 //! kills etcd and removes its directory. So [`shared`], which lives in a
 //! static and is never dropped, leaves nothing behind either.
 //!
-//! Compiled always (hidden from the docs) so the e2e crate can use it too.
+//! Compiled always (hidden from the docs); the e2e crate compiles this file
+//! into its harness too (`wpaas_tests::etcd`), so it uses only std.
 #![doc(hidden)]
 
 use std::io::{Read, Write};

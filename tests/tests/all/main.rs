@@ -6,6 +6,7 @@ mod bounds;
 mod build_sandbox;
 mod c_lang;
 mod cli_errors;
+mod cluster;
 mod components;
 mod control;
 mod edges;

@@ -13,6 +13,107 @@ use tokio::sync::broadcast::error::TryRecvError;
 use super::*;
 use crate::home::Home;
 
+/// One `#[test]` per case of the suite, each opening the backend with
+/// `$open` (a `fn(&Home) -> Arc<dyn Store>`). Use it in a backend's test
+/// module.
+macro_rules! conformance_tests {
+    ($open:expr) => {
+        #[test]
+        fn apps_crud_and_duplicates() {
+            $crate::control::store::conformance::apps_crud_and_duplicates(&$open);
+        }
+
+        #[test]
+        fn update_app_keeps_store_owned_fields() {
+            $crate::control::store::conformance::update_app_keeps_store_owned_fields(&$open);
+        }
+
+        #[test]
+        fn concurrent_updates_are_not_lost() {
+            $crate::control::store::conformance::concurrent_updates_are_not_lost(&$open);
+        }
+
+        #[test]
+        fn releases_number_and_finish() {
+            $crate::control::store::conformance::releases_number_and_finish(&$open);
+        }
+
+        #[test]
+        fn release_versions_are_distinct_under_racing_writers() {
+            $crate::control::store::conformance::release_versions_are_distinct_under_racing_writers(
+                &$open,
+            );
+        }
+
+        #[test]
+        fn config_keys_are_checked_before_allocating() {
+            $crate::control::store::conformance::config_keys_are_checked_before_allocating(&$open);
+        }
+
+        #[test]
+        fn domains_are_unique_and_lowercased() {
+            $crate::control::store::conformance::domains_are_unique_and_lowercased(&$open);
+        }
+
+        #[test]
+        fn racing_domain_claims_have_one_winner() {
+            $crate::control::store::conformance::racing_domain_claims_have_one_winner(&$open);
+        }
+
+        #[test]
+        fn reserved_domains_are_refused() {
+            $crate::control::store::conformance::reserved_domains_are_refused(&$open);
+        }
+
+        #[test]
+        fn builds_lifecycle() {
+            $crate::control::store::conformance::builds_lifecycle(&$open);
+        }
+
+        #[test]
+        fn build_ids_are_distinct_under_racing_writers() {
+            $crate::control::store::conformance::build_ids_are_distinct_under_racing_writers(
+                &$open,
+            );
+        }
+
+        #[test]
+        fn a_commit_built_before_is_found_with_its_buildpack() {
+            $crate::control::store::conformance::a_commit_built_before_is_found_with_its_buildpack(
+                &$open,
+            );
+        }
+
+        #[test]
+        fn destroy_removes_everything_but_slugs() {
+            $crate::control::store::conformance::destroy_removes_everything_but_slugs(&$open);
+        }
+
+        #[test]
+        fn unused_slugs_are_removed() {
+            $crate::control::store::conformance::unused_slugs_are_removed(&$open);
+        }
+
+        #[test]
+        fn watch_sees_every_committed_change() {
+            $crate::control::store::conformance::watch_sees_every_committed_change(&$open);
+        }
+
+        #[test]
+        fn live_leases_are_not_recovered() {
+            $crate::control::store::conformance::live_leases_are_not_recovered(&$open);
+        }
+
+        #[test]
+        fn state_survives_reopen_and_interrupted_work_fails() {
+            $crate::control::store::conformance::state_survives_reopen_and_interrupted_work_fails(
+                &$open,
+            );
+        }
+    };
+}
+pub(crate) use conformance_tests;
+
 /// Opens a backend on a home.
 pub type Open<'a> = &'a dyn Fn(&Home) -> Arc<dyn Store>;
 

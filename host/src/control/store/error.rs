@@ -1,6 +1,7 @@
 //! What can go wrong in the store, told apart for callers: they map the
 //! `Invalid*`/`Reserved*` ones to 422, `NoSuch*` to 404,
-//! `AppExists`/`DomainTaken`/`ReleaseFinished` to 409, the rest to 500.
+//! `AppExists`/`DomainTaken`/`ReleaseFinished` to 409, `Unavailable` to 503,
+//! the rest to 500.
 //!
 //! No variant names a backend: sled's (and a later etcd's) errors become
 //! [`StoreError::Db`] with their message.
@@ -72,6 +73,10 @@ pub enum StoreError {
         "invalid config key {0:?}: use letters, digits and underscores, not starting with a digit"
     )]
     InvalidConfigKey(String),
+    /// The store is out of reach (a cluster's etcd is down or cut off):
+    /// the message says where and what to check. Retrying later may work.
+    #[error("{0}")]
+    Unavailable(String),
     /// The database failed (its message; the backend's error type stays
     /// inside the backend).
     #[error("database error: {0}")]

@@ -178,6 +178,36 @@ pub fn remove_app_files(home: &Home, app: &str, build_ids: &[String]) {
     let _ = fs::remove_dir_all(home.git_dir(app));
 }
 
+/// A backend whose slugs are [`SlugFiles`] under its home: it gets
+/// [`SlugStore`](super::SlugStore) from them (every backend so far; a
+/// cluster does not move slugs between nodes yet).
+pub(crate) trait HasSlugFiles {
+    /// The slug files.
+    fn slug_files(&self) -> &SlugFiles;
+}
+
+impl<T: HasSlugFiles> super::SlugStore for T {
+    fn put_slug(&self, bytes: &[u8]) -> Result<String, StoreError> {
+        self.slug_files().put(bytes)
+    }
+
+    fn put_slug_file(&self, src: &Path) -> Result<String, StoreError> {
+        self.slug_files().put_file(src)
+    }
+
+    fn adopt_slug_file(&self, src: &Path) -> Result<String, StoreError> {
+        self.slug_files().adopt(src)
+    }
+
+    fn slug_path(&self, digest: &str) -> Option<PathBuf> {
+        self.slug_files().path(digest)
+    }
+
+    fn remove_slugs_except(&self, keep: &BTreeSet<String>) -> Result<Vec<String>, StoreError> {
+        self.slug_files().remove_all_but(keep)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -6,6 +6,8 @@
 //!   promises, including how it behaves when writers race.
 //! * [`SledStore`] — the backend on one node: sled trees under
 //!   `WPAAS_HOME/db`, split by record kind.
+//! * [`EtcdStore`] — the backend of a cluster (`wpaas server --cluster`):
+//!   records in etcd, shared by every node.
 //! * records, validation rules and errors, shared by every backend.
 //! * [`SlugFiles`] — slug files by content, shared by every backend.
 //!
@@ -16,9 +18,11 @@
 
 mod contract;
 mod error;
+pub mod etcd;
 mod files;
 mod records;
 pub mod sled;
+mod transitions;
 mod validate;
 
 #[cfg(test)]
@@ -27,6 +31,7 @@ pub(crate) mod conformance;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
+pub use self::etcd::EtcdStore;
 pub use self::sled::SledStore;
 pub use contract::{AppStore, BuildStore, Change, ReleaseStore, SlugStore, Store};
 pub use error::StoreError;

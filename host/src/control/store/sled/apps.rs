@@ -7,6 +7,7 @@ use super::keys::{
     Counters, BUILD_LEASE, RELEASE_LEASE,
 };
 use super::SledStore;
+use crate::control::store::transitions;
 use crate::control::store::{
     claimable_domain, normalize_domain, off_worker, remove_app_files, validate_app_name, App,
     AppStore, Build, Change, StoreError,
@@ -59,10 +60,7 @@ impl AppStore for SledStore {
             let before = tx_app(apps, name)?;
             let mut app = before.clone();
             (change.borrow_mut())(&mut app);
-            app.name = before.name;
-            app.created_at = before.created_at;
-            app.domains = before.domains;
-            app.current = before.current;
+            transitions::restore_store_owned(&before, &mut app);
             tx_put(apps, name.as_bytes(), &app)?;
             Ok(app)
         })?;

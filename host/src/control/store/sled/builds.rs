@@ -7,7 +7,7 @@ use super::keys::{
 };
 use super::SledStore;
 use crate::control::store::{
-    is_build_id, now_rfc3339, AppStore, Build, BuildOutput, BuildSource, BuildStatus, BuildStore,
+    is_build_id, now_rfc3339, transitions, AppStore, Build, BuildOutput, BuildSource, BuildStore,
     Change, StoreError,
 };
 
@@ -40,17 +40,7 @@ impl BuildStore for SledStore {
                 tx_app(apps, app)?;
                 let mut ctr = tx_counters(counters, app)?;
                 ctr.builds += 1;
-                let build = Build {
-                    id: id.clone(),
-                    app: app.to_string(),
-                    status: BuildStatus::Running,
-                    started_at: started_at.clone(),
-                    finished_at: None,
-                    release: None,
-                    slug: None,
-                    commit: source.commit.clone(),
-                    buildpack: source.buildpack.clone(),
-                };
+                let build = transitions::new_build(id.clone(), app, &source, &started_at);
                 let key = build_key(app, ctr.builds);
                 tx_put(builds, &key, &build)?;
                 leases.insert(lease_key(BUILD_LEASE, &key), &lease[..])?;
@@ -77,23 +67,10 @@ impl BuildStore for SledStore {
             let Some(mut b): Option<Build> = tx_get(builds, "build", &key)? else {
                 return abort(StoreError::NoSuchBuild(id.to_string()));
             };
-            if b.status != BuildStatus::Running {
+            if !transitions::finish_build(&mut b, &outcome, &finished_at) {
                 // Finished already (recovered as interrupted): the first
                 // outcome stays.
                 return Ok((b, false));
-            }
-            b.finished_at = Some(finished_at.clone());
-            match &outcome {
-                Ok(out) => {
-                    b.status = BuildStatus::Succeeded;
-                    b.slug = out.slug.clone();
-                    b.release = out.release;
-                }
-                Err(reason) => {
-                    b.status = BuildStatus::Failed {
-                        reason: reason.clone(),
-                    }
-                }
             }
             tx_put(builds, &key, &b)?;
             leases.remove(lease_key(BUILD_LEASE, &key))?;

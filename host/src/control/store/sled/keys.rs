@@ -10,14 +10,8 @@ use sled::transaction::{ConflictableTransactionError, TransactionError, Transact
 
 use super::super::{App, StoreError};
 
-/// Per-app sequence numbers, in the `counters` tree (not a public record).
-#[derive(Debug, Clone, Copy, Default, serde::Serialize, serde::Deserialize)]
-pub(super) struct Counters {
-    /// Highest release version ever allocated.
-    pub releases: u32,
-    /// Highest per-app build sequence number.
-    pub builds: u64,
-}
+/// Per-app sequence numbers, in the `counters` tree.
+pub(super) use crate::control::store::transitions::Counters;
 
 /// `app\0`: the prefix of all the app's releases and builds.
 pub(super) fn prefix(app: &str) -> Vec<u8> {

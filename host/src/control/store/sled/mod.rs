@@ -29,13 +29,12 @@ mod builds;
 mod keys;
 mod recovery;
 mod releases;
-mod slugs;
 
 use std::fs;
 
 use tokio::sync::broadcast;
 
-use super::files::SlugFiles;
+use super::files::{HasSlugFiles, SlugFiles};
 use super::{Change, Store, StoreError};
 use crate::home::Home;
 
@@ -117,6 +116,14 @@ impl SledStore {
     }
 }
 
+/// Slugs: files by content under `WPAAS_HOME/slugs`; in sled, only
+/// releases and builds name them.
+impl HasSlugFiles for SledStore {
+    fn slug_files(&self) -> &SlugFiles {
+        &self.slugs
+    }
+}
+
 impl Store for SledStore {
     fn home(&self) -> &Home {
         &self.home
@@ -140,95 +147,11 @@ mod tests {
     //! The conformance suite, run against sled.
     use std::sync::Arc;
 
-    use super::super::conformance as suite;
     use super::*;
 
     fn open(home: &Home) -> Arc<dyn Store> {
         Arc::new(SledStore::open(home).expect("open the sled store"))
     }
 
-    #[test]
-    fn apps_crud_and_duplicates() {
-        suite::apps_crud_and_duplicates(&open);
-    }
-
-    #[test]
-    fn update_app_keeps_store_owned_fields() {
-        suite::update_app_keeps_store_owned_fields(&open);
-    }
-
-    #[test]
-    fn concurrent_updates_are_not_lost() {
-        suite::concurrent_updates_are_not_lost(&open);
-    }
-
-    #[test]
-    fn releases_number_and_finish() {
-        suite::releases_number_and_finish(&open);
-    }
-
-    #[test]
-    fn release_versions_are_distinct_under_racing_writers() {
-        suite::release_versions_are_distinct_under_racing_writers(&open);
-    }
-
-    #[test]
-    fn config_keys_are_checked_before_allocating() {
-        suite::config_keys_are_checked_before_allocating(&open);
-    }
-
-    #[test]
-    fn domains_are_unique_and_lowercased() {
-        suite::domains_are_unique_and_lowercased(&open);
-    }
-
-    #[test]
-    fn racing_domain_claims_have_one_winner() {
-        suite::racing_domain_claims_have_one_winner(&open);
-    }
-
-    #[test]
-    fn reserved_domains_are_refused() {
-        suite::reserved_domains_are_refused(&open);
-    }
-
-    #[test]
-    fn builds_lifecycle() {
-        suite::builds_lifecycle(&open);
-    }
-
-    #[test]
-    fn build_ids_are_distinct_under_racing_writers() {
-        suite::build_ids_are_distinct_under_racing_writers(&open);
-    }
-
-    #[test]
-    fn a_commit_built_before_is_found_with_its_buildpack() {
-        suite::a_commit_built_before_is_found_with_its_buildpack(&open);
-    }
-
-    #[test]
-    fn destroy_removes_everything_but_slugs() {
-        suite::destroy_removes_everything_but_slugs(&open);
-    }
-
-    #[test]
-    fn unused_slugs_are_removed() {
-        suite::unused_slugs_are_removed(&open);
-    }
-
-    #[test]
-    fn watch_sees_every_committed_change() {
-        suite::watch_sees_every_committed_change(&open);
-    }
-
-    #[test]
-    fn live_leases_are_not_recovered() {
-        suite::live_leases_are_not_recovered(&open);
-    }
-
-    #[test]
-    fn state_survives_reopen_and_interrupted_work_fails() {
-        suite::state_survives_reopen_and_interrupted_work_fails(&open);
-    }
+    crate::control::store::conformance::conformance_tests!(open);
 }

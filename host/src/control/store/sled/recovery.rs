@@ -6,42 +6,19 @@ use sled::Transactional;
 
 use super::keys::{decode, encode, lease_key, TxResult, BUILD_LEASE, RELEASE_LEASE};
 use super::SledStore;
-use crate::control::store::{
-    now_rfc3339, Build, BuildStatus, Change, Release, ReleaseStatus, StoreError,
-};
-
-/// The reason an interrupted record is failed with.
-const REASON: &str = "interrupted: the server stopped before it finished";
+use crate::control::store::{now_rfc3339, transitions, Build, Change, Release, StoreError};
 
 impl SledStore {
     /// See [`crate::control::store::Store::recover_interrupted`].
     pub(super) fn recover(&self) -> Result<usize, StoreError> {
         let mut changes = Vec::new();
         let releases = self.fail_orphans(&self.releases, RELEASE_LEASE, |r: &mut Release| {
-            if r.status != ReleaseStatus::Pending {
-                return None;
-            }
-            r.status = ReleaseStatus::Failed {
-                reason: REASON.to_string(),
-            };
-            Some(Change::Release {
-                app: r.app.clone(),
-                version: r.version,
-            })
+            transitions::interrupt_release(r)
         })?;
         changes.extend(releases);
+        let now = now_rfc3339();
         let builds = self.fail_orphans(&self.builds, BUILD_LEASE, |b: &mut Build| {
-            if b.status != BuildStatus::Running {
-                return None;
-            }
-            b.status = BuildStatus::Failed {
-                reason: REASON.to_string(),
-            };
-            b.finished_at = Some(now_rfc3339());
-            Some(Change::Build {
-                app: b.app.clone(),
-                id: b.id.clone(),
-            })
+            transitions::interrupt_build(b, &now)
         })?;
         changes.extend(builds);
         let n = changes.len();

@@ -10,8 +10,7 @@ use super::keys::{
 };
 use super::SledStore;
 use crate::control::store::{
-    now_rfc3339, validate_config_key, AppStore, Change, Release, ReleaseDraft, ReleaseStatus,
-    ReleaseStore, StoreError,
+    now_rfc3339, transitions, AppStore, Change, Release, ReleaseDraft, ReleaseStore, StoreError,
 };
 
 impl ReleaseStore for SledStore {
@@ -38,11 +37,6 @@ impl ReleaseStore for SledStore {
                     None => None,
                 };
                 let d = (draft.borrow_mut())(base.as_ref());
-                for k in d.config.keys() {
-                    if let Err(e) = validate_config_key(k) {
-                        return abort(e);
-                    }
-                }
                 let mut ctr = tx_counters(counters, app)?;
                 let version = ctr.releases + 1;
                 let key = release_key(app, version);
@@ -51,16 +45,9 @@ impl ReleaseStore for SledStore {
                         "release v{version} of {app} exists beyond the counter"
                     )));
                 }
-                let release = Release {
-                    app: app.to_string(),
-                    version,
-                    slug: d.slug,
-                    config: d.config,
-                    process_types: d.process_types,
-                    argv: d.argv,
-                    description: d.description,
-                    created_at: created_at.clone(),
-                    status: ReleaseStatus::Pending,
+                let release = match transitions::new_release(app, version, d, &created_at) {
+                    Ok(r) => r,
+                    Err(e) => return abort(e),
                 };
                 tx_put(releases, &key, &release)?;
                 leases.insert(lease_key(RELEASE_LEASE, &key), &lease[..])?;
@@ -92,50 +79,25 @@ impl ReleaseStore for SledStore {
                         version,
                     });
                 };
-                if r.status != ReleaseStatus::Pending {
-                    return abort(StoreError::ReleaseFinished {
-                        app: app.to_string(),
-                        version,
-                    });
+                if let Err(e) = transitions::finish_release(&mut a, &mut r, &outcome) {
+                    return abort(e);
                 }
-                match &outcome {
-                    Ok(()) => {
-                        r.status = ReleaseStatus::Succeeded;
-                        a.current = Some(version);
-                        tx_put(apps, app.as_bytes(), &a)?;
-                    }
-                    Err(reason) => {
-                        r.status = ReleaseStatus::Failed {
-                            reason: reason.clone(),
-                        };
-                    }
+                if outcome.is_ok() {
+                    tx_put(apps, app.as_bytes(), &a)?;
                 }
                 tx_put(releases, &key, &r)?;
                 leases.remove(lease_key(RELEASE_LEASE, &key))?;
                 Ok(r)
             },
         )?;
-        let mut changes = vec![Change::Release {
-            app: app.to_string(),
-            version,
-        }];
-        if outcome.is_ok() {
-            changes.push(Change::App(app.to_string()));
-        }
-        self.committed(changes)?;
+        self.committed(transitions::release_finished(app, version, outcome.is_ok()))?;
         Ok(release)
     }
 
     fn release(&self, app: &str, version: u32) -> Result<Release, StoreError> {
         match self.releases.get(release_key(app, version))? {
             Some(v) => decode("release", &v),
-            None => {
-                self.app(app)?;
-                Err(StoreError::NoSuchRelease {
-                    app: app.to_string(),
-                    version,
-                })
-            }
+            None => transitions::missing_release(self, app, version),
         }
     }
 
@@ -152,15 +114,6 @@ impl ReleaseStore for SledStore {
     }
 
     fn current_release(&self, app: &str) -> Result<Option<Release>, StoreError> {
-        match self.app(app)?.current {
-            Some(v) => match self.release(app, v) {
-                Ok(r) => Ok(Some(r)),
-                Err(StoreError::NoSuchRelease { .. }) => Err(StoreError::Corrupt(format!(
-                    "app {app} points at missing release v{v}"
-                ))),
-                Err(e) => Err(e),
-            },
-            None => Ok(None),
-        }
+        transitions::current_release(self, app)
     }
 }
