@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use anyhow::Result;
 use wpaas_builder::sandbox::Limits;
+use wpaas_host::cluster::Capacity;
 use wpaas_host::control::builds::{default_max_builds, BuildConfig};
 use wpaas_host::control::config::{ClusterConfig, ServerConfig, TlsFiles};
 use wpaas_host::control::server;
@@ -116,6 +117,18 @@ pub struct Server {
     /// a-z, 0-9 and -, starting with a letter.
     #[arg(long, value_name = "NAME", requires = "cluster")]
     node: Option<String>,
+    /// How long after this node dies its records (its place in the
+    /// cluster, its leadership, builds and releases it was making) expire.
+    #[arg(long, default_value = "5s", value_parser = parse_duration, requires = "cluster")]
+    lease_ttl: Duration,
+    /// Replicas this node may run (what the cluster's scheduler may place
+    /// on it).
+    #[arg(long, default_value_t = Capacity::default().slots, value_name = "N")]
+    slots: u32,
+    /// Memory this node gives its replicas (e.g. 8G; default: the
+    /// machine's).
+    #[arg(long, value_name = "SIZE", value_parser = wpaas_api::parse::parse_size)]
+    node_memory: Option<usize>,
 
     // The edges: connection caps, timeouts and TLS.
     #[command(flatten)]
@@ -184,8 +197,16 @@ impl Server {
                 .map(|(cert, key)| TlsFiles { cert, key }),
             restart_backoff: Backoff::new(self.restart_backoff, self.max_restart_backoff),
             scaler_tick: self.scaler_tick,
-            cluster: (!self.cluster.is_empty())
-                .then(|| ClusterConfig::new(self.cluster, self.node)),
+            cluster: (!self.cluster.is_empty()).then(|| ClusterConfig {
+                lease_ttl: self.lease_ttl,
+                ..ClusterConfig::new(self.cluster, self.node)
+            }),
+            capacity: Capacity {
+                slots: self.slots,
+                memory_bytes: self
+                    .node_memory
+                    .map_or(Capacity::default().memory_bytes, |m| m as u64),
+            },
         }
     }
 

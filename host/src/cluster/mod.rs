@@ -2,11 +2,13 @@
 //!
 //! * [`membership`] — the live nodes (each on its etcd lease) and the one
 //!   leader among them.
+//! * [`token`] — one API token for every node.
 //! * [`placement`] — which node runs each replica: a pure function of the
 //!   live nodes, the apps' formations and where replicas run now.
 
 pub mod membership;
 pub mod placement;
+pub mod token;
 
 use wpaas_api::nodes::Node;
 
@@ -35,24 +37,6 @@ fn machine_memory() -> Option<u64> {
     let line = meminfo.lines().find(|l| l.starts_with("MemTotal:"))?;
     let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kib * 1024)
-}
-
-/// This machine's name, the default node name: the kernel's hostname,
-/// lowercased, with anything but `a-z 0-9 -` made `-`.
-pub fn default_node_name() -> String {
-    let raw = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
-    let name: String = raw
-        .trim()
-        .to_ascii_lowercase()
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
-        .collect();
-    let name = name.trim_matches('-');
-    if name.is_empty() {
-        "node".into()
-    } else {
-        name.chars().take(63).collect()
-    }
 }
 
 /// This node's record: its name, addresses and capacity, joined now.

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use super::builds::BuildConfig;
 use super::supervisor::Backoff;
+use crate::cluster::Capacity;
 use crate::edge::Limits;
 use crate::runtime::EngineConfig;
 
@@ -89,6 +90,10 @@ pub struct ServerConfig {
     /// whose records are in `WPAAS_HOME/db` (sled); `--cluster URL[,URL]`
     /// and `--node NAME` (or `WPAAS_CLUSTER`).
     pub cluster: Option<ClusterConfig>,
+    /// What this node offers its replicas, as the cluster's scheduler
+    /// sees it. Default [`Capacity::default`]: 100 replicas, the
+    /// machine's memory; `--slots`, `--node-memory`.
+    pub capacity: Capacity,
 }
 
 /// A node of a cluster: the records (apps, releases, builds, domains) and
@@ -140,7 +145,7 @@ impl ClusterConfig {
 }
 
 /// This machine's host name: its first label, lower-cased.
-fn host_name() -> String {
+pub(crate) fn host_name() -> String {
     let raw = std::fs::read_to_string("/proc/sys/kernel/hostname")
         .or_else(|_| std::fs::read_to_string("/etc/hostname"))
         .unwrap_or_default();
@@ -186,6 +191,7 @@ impl Default for ServerConfig {
             restart_backoff: Backoff::default(),
             scaler_tick: Duration::from_millis(100),
             cluster: None,
+            capacity: Capacity::default(),
         }
     }
 }

@@ -14,6 +14,8 @@ use super::config::CLUSTER_PREFIX;
 use super::git::GitHttp;
 use super::platform::Platform;
 use super::store::{EtcdStore, SledStore, Store};
+use crate::cluster::membership::Membership;
+use crate::cluster::this_node;
 use crate::data::{EtcdKv, KvEngine, SledKv};
 use crate::edge::{self, Edge};
 use crate::etcd::Etcd;
@@ -48,7 +50,19 @@ pub async fn run(
     let token: Arc<str> = super::token::ensure_token(&home)
         .context("could not create the API token")?
         .into();
-    let (store, kv) = open_state(&home, &config)?;
+    let (store, kv, cluster) = open_state(&home, &config)?;
+    let token = match &cluster {
+        Some((_, etcd)) => {
+            let shared = crate::cluster::token::share_token(etcd, &token)
+                .context("could not read the cluster's API token")?;
+            if *shared != *token {
+                super::token::replace_token(&home, &shared)
+                    .context("could not save the cluster's API token")?;
+            }
+            shared.into()
+        }
+        None => token,
+    };
     // Releases and builds a crash interrupted are recorded as failed.
     store.recover_interrupted()?;
     let runtime = Arc::new(Runtime::new(&config.engine, config.compiled_cache(&home))?);
@@ -79,6 +93,7 @@ pub async fn run(
             .context("could not open the logs directory")?,
     );
     let access_log = config.access_log;
+    let capacity = config.capacity;
     let scaler_tick = config.scaler_tick;
     let platform = Arc::new(Platform::new(
         store,
@@ -89,14 +104,23 @@ pub async fn run(
         Arc::new(config),
         kv,
     ));
-    // A cluster of one until `--cluster` (the cluster wiring) says more.
-    let node = crate::cluster::this_node(
-        &crate::cluster::default_node_name(),
-        router_addr,
-        api_addr,
-        crate::cluster::Capacity::default(),
+    // This node, alone or registered with the cluster (which waits out a
+    // record of the same name left by a node that died).
+    let (name, membership) = match cluster {
+        Some((name, etcd)) => {
+            let node = this_node(&name, router_addr, api_addr, capacity);
+            let tick = (etcd.lease_ttl() / 4).min(std::time::Duration::from_secs(1));
+            let joined =
+                tokio::task::spawn_blocking(move || Membership::join(etcd, node, tick)).await?;
+            let membership = joined.context("could not join the cluster")?;
+            (name, Some(Arc::new(membership)))
+        }
+        None => (super::config::host_name(), None),
+    };
+    platform.set_node(
+        this_node(&name, router_addr, api_addr, capacity),
+        membership,
     );
-    platform.set_node(node, None);
     platform.restore().await?;
     let scaler = tokio::spawn(super::scaler::run(platform.clone(), scaler_tick));
     on_bound(router_addr, api_addr);
@@ -185,12 +209,13 @@ async fn serve_api(
 
 /// The records and the app data: in `WPAAS_HOME` (sled), or in the
 /// cluster's etcd with `--cluster`.
-fn open_state(home: &Home, config: &ServerConfig) -> Result<(Arc<dyn Store>, Arc<dyn KvEngine>)> {
+/// In a cluster, also the node's name and its etcd connection.
+fn open_state(home: &Home, config: &ServerConfig) -> Result<OpenState> {
     let Some(cluster) = &config.cluster else {
         let store = SledStore::open(home).context("could not open the store")?;
         let kv = SledKv::open(&home.kv(), config.kv_quotas)
             .with_context(|| format!("could not open {}", home.kv().display()))?;
-        return Ok((Arc::new(store), Arc::new(kv)));
+        return Ok((Arc::new(store), Arc::new(kv), None));
     };
     let node = cluster.node_name().map_err(anyhow::Error::msg)?;
     let etcd = Etcd::connect(&cluster.endpoints, CLUSTER_PREFIX, cluster.lease_ttl)
@@ -200,6 +225,10 @@ fn open_state(home: &Home, config: &ServerConfig) -> Result<(Arc<dyn Store>, Arc
         EtcdStore::open(home, etcd.clone()).context("could not open the cluster's store")?;
     Ok((
         Arc::new(store),
-        Arc::new(EtcdKv::open(etcd, config.kv_quotas)),
+        Arc::new(EtcdKv::open(etcd.clone(), config.kv_quotas)),
+        Some((node, etcd)),
     ))
 }
+
+/// The store, the app data and, in a cluster, the node's name and etcd.
+type OpenState = (Arc<dyn Store>, Arc<dyn KvEngine>, Option<(String, Etcd)>);

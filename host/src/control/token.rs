@@ -48,6 +48,27 @@ pub fn ensure_token(home: &Home) -> io::Result<String> {
     }
 }
 
+/// Makes `token` the home's token (a node adopting its cluster's): written
+/// to a private temporary file, synced, then renamed over the old one, so
+/// a reader sees the old token or the new, never half of one.
+pub fn replace_token(home: &Home, token: &str) -> io::Result<()> {
+    fs::create_dir_all(home.root())?;
+    let tmp = home.root().join(format!(".token.tmp-{}", random_hex(8)?));
+    {
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&tmp)?;
+        file.write_all(token.as_bytes())?;
+        file.write_all(b"\n")?;
+        file.sync_all()?;
+    }
+    fs::rename(&tmp, home.token())?;
+    sync_dir(home.root());
+    Ok(())
+}
+
 /// Reads an existing token file; tightens its mode to 0600 if it was looser.
 pub fn read_token(path: &Path) -> io::Result<String> {
     let text = fs::read_to_string(path)?;
@@ -113,6 +134,18 @@ mod tests {
             .map(|e| e.unwrap().path())
             .collect();
         assert_eq!(names, vec![home.token()]);
+    }
+
+    #[test]
+    fn a_replaced_token_is_read_back_private() {
+        let dir = tempfile::tempdir().unwrap();
+        let home = Home::new(dir.path());
+        let first = ensure_token(&home).unwrap();
+        replace_token(&home, "cluster-token").unwrap();
+        assert_eq!(ensure_token(&home).unwrap(), "cluster-token");
+        assert_ne!(first, "cluster-token");
+        let mode = fs::metadata(home.token()).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
     }
 
     #[test]
