@@ -26,7 +26,7 @@ mod up;
 pub enum Command {
     Up(up::Up),
     New(new::New),
-    Server(server::Server),
+    Server(Box<server::Server>),
     Login(login::Login),
     Apps(apps::Apps),
     #[command(name = "apps:create")]
@@ -106,7 +106,7 @@ impl Command {
         match self {
             Command::Up(cmd) => cmd.run(),
             Command::New(cmd) => cmd.run(),
-            Command::Server(cmd) => cmd.run(),
+            Command::Server(cmd) => (*cmd).run(),
             Command::Login(cmd) => cmd.run(),
             Command::Apps(cmd) => cmd.run(),
             Command::AppsCreate(cmd) => cmd.run(),

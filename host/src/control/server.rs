@@ -115,7 +115,7 @@ pub async fn run(
             let membership = joined.context("could not join the cluster")?;
             (name, Some(Arc::new(membership)))
         }
-        None => (super::config::host_name(), None),
+        None => (non_empty_or_local(super::config::host_name()), None),
     };
     platform.set_node(
         this_node(&name, router_addr, api_addr, capacity),
@@ -205,6 +205,15 @@ async fn serve_api(
         },
     )
     .await
+}
+
+/// A single server's name for `wpaas nodes`: the host name, or `local`.
+fn non_empty_or_local(name: String) -> String {
+    if name.is_empty() {
+        "local".into()
+    } else {
+        name
+    }
 }
 
 /// The records and the app data: in `WPAAS_HOME` (sled), or in the

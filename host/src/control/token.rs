@@ -24,17 +24,7 @@ pub fn ensure_token(home: &Home) -> io::Result<String> {
     }
 
     let token = random_hex(32)?;
-    let tmp = home.root().join(format!(".token.tmp-{}", random_hex(8)?));
-    {
-        let mut file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&tmp)?;
-        file.write_all(token.as_bytes())?;
-        file.write_all(b"\n")?;
-        file.sync_all()?;
-    }
+    let tmp = write_private(home, &token)?;
     let linked = fs::hard_link(&tmp, &path);
     let _ = fs::remove_file(&tmp);
     match linked {
@@ -53,20 +43,25 @@ pub fn ensure_token(home: &Home) -> io::Result<String> {
 /// a reader sees the old token or the new, never half of one.
 pub fn replace_token(home: &Home, token: &str) -> io::Result<()> {
     fs::create_dir_all(home.root())?;
-    let tmp = home.root().join(format!(".token.tmp-{}", random_hex(8)?));
-    {
-        let mut file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&tmp)?;
-        file.write_all(token.as_bytes())?;
-        file.write_all(b"\n")?;
-        file.sync_all()?;
-    }
+    let tmp = write_private(home, token)?;
     fs::rename(&tmp, home.token())?;
     sync_dir(home.root());
     Ok(())
+}
+
+/// Writes `token` to a new private (0600) temporary file in the home,
+/// synced; its path, to link or rename into place.
+fn write_private(home: &Home, token: &str) -> io::Result<std::path::PathBuf> {
+    let tmp = home.root().join(format!(".token.tmp-{}", random_hex(8)?));
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&tmp)?;
+    file.write_all(token.as_bytes())?;
+    file.write_all(b"\n")?;
+    file.sync_all()?;
+    Ok(tmp)
 }
 
 /// Reads an existing token file; tightens its mode to 0600 if it was looser.

@@ -23,19 +23,26 @@ fn post(server: &Server, path: &str) -> reqwest::blocking::Response {
         .expect("router answers")
 }
 
-#[test]
-fn buckets_are_attached_atomic_durable_and_removed_with_the_app() {
-    let home = tempfile::tempdir().unwrap();
+/// A source directory of the built kv-counter (`kv-counter.wasm`), its
+/// command (`kv-visit.wasm`, src/bin/kv-visit.rs, built beside it) and
+/// `procfile`.
+fn kv_counter_app(procfile: &str) -> tempfile::TempDir {
     let src = tempfile::tempdir().unwrap();
     let counter = example("kv-counter");
     std::fs::copy(&counter, src.path().join("kv-counter.wasm")).unwrap();
-    // The same crate's command (src/bin/kv-visit.rs), built beside it.
     std::fs::copy(
         counter.with_file_name("kv-visit.wasm"),
         src.path().join("kv-visit.wasm"),
     )
     .unwrap();
-    std::fs::write(src.path().join("Procfile"), "web: kv-counter.wasm\n").unwrap();
+    std::fs::write(src.path().join("Procfile"), procfile).unwrap();
+    src
+}
+
+#[test]
+fn buckets_are_attached_atomic_durable_and_removed_with_the_app() {
+    let home = tempfile::tempdir().unwrap();
+    let src = kv_counter_app("web: kv-counter.wasm\n");
     let server = Server::start(home.path()).unwrap();
     deploy(&server, src.path());
 
@@ -235,19 +242,7 @@ fn kv_counter_deploys_from_source_and_its_command_shares_the_bucket() {
 #[test]
 fn every_process_sees_one_bucket_that_outlives_releases_and_restarts() {
     let home = tempfile::tempdir().unwrap();
-    let src = tempfile::tempdir().unwrap();
-    let counter = example("kv-counter");
-    std::fs::copy(&counter, src.path().join("kv-counter.wasm")).unwrap();
-    std::fs::copy(
-        counter.with_file_name("kv-visit.wasm"),
-        src.path().join("kv-visit.wasm"),
-    )
-    .unwrap();
-    std::fs::write(
-        src.path().join("Procfile"),
-        "web: kv-counter.wasm\nrelease: kv-visit.wasm\n",
-    )
-    .unwrap();
+    let src = kv_counter_app("web: kv-counter.wasm\nrelease: kv-visit.wasm\n");
     let server = Server::start(home.path()).unwrap();
     // Attached before the first release, so its release phase finds it.
     server.ok(src.path(), &["apps:create", APP]);
