@@ -54,6 +54,9 @@ pub struct Replica {
     /// One-off runs: the command line.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub command: Option<String>,
+    /// In a cluster: the node it runs on (`n3`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
 }
 
 /// The last minute of an app's web traffic.

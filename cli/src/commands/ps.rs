@@ -262,11 +262,20 @@ fn print_processes(app: &str, ps: &[ProcessType]) {
             println!("{}", recent_line(recent));
         }
         for replica in &process.replicas {
-            let mut line = format!(
-                "{}: {} since {}",
-                replica.name, replica.state, replica.since
-            );
-            if kind == "web" {
+            let mut line = match &replica.node {
+                Some(node) if replica.since.is_empty() => {
+                    format!("{} ({node}): {}", replica.name, replica.state)
+                }
+                Some(node) => format!(
+                    "{} ({node}): {} since {}",
+                    replica.name, replica.state, replica.since
+                ),
+                None => format!(
+                    "{}: {} since {}",
+                    replica.name, replica.state, replica.since
+                ),
+            };
+            if kind == "web" && replica.in_flight.is_some() {
                 line += &format!(
                     "  in-flight {}  served {}",
                     replica.in_flight.unwrap_or(0),

@@ -110,6 +110,11 @@ impl Membership {
         &self.me.name
     }
 
+    /// The etcd connection (on this node's lease).
+    pub fn etcd(&self) -> &Etcd {
+        &self.etcd
+    }
+
     /// Whether this node leads now (as of the last tick).
     pub fn is_leader(&self) -> bool {
         self.leader.load(Ordering::SeqCst)

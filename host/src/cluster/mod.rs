@@ -5,9 +5,12 @@
 //! * [`token`] — one API token for every node.
 //! * [`placement`] — which node runs each replica: a pure function of the
 //!   live nodes, the apps' formations and where replicas run now.
+//! * [`schedule`] — the placement the leader stores for every node to
+//!   follow.
 
 pub mod membership;
 pub mod placement;
+pub mod schedule;
 pub mod token;
 
 use wpaas_api::nodes::Node;

@@ -78,6 +78,10 @@ impl Platform {
             None => previous_version(store, app, current.version)?,
         };
         let target = store.release(app, target)?;
+        if let Some(slug) = &target.slug {
+            // In a cluster, it may be stored on another node only.
+            let _ = self.ensure_slug(slug).await;
+        }
         // The slug must not be collected while the new release starts.
         let _pin = match &target.slug {
             Some(slug) => Some(self.pin_stored_slug(slug).ok_or_else(|| {

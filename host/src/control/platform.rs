@@ -9,6 +9,8 @@
 //! * `platform/formation.rs` — what runs and how much of it: process types
 //!   loaded as commands, one-off runs, `ps:scale`, autoscale bounds,
 //!   limits, restarts.
+//! * `platform/follow.rs` — in a cluster: the leader places replicas on
+//!   nodes, and every node runs what is placed on it.
 //! * `platform/slugs.rs` — stored slugs: pinned while a release is made
 //!   from them, collected beyond each app's newest releases, unpacked once.
 //!
@@ -17,6 +19,7 @@
 //! destroy).
 
 mod activate;
+mod follow;
 mod formation;
 mod slugs;
 
@@ -77,6 +80,12 @@ pub struct Platform {
     /// This node's record, and its cluster membership (`None`: a cluster
     /// of one). Set once by the server after it binds.
     node: std::sync::OnceLock<(wpaas_api::nodes::Node, Option<Arc<Membership>>)>,
+    /// The API token every node shares (to fetch slugs from peers).
+    cluster_token: std::sync::OnceLock<Arc<str>>,
+    /// The release each app's local `web` runs.
+    serving: Mutex<HashMap<String, u32>>,
+    /// The cluster's placement as of the last round (empty outside one).
+    placement: Mutex<crate::cluster::placement::Placement>,
 }
 
 /// `1.5 MiB`, `200 KiB`: a size for messages.
@@ -116,13 +125,48 @@ impl Platform {
             slug_gc: Arc::default(),
             kv,
             node: std::sync::OnceLock::new(),
+            cluster_token: std::sync::OnceLock::new(),
+            serving: Mutex::default(),
+            placement: Mutex::default(),
         }
     }
 
     /// Tells the platform which node it is and, in a cluster, its
     /// membership. Once; later calls are ignored.
-    pub fn set_node(&self, node: wpaas_api::nodes::Node, membership: Option<Arc<Membership>>) {
+    /// `token` is the API token every node of the cluster shares.
+    pub fn set_node(
+        &self,
+        node: wpaas_api::nodes::Node,
+        membership: Option<Arc<Membership>>,
+        token: Arc<str>,
+    ) {
         let _ = self.node.set((node, membership));
+        let _ = self.cluster_token.set(token);
+    }
+
+    /// In a cluster, the node of each replica of `app`'s `kind` (replica
+    /// order), as of the last round; `None` outside a cluster.
+    pub fn placed(&self, app: &str, kind: &str) -> Option<Vec<String>> {
+        if !self.clustered() {
+            return None;
+        }
+        let placement = self.placement.lock().expect("placement");
+        Some(
+            placement
+                .get(&(app.to_string(), kind.to_string()))
+                .cloned()
+                .unwrap_or_default(),
+        )
+    }
+
+    /// Whether this server is a node of a cluster (`--cluster`).
+    pub fn clustered(&self) -> bool {
+        matches!(self.node.get(), Some((_, Some(_))))
+    }
+
+    /// This node's name (the host name outside a cluster).
+    pub fn node_name(&self) -> Option<&str> {
+        self.node.get().map(|(node, _)| node.name.as_str())
     }
 
     /// The cluster's live nodes (`wpaas nodes`): every node of the cluster,
@@ -325,6 +369,10 @@ impl Platform {
                     continue;
                 }
                 self.table.add_domain(domain, &app.name);
+            }
+            // A cluster node runs what placement gives it (follow.rs).
+            if self.clustered() {
+                continue;
             }
             let Some(release) = self.store.current_release(&app.name)? else {
                 continue;

@@ -117,12 +117,21 @@ pub async fn run(
         }
         None => (non_empty_or_local(super::config::host_name()), None),
     };
+    let follow_tick = membership
+        .as_ref()
+        .map(|m| (m.etcd().lease_ttl() / 8).min(std::time::Duration::from_millis(500)));
     platform.set_node(
         this_node(&name, router_addr, api_addr, capacity),
         membership,
+        token.clone(),
     );
     platform.restore().await?;
-    let scaler = tokio::spawn(super::scaler::run(platform.clone(), scaler_tick));
+    // A cluster's replica counts are the placement's: the scaler (which
+    // sizes this node's replicas by this node's load) runs on single servers.
+    let background = match follow_tick {
+        Some(tick) => tokio::spawn(follow(platform.clone(), tick)),
+        None => tokio::spawn(super::scaler::run(platform.clone(), scaler_tick)),
+    };
     on_bound(router_addr, api_addr);
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -153,9 +162,13 @@ pub async fn run(
     if access_log {
         observers.push(logs);
     }
+    let mut front = Router::new(table).with_observer(Arc::new(observers));
+    if follow_tick.is_some() {
+        front = front.in_cluster(&name);
+    }
     router::serve(
         router_listener,
-        Arc::new(Router::new(table).with_observer(Arc::new(observers))),
+        Arc::new(front),
         async move {
             let _ = router_stop.wait_for(|stop| *stop).await;
         },
@@ -169,9 +182,31 @@ pub async fn run(
     if let Ok(Err(err)) = api.await {
         tracing::warn!("the API stopped: {err}");
     }
-    scaler.abort();
+    background.abort();
     platform.store().flush()?;
     Ok(())
+}
+
+/// A cluster node follows the cluster: a round every `tick`, and one soon
+/// after any change in the store (another node's deploy, a `ps:scale`).
+async fn follow(platform: Arc<Platform>, tick: std::time::Duration) {
+    let mut changes = platform.store().watch();
+    loop {
+        if let Err(err) = platform.follow_cluster().await {
+            tracing::warn!("could not follow the cluster: {err:#}");
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(tick) => {}
+            change = changes.recv() => {
+                if matches!(change, Err(tokio::sync::broadcast::error::RecvError::Closed)) {
+                    tokio::time::sleep(tick).await;
+                }
+                // Changes come in bursts (a release is several writes).
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                while changes.try_recv().is_ok() {}
+            }
+        }
+    }
 }
 
 /// Serves the JSON API and, under `/git/`, git's smart HTTP protocol.

@@ -37,6 +37,8 @@ pub struct Access {
     pub fwd: String,
     /// The replica that answered (`web.2`), if one did.
     pub dyno: Option<String>,
+    /// The cluster node it ran on (`n3`); `None` outside a cluster.
+    pub node: Option<String>,
     /// How long the request waited for a slot on that replica.
     pub connect: Duration,
     /// From arrival to the end of the response body.
@@ -68,6 +70,7 @@ impl Access {
             request_id: request_id.to_string(),
             fwd: fwd.to_string(),
             dyno: None,
+            node: None,
             connect: Duration::ZERO,
             service: Duration::ZERO,
             status: 0,
@@ -85,8 +88,12 @@ impl Access {
             Some(code) => format!("at=error code={code} desc=\"{}\"", describe(code)),
             None => "at=info".to_string(),
         };
+        let node = match &self.node {
+            Some(node) => format!(" node={}", bare(node)),
+            None => String::new(),
+        };
         format!(
-            "{head} method={} path={} host={} request_id={} fwd={} dyno={} connect={}ms service={}ms status={} bytes={}",
+            "{head} method={} path={} host={} request_id={} fwd={} dyno={}{node} connect={}ms service={}ms status={} bytes={}",
             self.method,
             quote(&self.path),
             bare(&self.host),
@@ -425,6 +432,7 @@ mod tests {
             request_id: "abc".into(),
             fwd: "127.0.0.1".into(),
             dyno: Some("web.1".into()),
+            node: None,
             connect: Duration::from_millis(1),
             service: Duration::from_millis(3),
             status: 200,

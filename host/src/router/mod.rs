@@ -1,6 +1,7 @@
 //! The router: one HTTP front door for every app.
 
 mod access;
+mod forward;
 mod forwarded;
 mod server;
 mod table;
@@ -17,12 +18,16 @@ use crate::runtime::{BoxBody, CgiContext, ServedBy, WebError};
 pub use access::{Access, Observer};
 pub(crate) use forwarded::REQUEST_ID;
 pub use server::{serve, ServeOptions};
-pub use table::{AppRoute, RouteTable};
+pub use table::{AppRoute, Peer, RouteTable};
 
 /// Routes requests to apps by Host header.
 pub struct Router {
     table: Arc<RouteTable>,
     observer: Option<Arc<dyn Observer>>,
+    /// This node's name, in a cluster: requests for apps it runs no
+    /// replica of go to the nodes that do.
+    node: Option<String>,
+    forwarder: forward::Forwarder,
 }
 
 impl Router {
@@ -31,7 +36,17 @@ impl Router {
         Self {
             table,
             observer: None,
+            node: None,
+            forwarder: forward::Forwarder::default(),
         }
+    }
+
+    /// Makes this router node `name`'s in a cluster: it forwards requests
+    /// for apps without a local replica to the nodes the table names, and
+    /// access lines say `node=`.
+    pub fn in_cluster(mut self, name: &str) -> Self {
+        self.node = Some(name.to_string());
+        self
     }
 
     /// Reports every request to an app to `observer` (access log, metrics).
@@ -73,24 +88,8 @@ impl Router {
                     let access = record(&app.name, &req, host.as_deref(), &request_id);
                     unanswered = Some(access::Unanswered::new(observer.clone(), access, started));
                 }
-                match &app.web {
-                    None => {
-                        tracing::warn!(app = %app.name, code = "H14", "no web processes running");
-                        let mut page = error_page(
-                            StatusCode::SERVICE_UNAVAILABLE,
-                            "No web processes running for this app.",
-                        );
-                        page.extensions_mut().insert(RouterCode("H14"));
-                        page
-                    }
-                    Some(web) => {
-                        let cgi = CgiContext { remote, local };
-                        match web.serve(req, &cgi).await {
-                            Ok(response) => response,
-                            Err(err) => failure_page(&app.name, &err, &request_id),
-                        }
-                    }
-                }
+                let cgi = CgiContext { remote, local };
+                self.dispatch(app, req, &cgi, &request_id).await
             }
         };
         response.headers_mut().insert(REQUEST_ID, request_id);
@@ -98,14 +97,112 @@ impl Router {
             return response;
         };
         let served_by = response.extensions().get::<ServedBy>().cloned();
+        let served_on = response.extensions().get::<forward::ServedOn>().cloned();
         let code = response.extensions().get::<RouterCode>().map(|c| c.0);
         unanswered.answered(response, |access| {
+            access.node = self.node.clone();
             if let Some(served_by) = served_by {
                 access.dyno = Some(served_by.replica);
                 access.connect = served_by.connect;
             }
+            if let Some(served_on) = served_on {
+                access.dyno = served_on.dyno;
+                access.node = Some(served_on.node);
+            }
             access.code = code;
         })
+    }
+}
+
+impl Router {
+    /// Serves `req` on a local replica of `app`, or, in a cluster, forwards
+    /// it to a node that runs one. When every such node is unreachable (one
+    /// died and placement has not moved its replicas yet), the request
+    /// waits for a replica here or a reachable one there, up to
+    /// [`FORWARD_PATIENCE`]: it was not sent, so it can still be served.
+    async fn dispatch(
+        &self,
+        mut app: Arc<AppRoute>,
+        mut req: hyper::Request<Incoming>,
+        cgi: &CgiContext,
+        request_id: &HeaderValue,
+    ) -> hyper::Response<BoxBody> {
+        let hop = req.headers().get(forward::HOP).is_some();
+        let waited = Instant::now();
+        loop {
+            let here = app.web.clone().filter(|web| web.replica_count() > 0);
+            let peers = match (&self.node, &here, hop) {
+                (Some(_), None, false) => self.table.peers(&app.name),
+                _ => None,
+            };
+            let peers = match (peers, &app.web) {
+                (Some(peers), _) => peers,
+                (None, None) => return no_web(&app.name, "No web processes running for this app."),
+                (None, Some(web)) => {
+                    let mut response = match web.serve(req, cgi).await {
+                        Ok(response) => response,
+                        Err(err) => failure_page(&app.name, &err, request_id),
+                    };
+                    if let (true, Some(node)) = (hop, &self.node) {
+                        tell_forwarder(&mut response, node);
+                    }
+                    return response;
+                }
+            };
+            let from = self.node.as_deref().unwrap_or("");
+            match self.forwarder.forward(req, &peers, from).await {
+                Ok(response) => return response,
+                Err(forward::ForwardError::Failed { node, source }) => {
+                    tracing::warn!(app = %app.name, code = "H13", "node {node} failed: {source}");
+                    let mut page = error_page(
+                        StatusCode::BAD_GATEWAY,
+                        "The node serving this request failed.",
+                    );
+                    page.extensions_mut().insert(RouterCode("H13"));
+                    return page;
+                }
+                Err(forward::ForwardError::Unreachable(back, why)) => {
+                    if waited.elapsed() > FORWARD_PATIENCE {
+                        tracing::warn!(app = %app.name, code = "H14", "{why}");
+                        return no_web(&app.name, "No web processes reachable for this app.");
+                    }
+                    req = back;
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    match self.table.app(&app.name) {
+                        Some(fresh) => app = fresh,
+                        None => return no_web(&app.name, "No web processes running for this app."),
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// How long a request waits for a reachable replica in a cluster (a dead
+/// node's replicas are placed elsewhere within its lease's TTL).
+const FORWARD_PATIENCE: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Heroku's H14: no web process to send the request to.
+fn no_web(app: &str, message: &str) -> hyper::Response<BoxBody> {
+    tracing::warn!(app, code = "H14", "{message}");
+    let mut page = error_page(StatusCode::SERVICE_UNAVAILABLE, message);
+    page.extensions_mut().insert(RouterCode("H14"));
+    page
+}
+
+/// Tells the node that forwarded a request which replica of this node
+/// served it.
+fn tell_forwarder(response: &mut hyper::Response<BoxBody>, node: &str) {
+    let dyno = response
+        .extensions()
+        .get::<ServedBy>()
+        .and_then(|s| HeaderValue::from_str(&s.replica).ok());
+    let headers = response.headers_mut();
+    if let Some(dyno) = dyno {
+        headers.insert(forward::DYNO, dyno);
+    }
+    if let Ok(node) = HeaderValue::from_str(node) {
+        headers.insert(forward::NODE, node);
     }
 }
 

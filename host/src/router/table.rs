@@ -19,11 +19,25 @@ pub struct AppRoute {
     pub web: Option<Arc<WebProcess>>,
 }
 
+/// Another node of the cluster that runs replicas of an app: where the
+/// router forwards the app's requests when it has none of its own.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Peer {
+    /// The node's name.
+    pub node: String,
+    /// Its router's address.
+    pub router: std::net::SocketAddr,
+    /// How many replicas of the app's `web` it runs.
+    pub replicas: usize,
+}
+
 #[derive(Default, Clone)]
 struct Entries {
     apps: HashMap<String, Arc<AppRoute>>,
     domains: HashMap<String, String>,
     default_app: Option<String>,
+    /// Per app, the other nodes running its `web` (a cluster's).
+    peers: HashMap<String, Arc<[Peer]>>,
 }
 
 /// Host → app lookup, cheap to read and atomically replaceable.
@@ -61,6 +75,7 @@ impl RouteTable {
         self.entries.rcu(|old| {
             let mut new = Entries::clone(old);
             new.apps.remove(name);
+            new.peers.remove(name);
             new.domains.retain(|_, app| app != name);
             if new.default_app.as_deref() == Some(name) {
                 new.default_app = None;
@@ -87,6 +102,46 @@ impl RouteTable {
             new.domains.remove(&domain);
             new
         });
+    }
+
+    /// Makes `domains` (lowercased) exactly the domains routed to `app`.
+    pub(crate) fn set_domains(&self, app: &str, domains: &[String]) {
+        self.entries.rcu(|old| {
+            let mut new = Entries::clone(old);
+            new.domains.retain(|_, owner| owner != app);
+            for domain in domains {
+                new.domains
+                    .insert(domain.to_ascii_lowercase(), app.to_string());
+            }
+            new
+        });
+    }
+
+    /// The apps routed, by name.
+    pub(crate) fn app_names(&self) -> Vec<String> {
+        self.entries.load().apps.keys().cloned().collect()
+    }
+
+    /// Sets the other nodes that serve `app` (empty: none).
+    pub(crate) fn set_peers(&self, app: &str, peers: Vec<Peer>) {
+        if self.peers(app).as_deref() == Some(&peers[..]) {
+            return;
+        }
+        let peers: Arc<[Peer]> = peers.into();
+        self.entries.rcu(|old| {
+            let mut new = Entries::clone(old);
+            if peers.is_empty() {
+                new.peers.remove(app);
+            } else {
+                new.peers.insert(app.to_string(), peers.clone());
+            }
+            new
+        });
+    }
+
+    /// The other nodes that serve `app`, if any.
+    pub(crate) fn peers(&self, app: &str) -> Option<Arc<[Peer]>> {
+        self.entries.load().peers.get(app).cloned()
     }
 
     /// Requests whose Host matches no app go to `app`.

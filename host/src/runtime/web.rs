@@ -27,6 +27,8 @@ pub(super) enum WebCode {
 }
 
 struct Replica {
+    /// `N` of `web.N`.
+    number: usize,
     name: String,
     env: ProcessEnv,
     admission: Admission,
@@ -135,6 +137,7 @@ impl WebProcess {
         let name = format!("web.{n}");
         let env = self.env.clone().for_process(&name);
         Replica {
+            number: n,
             name,
             env,
             admission: Admission::new(self.limits.max_concurrency, self.limits.max_queue),
@@ -167,7 +170,7 @@ impl WebProcess {
             return;
         };
         let mut next = (*current).clone();
-        next[index] = Arc::new(self.replica_with_restarts(index + 1, failing.restarts + 1));
+        next[index] = Arc::new(self.replica_with_restarts(failing.number, failing.restarts + 1));
         self.replicas.store(Arc::new(next));
         if let Some(events) = self.events.get() {
             events.process(&failing.name).line(&format!(
@@ -182,10 +185,37 @@ impl WebProcess {
         let _resize = self.resize.lock().expect("resize lock");
         let current = self.replicas.load_full();
         let mut next: Vec<Arc<Replica>> = current.iter().take(count).cloned().collect();
-        for n in next.len() + 1..=count {
-            next.push(Arc::new(self.replica(n)));
+        // New replicas take the lowest numbers not running.
+        let mut n = 1;
+        while next.len() < count {
+            if !next.iter().any(|r| r.number == n) {
+                next.push(Arc::new(self.replica(n)));
+            }
+            n += 1;
         }
         self.replicas.store(Arc::new(next));
+    }
+
+    /// Makes the replica set exactly `web.N` for each `N` of `numbers` (a
+    /// cluster node runs the replicas placement gives it: `web.2`,
+    /// `web.4`): replicas that stay keep their counters, the others stop
+    /// taking requests (those they run finish), new ones are added.
+    pub(crate) fn set_replica_numbers(&self, numbers: &[usize]) {
+        let _resize = self.resize.lock().expect("resize lock");
+        let current = self.replicas.load_full();
+        let next: Vec<Arc<Replica>> = numbers
+            .iter()
+            .map(|&n| match current.iter().find(|r| r.number == n) {
+                Some(kept) => kept.clone(),
+                None => Arc::new(self.replica(n)),
+            })
+            .collect();
+        self.replicas.store(Arc::new(next));
+    }
+
+    /// The numbers of the running replicas, in order.
+    pub(crate) fn replica_numbers(&self) -> Vec<usize> {
+        self.replicas.load().iter().map(|r| r.number).collect()
     }
 
     /// Whether a request that finds no replica starts one.

@@ -162,3 +162,169 @@ fn a_single_server_is_a_cluster_of_one() {
     assert!(table.contains("(single node, no --cluster)"), "{table}");
     assert!(table.contains("leader (this)"), "{table}");
 }
+
+/// The nodes of `app`'s `kind` replicas as `ps` on `server` shows them.
+fn placed(server: &Server, app: &str, kind: &str) -> Vec<String> {
+    wpaas_tests::replicas(&server.ps(app), kind)
+        .iter()
+        .map(|r| r.node.clone().unwrap_or_default())
+        .collect()
+}
+
+/// GET / on `app` through `router` with `host`, its status.
+fn status_via(router: std::net::SocketAddr, host: &str) -> u16 {
+    wpaas_tests::client()
+        .get(format!("http://{router}/"))
+        .header("host", host)
+        .send()
+        .map(|r| r.status().as_u16())
+        .unwrap_or(0)
+}
+
+#[test]
+fn three_nodes_place_replicas_forward_requests_and_fail_over_under_load() {
+    let mut etcd = EtcdServer::start_new();
+    let homes: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let endpoint = etcd.endpoint();
+    let start = |i: usize| {
+        let name = format!("n{}", i + 1);
+        let args = ["--cluster", &endpoint, "--node", &name, "--lease-ttl", "2s"];
+        Server::start_with(homes[i].path(), &args).unwrap()
+    };
+    let n1 = start(0);
+    let n2 = start(1);
+    let n3 = start(2);
+    let src = tempfile::tempdir().unwrap();
+    std::fs::copy(example("hello"), src.path().join("hello.wasm")).unwrap();
+
+    // Deployed through node 1 (web=1: placed on n1), served through node 3,
+    // which runs no replica and forwards.
+    let deployed = std::time::Instant::now();
+    let out = n1.cli(src.path(), &["deploy", "-a", "hello"]);
+    assert!(out.status.success(), "{}", text(&out));
+    eventually(Duration::from_secs(20), || {
+        let got = status_via(n3.router, "hello.localhost");
+        (got == 200).then_some(()).ok_or(format!("{got}"))
+    });
+    println!(
+        "deploy on n1 to serving through n3: {} ms",
+        deployed.elapsed().as_millis()
+    );
+    assert_eq!(placed(&n3, "hello", "web"), ["n1"]);
+    let line = eventually(Duration::from_secs(10), || {
+        n3.app_log("hello")
+            .lines()
+            .find(|l| l.contains("status=200") && l.contains("node="))
+            .map(str::to_owned)
+            .ok_or_else(|| n3.app_log("hello"))
+    });
+    assert!(line.contains("dyno=web.1 node=n1"), "{line}");
+
+    // Scaled through node 2: spread over two nodes, the third forwards.
+    let out = n2.cli(src.path(), &["ps:scale", "web=2", "-a", "hello"]);
+    assert!(out.status.success(), "{}", text(&out));
+    eventually(Duration::from_secs(10), || {
+        let nodes = placed(&n3, "hello", "web");
+        (nodes == ["n1", "n2"])
+            .then_some(())
+            .ok_or(format!("{nodes:?}"))
+    });
+    let ps = n2.ok(src.path(), &["ps", "-a", "hello"]);
+    assert!(
+        ps.contains("web.1 (n1)") && ps.contains("web.2 (n2)"),
+        "{ps}"
+    );
+    // Node 2 serves its replica itself; each node's replicas run there.
+    eventually(Duration::from_secs(10), || {
+        let local = wpaas_tests::replicas(&n2.ps("hello"), "web")
+            .iter()
+            .any(|r| r.node.as_deref() == Some("n2") && r.served.is_some());
+        local
+            .then_some(())
+            .ok_or("n2 runs no web.2 yet".to_string())
+    });
+
+    // A custom domain added through node 1 answers on node 3.
+    let out = n1.cli(
+        src.path(),
+        &["domains:add", "www.example.test", "-a", "hello"],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    eventually(Duration::from_secs(10), || {
+        let got = status_via(n3.router, "www.example.test");
+        (got == 200).then_some(()).ok_or(format!("{got}"))
+    });
+
+    // kill -9 of node 1 under load on nodes 2 and 3: node 3 forwards
+    // to n1 and n2 until n1 dies, then to n2 alone; n1's replica comes
+    // back on a live node within the lease's TTL.
+    let wrk = wpaas_tests::load::ensure_wrk().expect("wrk");
+    let load = wpaas_tests::load::Load {
+        wrk,
+        threads: 1,
+        connections: 4,
+        duration: 8,
+        host: Some("hello.localhost".into()),
+        request: None,
+    };
+    let run = |router: std::net::SocketAddr| {
+        let load = load.clone();
+        std::thread::spawn(move || load.run(&format!("http://{router}/"), 8).unwrap())
+    };
+    let (on2, on3) = (run(n2.router), run(n3.router));
+    std::thread::sleep(Duration::from_secs(2));
+    let killed = std::time::Instant::now();
+    n1.kill();
+    let back = eventually(Duration::from_secs(20), || {
+        let nodes = placed(&n2, "hello", "web");
+        (nodes.len() == 2 && !nodes.contains(&"n1".to_string()))
+            .then_some(nodes.clone())
+            .ok_or(format!("{nodes:?}"))
+    });
+    println!(
+        "failover: web back on {back:?} {} ms after kill -9 of n1 (lease TTL 2 s)",
+        killed.elapsed().as_millis()
+    );
+    let (on2, on3) = (on2.join().unwrap(), on3.join().unwrap());
+    let errors = |r: &wpaas_tests::load::WrkReport| {
+        r.non_2xx
+            + r.socket_errors
+                .as_ref()
+                .map_or(0, |e| e.read + e.write + e.timeout + e.connect)
+    };
+    println!(
+        "under load: n2 served {:?} requests, {} failed; n3 (forwarding) {:?}, {} failed",
+        on2.requests,
+        errors(&on2),
+        on3.requests,
+        errors(&on3)
+    );
+    assert_eq!(errors(&on2), 0, "n2 serves its own replica");
+    // At most the requests n3 had in flight on n1 when it died.
+    assert!(
+        errors(&on3) <= u64::from(load.connections),
+        "n3 lost more than its requests in flight on n1"
+    );
+
+    // etcd down: every node keeps serving (forwarding included).
+    etcd.stop();
+    assert_eq!(status_via(n3.router, "hello.localhost"), 200);
+    assert_eq!(status_via(n2.router, "www.example.test"), 200);
+    etcd.start();
+
+    // Node 1 rejoins and takes replicas again when scaled up.
+    let n1 = start(0);
+    let out = n1.cli(src.path(), &["ps:scale", "web=3", "-a", "hello"]);
+    assert!(out.status.success(), "{}", text(&out));
+    eventually(Duration::from_secs(20), || {
+        let mut nodes = placed(&n1, "hello", "web");
+        nodes.sort();
+        (nodes == ["n1", "n2", "n3"])
+            .then_some(())
+            .ok_or(format!("{nodes:?}"))
+    });
+    eventually(Duration::from_secs(10), || {
+        let got = status_via(n1.router, "hello.localhost");
+        (got == 200).then_some(()).ok_or(format!("{got}"))
+    });
+}

@@ -55,6 +55,7 @@ pub fn router(platform: Arc<Platform>, token: Arc<str>) -> Router {
     Router::new()
         .route("/metrics", get(metrics))
         .route("/nodes", get(nodes))
+        .route("/slugs/{digest}", get(slug))
         .route("/apps", get(apps::list).post(apps::create))
         .route("/apps/{app}", get(apps::show).delete(apps::destroy))
         .route(
@@ -152,12 +153,31 @@ async fn no_route(uri: Uri) -> PlatformError {
     PlatformError::not_found(format!("no API route {}", uri.path().trim_end_matches('/')))
 }
 
-/// `GET /metrics`: the server's counters, Prometheus text format.
 /// `GET /nodes`: the cluster's live nodes.
 async fn nodes(State(platform): Shared) -> ApiResult {
     ok(&platform.nodes().await?)
 }
 
+/// `GET /slugs/DIGEST`: a stored slug, as packed (the nodes of a cluster
+/// fetch the slugs they run from each other, and check their sha256).
+async fn slug(
+    State(platform): Shared,
+    extract::Segments(digest): extract::Segments<String>,
+) -> ApiResult {
+    let Some(path) = platform.store().slug_path(&digest) else {
+        return Err(PlatformError::not_found(format!("no slug {digest} here")));
+    };
+    let bytes = tokio::fs::read(&path)
+        .await
+        .map_err(|e| PlatformError::Internal(anyhow::anyhow!("reading {}: {e}", path.display())))?;
+    Ok(reply(respond::full(
+        StatusCode::OK,
+        "application/octet-stream",
+        bytes,
+    )))
+}
+
+/// `GET /metrics`: the server's counters, Prometheus text format.
 async fn metrics(State(platform): Shared) -> ApiResult {
     let page = super::metrics::render(&platform);
     Ok(reply(respond::full(

@@ -89,6 +89,10 @@ fn processes(platform: &Platform, app: &str) -> PlatformResult<Vec<ProcessType>>
                 let supervised = platform.supervisor().status(app, kind);
                 supervised.into_iter().map(Replica::from).collect()
             };
+            let running = match (platform.placed(app, kind), platform.node_name()) {
+                (Some(nodes), Some(me)) => across_nodes(kind, running, &nodes, me),
+                _ => running,
+            };
             let autoscale = record.autoscale.clone().filter(|_| is_web);
             let quantity = match (kind.as_str(), &autoscale) {
                 ("release", _) => 0,
@@ -120,4 +124,44 @@ fn processes(platform: &Platform, app: &str) -> PlatformResult<Vec<ProcessType>>
         });
     }
     Ok(types)
+}
+
+/// A cluster's replicas of one type, in replica order: those on this node
+/// (`me`) with their live state, the others as placed on their node.
+/// Local workers are numbered from 1 on each node; here they take the
+/// numbers of their places.
+fn across_nodes(kind: &str, local: Vec<Replica>, nodes: &[String], me: &str) -> Vec<Replica> {
+    let mut local_workers = local.iter().filter(|_| kind != "web");
+    nodes
+        .iter()
+        .enumerate()
+        .map(|(i, node)| {
+            let name = format!("{kind}.{}", i + 1);
+            let here = if node != me {
+                None
+            } else if kind == "web" {
+                local.iter().find(|r| r.name == name)
+            } else {
+                local_workers.next()
+            };
+            match here {
+                Some(replica) => Replica {
+                    name,
+                    node: Some(node.clone()),
+                    ..replica.clone()
+                },
+                None => Replica {
+                    name,
+                    state: if node == me { "starting" } else { "up" }.to_string(),
+                    since: String::new(),
+                    in_flight: None,
+                    served: None,
+                    restarts: 0,
+                    last_exit: None,
+                    command: None,
+                    node: Some(node.clone()),
+                },
+            }
+        })
+        .collect()
 }

@@ -113,6 +113,7 @@ impl From<crate::control::supervisor::ProcessStatus> for ps::Replica {
             restarts: process.restarts,
             last_exit: process.last_exit,
             command: process.command,
+            node: None,
         }
     }
 }
@@ -129,6 +130,7 @@ impl From<crate::runtime::ReplicaStatus> for ps::Replica {
             restarts: replica.restarts,
             last_exit: None,
             command: None,
+            node: None,
         }
     }
 }

@@ -83,6 +83,9 @@ impl Platform {
                 log.send(line);
             }
         };
+        if let Some(slug) = &release.slug {
+            self.ensure_slug(slug).await?;
+        }
         let web = match (release.command("web"), web_plan(app)) {
             (Some(command), Some((n, wake))) => {
                 say(format!("-----> Loading web: {command}"));
@@ -146,6 +149,9 @@ impl Platform {
                 // `healthcheck:set --off`: traffic as soon as the code loads.
                 say("-----> Health check: off (healthcheck:set PATH turns it on)".into());
             }
+        }
+        if web.is_some() {
+            self.note_serving(&app.name, release.version);
         }
         self.table.set_app(AppRoute {
             name: app.name.clone(),

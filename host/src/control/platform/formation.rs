@@ -12,6 +12,7 @@ use anyhow::{anyhow, bail, Context, Result};
 
 use super::{conflict, invalid, user_facing, Platform};
 use crate::control::store::{App, Autoscale, ProcessLimits, Release};
+use crate::router::AppRoute;
 use crate::runtime::{Limits, ProcessEnv, ReplicaStatus, WasiCommand, WebProcess};
 
 impl Platform {
@@ -87,7 +88,9 @@ impl Platform {
             .current_release(app)?
             .filter(|r| r.slug.is_some())
             .ok_or_else(|| conflict(format!("{app} has not been deployed yet; nothing to run")))?;
-        let slug_dir = self.unpacked_slug(release.slug.as_deref().expect("filtered"))?;
+        let slug = release.slug.as_deref().expect("filtered");
+        self.ensure_slug(slug).await.map_err(user_facing)?;
+        let slug_dir = self.unpacked_slug(slug)?;
         let path = slug_dir.join(relative);
         if !path.is_file() {
             return Err(invalid(format!(
@@ -173,6 +176,10 @@ impl Platform {
         let Some(release) = release else {
             return Ok(record);
         };
+        if self.clustered() {
+            // The leader places the new formation; each node follows.
+            return Ok(record);
+        }
         if changes.contains_key("web") {
             self.apply_web_scale(&record, &release).await?;
         }
@@ -227,6 +234,9 @@ impl Platform {
             record.autoscale = spec.clone();
         })?;
         self.note_autoscale(&record);
+        if self.clustered() {
+            return Ok(record);
+        }
         if let Some(release) = self.store.current_release(app)? {
             if release.command("web").is_some() {
                 self.apply_web_scale(&record, &release).await?;
@@ -267,6 +277,22 @@ impl Platform {
                     "no process type {kind:?} in {app}'s current release"
                 )));
             }
+        }
+        if self.clustered() {
+            // This node's replicas stop; its next round starts them again
+            // from the current release.
+            if kind.is_none_or(|k| k == "web") {
+                self.serving.lock().expect("serving").remove(app);
+                self.table.set_app(AppRoute {
+                    name: app.to_string(),
+                    web: None,
+                });
+            }
+            match kind {
+                None => self.supervisor.retain(app, &[]),
+                Some(kind) => self.supervisor.stop(app, kind),
+            }
+            return Ok(());
         }
         match kind {
             None | Some("web") => {
