@@ -56,7 +56,7 @@ pub(crate) enum ForwardError {
     /// No peer could be connected to; the request was not sent, and is
     /// given back.
     #[error("no node serving the app could be reached ({1})")]
-    Unreachable(hyper::Request<Incoming>, String),
+    Unreachable(Box<hyper::Request<Incoming>>, String),
     /// The peer failed after the request was sent.
     #[error("the node {node} serving the app failed: {source}")]
     Failed {
@@ -128,7 +128,7 @@ impl Forwarder {
             };
             return send(sender, req, peer, link).await;
         }
-        Err(ForwardError::Unreachable(req, last_error))
+        Err(ForwardError::Unreachable(Box::new(req), last_error))
     }
 }
 

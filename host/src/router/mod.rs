@@ -166,7 +166,7 @@ impl Router {
                         tracing::warn!(app = %app.name, code = "H14", "{why}");
                         return no_web(&app.name, "No web processes reachable for this app.");
                     }
-                    req = back;
+                    req = *back;
                     tokio::time::sleep(std::time::Duration::from_millis(100)).await;
                     match self.table.app(&app.name) {
                         Some(fresh) => app = fresh,
