@@ -46,9 +46,10 @@ pub fn decode(bytes: &[u8]) -> Result<Placement, serde_json::Error> {
 }
 
 /// What the apps ask of the cluster: each process type of each deployed
-/// app's current release, as many replicas as its formation says (an
-/// autoscaled `web` keeps its minimum, at least one, so that some node
-/// can serve it), each with its memory limit.
+/// app's current release, as many replicas as its formation says (for an
+/// autoscaled `web`, the number the leader's autoscaler last set, within
+/// its bounds and at least one, so that some node can serve it), each
+/// with its memory limit.
 pub fn demands(apps: &[(App, Release)]) -> Vec<Demand> {
     let mut out = Vec::new();
     for (app, release) in apps {
@@ -60,7 +61,11 @@ pub fn demands(apps: &[(App, Release)]) -> Vec<Demand> {
                 continue;
             }
             let wanted = match (&app.autoscale, kind.as_str()) {
-                (Some(spec), "web") => spec.min.max(1),
+                // The cluster's autoscaler sets the formation's number.
+                (Some(spec), "web") => {
+                    let floor = spec.min.max(1);
+                    replicas(app, kind).clamp(floor, spec.max.max(floor))
+                }
                 _ => replicas(app, kind),
             };
             if wanted == 0 {
@@ -95,6 +100,26 @@ pub fn publish(etcd: &Etcd, leader: &str, placement: &Placement) -> Result<bool,
         .when([Compare::value(etcd.key("leader"), CompareOp::Equal, leader)])
         .and_then([TxnOp::put(etcd.key("placement"), encode(placement), None)]);
     Ok(etcd.txn(txn)?.succeeded())
+}
+
+/// Puts this node's load report (JSON) on its lease.
+pub fn report_load(etcd: &Etcd, node: &str, load: Vec<u8>) -> Result<(), ClusterError> {
+    let put = TxnOp::put(
+        etcd.key(format!("load/{node}")),
+        load,
+        Some(etcd_client::PutOptions::new().with_lease(etcd.lease())),
+    );
+    etcd.txn(Txn::new().and_then([put]))?;
+    Ok(())
+}
+
+/// Every live node's load report.
+pub fn loads(etcd: &Etcd) -> Result<Vec<Vec<u8>>, ClusterError> {
+    Ok(etcd
+        .get_prefix(etcd.key("load/"))?
+        .into_iter()
+        .map(|kv| kv.value().to_vec())
+        .collect())
 }
 
 #[cfg(test)]

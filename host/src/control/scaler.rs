@@ -23,6 +23,18 @@ struct AppState {
     wakes_seen: u64,
 }
 
+impl AppState {
+    /// Adds a sample of requests in flight; the average of the last
+    /// `window` samples.
+    fn sample(&mut self, in_flight: usize, window: usize) -> f64 {
+        self.samples.push_back(in_flight);
+        if self.samples.len() > window {
+            self.samples.pop_front();
+        }
+        self.samples.iter().sum::<usize>() as f64 / self.samples.len() as f64
+    }
+}
+
 /// What to do with one app this tick.
 #[derive(Debug, PartialEq)]
 pub struct Decision {
@@ -57,11 +69,7 @@ pub async fn run(platform: Arc<Platform>, tick: Duration) {
             }
             let current = web.replica_count();
             let in_flight = web.in_flight();
-            state.samples.push_back(in_flight);
-            if state.samples.len() > window {
-                state.samples.pop_front();
-            }
-            let average = state.samples.iter().sum::<usize>() as f64 / state.samples.len() as f64;
+            let average = state.sample(in_flight, window);
             if let Some(decision) = decide(
                 &spec,
                 current,
@@ -84,6 +92,98 @@ pub async fn run(platform: Arc<Platform>, tick: Duration) {
             }
         }
     }
+}
+
+/// In a cluster, on every node, until the task is dropped: every `tick`
+/// the node reports its autoscaled apps' requests in flight (etcd, on its
+/// lease), and the leader — once per cluster — sizes each app's `web` by
+/// the sum over the nodes, with the rule of [`decide`], by setting the
+/// number of replicas to place. A cluster keeps at least one replica of
+/// an autoscaled `web` (a `min` of 0 counts as 1): waking from zero is a
+/// single server's.
+pub async fn run_cluster(platform: Arc<Platform>, tick: Duration) {
+    let tick = tick.max(Duration::from_millis(1));
+    let window = (WINDOW.as_nanos() / tick.as_nanos()).clamp(1, 10_000) as usize;
+    let mut states: HashMap<String, AppState> = HashMap::new();
+    let mut ticker = tokio::time::interval(tick);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    loop {
+        ticker.tick().await;
+        let here: HashMap<String, AppLoad> = platform
+            .autoscaled()
+            .into_iter()
+            .map(|(app, _, web)| {
+                let load = AppLoad {
+                    in_flight: web.in_flight(),
+                    idle_ms: web.idle_for().as_millis() as u64,
+                };
+                (app, load)
+            })
+            .collect();
+        let loads = match platform.report_load(here).await {
+            Ok(Some(loads)) => loads,
+            Ok(None) => {
+                states.clear(); // not the leader
+                continue;
+            }
+            Err(err) => {
+                tracing::warn!("could not share the load: {err:#}");
+                continue;
+            }
+        };
+        let specs = platform.autoscale_specs();
+        states.retain(|name, _| specs.contains_key(name));
+        for (app, spec) in specs {
+            let Some(placed) = platform.placed(&app, "web") else {
+                continue;
+            };
+            let current = placed.len();
+            if current == 0 {
+                continue; // not deployed, or not placed yet
+            }
+            let of_app = loads.iter().filter_map(|node| node.get(&app));
+            let in_flight: usize = of_app.clone().map(|l| l.in_flight).sum();
+            let idle = of_app.map(|l| l.idle_ms).min().unwrap_or(0);
+            let state = states.entry(app.clone()).or_default();
+            let average = state.sample(in_flight, window);
+            let spec = Autoscale {
+                min: spec.min.max(1),
+                ..spec
+            };
+            let Some(decision) = decide(
+                &spec,
+                current,
+                average,
+                in_flight,
+                Duration::from_millis(idle),
+                &mut state.low_since,
+                Instant::now(),
+            ) else {
+                continue;
+            };
+            match platform.set_autoscaled_replicas(&app, decision.to as u32) {
+                Ok(()) => platform.logs().push(
+                    &app,
+                    "scaler",
+                    &format!(
+                        "Scaled web from {current} to {} across the cluster ({})",
+                        decision.to, decision.reason
+                    ),
+                ),
+                Err(err) => tracing::warn!(app, "could not scale web: {err:#}"),
+            }
+            state.samples.clear();
+        }
+    }
+}
+
+/// One node's load of one autoscaled app, as the nodes share it.
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+pub struct AppLoad {
+    /// Requests running or queued on its local replicas.
+    pub in_flight: usize,
+    /// Since the last request arrived there, in ms.
+    pub idle_ms: u64,
 }
 
 /// The scaling rule, apart from the clock and the app, to be testable.

@@ -126,11 +126,17 @@ pub async fn run(
         token.clone(),
     );
     platform.restore().await?;
-    // A cluster's replica counts are the placement's: the scaler (which
-    // sizes this node's replicas by this node's load) runs on single servers.
+    // A cluster's replica counts are the placement's: its scaler shares
+    // each node's load and the leader sizes apps by the sum.
     let background = match follow_tick {
-        Some(tick) => tokio::spawn(follow(platform.clone(), tick)),
-        None => tokio::spawn(super::scaler::run(platform.clone(), scaler_tick)),
+        Some(tick) => vec![
+            tokio::spawn(follow(platform.clone(), tick)),
+            tokio::spawn(super::scaler::run_cluster(platform.clone(), tick)),
+        ],
+        None => vec![tokio::spawn(super::scaler::run(
+            platform.clone(),
+            scaler_tick,
+        ))],
     };
     on_bound(router_addr, api_addr);
 
@@ -182,7 +188,9 @@ pub async fn run(
     if let Ok(Err(err)) = api.await {
         tracing::warn!("the API stopped: {err}");
     }
-    background.abort();
+    for task in &background {
+        task.abort();
+    }
     platform.store().flush()?;
     Ok(())
 }

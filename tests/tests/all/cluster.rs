@@ -328,3 +328,80 @@ fn three_nodes_place_replicas_forward_requests_and_fail_over_under_load() {
         (got == 200).then_some(()).ok_or(format!("{got}"))
     });
 }
+
+#[test]
+fn the_leader_autoscales_web_across_nodes_on_the_load_of_all() {
+    let etcd = EtcdServer::start_new();
+    let homes: Vec<_> = (0..2).map(|_| tempfile::tempdir().unwrap()).collect();
+    let endpoint = etcd.endpoint();
+    let start = |i: usize| {
+        let name = format!("n{}", i + 1);
+        let args = ["--cluster", &endpoint, "--node", &name, "--lease-ttl", "2s"];
+        Server::start_with(homes[i].path(), &args).unwrap()
+    };
+    let (n1, n2) = (start(0), start(1));
+    let src = tempfile::tempdir().unwrap();
+    std::fs::copy(example("hostile"), src.path().join("hostile.wasm")).unwrap();
+    let cli = |node: &Server, args: &[&str]| {
+        let out = node.cli(src.path(), args);
+        assert!(out.status.success(), "{args:?}: {}", text(&out));
+    };
+    cli(&n1, &["deploy", "-a", "elastic"]);
+    let autoscale = [
+        "ps:autoscale",
+        "web",
+        "--min",
+        "1",
+        "--max",
+        "4",
+        "--target",
+        "2",
+        "--cooldown",
+        "500ms",
+        "-a",
+        "elastic",
+    ];
+    cli(&n2, &autoscale);
+    eventually(Duration::from_secs(10), || {
+        let nodes = placed(&n2, "elastic", "web");
+        (nodes == ["n1"]).then_some(()).ok_or(format!("{nodes:?}"))
+    });
+
+    // 8 slow requests in flight, all through n2 (which forwards to n1's
+    // replica): the leader (n1) sees n1's load, grows web to 4 over both
+    // nodes; then, idle, back to 1.
+    let router = n2.router;
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        for _ in 0..8 {
+            let stop = &stop;
+            scope.spawn(move || {
+                let client = wpaas_tests::client();
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let _ = client
+                        .get(format!("http://{router}/sleep?ms=100"))
+                        .header("host", "elastic.localhost")
+                        .send();
+                }
+            });
+        }
+        eventually(Duration::from_secs(20), || {
+            let mut nodes = placed(&n1, "elastic", "web");
+            nodes.sort();
+            nodes.dedup();
+            let count = placed(&n1, "elastic", "web").len();
+            (count == 4 && nodes == ["n1", "n2"])
+                .then_some(())
+                .ok_or(format!("{count} replicas on {nodes:?}"))
+        });
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    });
+    eventually(Duration::from_secs(20), || {
+        let count = placed(&n2, "elastic", "web").len();
+        (count == 1)
+            .then_some(())
+            .ok_or(format!("{count} replicas"))
+    });
+    let log = n1.app_log("elastic");
+    assert!(log.contains("across the cluster"), "{log}");
+}

@@ -89,15 +89,16 @@ fn processes(platform: &Platform, app: &str) -> PlatformResult<Vec<ProcessType>>
                 let supervised = platform.supervisor().status(app, kind);
                 supervised.into_iter().map(Replica::from).collect()
             };
-            let running = match (platform.placed(app, kind), platform.node_name()) {
-                (Some(nodes), Some(me)) => across_nodes(kind, running, &nodes, me),
+            let placed = platform.placed(app, kind);
+            let running = match (&placed, platform.node_name()) {
+                (Some(nodes), Some(me)) => across_nodes(kind, running, nodes, me),
                 _ => running,
             };
             let autoscale = record.autoscale.clone().filter(|_| is_web);
             let quantity = match (kind.as_str(), &autoscale) {
                 ("release", _) => 0,
                 // Autoscaled: what runs now, not a number asked for.
-                (_, Some(_)) => web.len() as u32,
+                (_, Some(_)) => placed.map_or(web.len(), |nodes| nodes.len()) as u32,
                 _ => replicas(&record, kind),
             };
             ProcessType {

@@ -27,6 +27,7 @@ use super::formation::{is_long_running, limits_for};
 use super::Platform;
 use crate::cluster::placement::{place, NodeCapacity, Placement};
 use crate::cluster::schedule;
+use crate::control::scaler::AppLoad;
 use crate::control::store::{App, Release, StoreError};
 use crate::router::{AppRoute, Peer};
 
@@ -240,6 +241,40 @@ impl Platform {
             .filter(|k| is_long_running(k))
             .collect();
         self.supervisor.retain(&app.name, &kinds);
+        Ok(())
+    }
+
+    /// Shares this node's load of its autoscaled apps; on the leader, the
+    /// loads every node shared (`None` elsewhere).
+    pub async fn report_load(
+        &self,
+        here: HashMap<String, AppLoad>,
+    ) -> Result<Option<Vec<HashMap<String, AppLoad>>>> {
+        let Some((me, Some(membership))) = self.node.get() else {
+            return Ok(None);
+        };
+        let (me, membership) = (me.name.clone(), membership.clone());
+        tokio::task::spawn_blocking(move || {
+            let etcd = membership.etcd();
+            schedule::report_load(etcd, &me, serde_json::to_vec(&here)?)?;
+            if !membership.is_leader() {
+                return Ok(None);
+            }
+            let loads = schedule::loads(etcd)?
+                .iter()
+                .filter_map(|bytes| serde_json::from_slice(bytes).ok())
+                .collect();
+            Ok(Some(loads))
+        })
+        .await
+        .map_err(|e| anyhow!("sharing the load panicked: {e}"))?
+    }
+
+    /// The cluster's autoscaler: `web` of `app` should run `replicas`.
+    pub fn set_autoscaled_replicas(&self, app: &str, replicas: u32) -> Result<()> {
+        self.store.update_app(app, |record| {
+            record.formation.insert("web".into(), replicas);
+        })?;
         Ok(())
     }
 

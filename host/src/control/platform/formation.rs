@@ -226,7 +226,10 @@ impl Platform {
     pub async fn autoscale(&self, app: &str, spec: Option<Autoscale>) -> Result<App> {
         let _guard = self.lock(app).await;
         let running = self.table.app(app).and_then(|r| r.web.clone());
-        let now = running.as_ref().map_or(0, |web| web.replica_count()) as u32;
+        let now = match self.placed(app, "web") {
+            Some(nodes) => nodes.len(),
+            None => running.as_ref().map_or(0, |web| web.replica_count()),
+        } as u32;
         let record = self.store.update_app(app, |record| {
             if spec.is_none() && record.autoscale.is_some() {
                 record.formation.insert("web".into(), now.max(1));
@@ -243,6 +246,14 @@ impl Platform {
             }
         }
         Ok(record)
+    }
+
+    /// Every autoscaled app's bounds.
+    pub fn autoscale_specs(&self) -> std::collections::HashMap<String, Autoscale> {
+        self.autoscale_specs
+            .lock()
+            .expect("autoscale specs")
+            .clone()
     }
 
     pub(super) fn note_autoscale(&self, app: &App) {
