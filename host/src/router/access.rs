@@ -443,6 +443,14 @@ mod tests {
             access.logfmt(),
             "at=info method=GET path=\"/x?q=\\\"1\\\"\" host=a.localhost:8080 request_id=abc fwd=\"127.0.0.1\" dyno=web.1 connect=1ms service=3ms status=200 bytes=12"
         );
+        // In a cluster, the node it ran on follows the replica.
+        let mut on_n3 = access.clone();
+        on_n3.node = Some("n3".into());
+        assert!(
+            on_n3.logfmt().contains(" dyno=web.1 node=n3 connect=1ms "),
+            "{}",
+            on_n3.logfmt()
+        );
         access.code = Some("H12");
         access.status = 504;
         assert!(access

@@ -129,15 +129,37 @@ impl Router {
     ) -> hyper::Response<BoxBody> {
         let hop = req.headers().get(forward::HOP).is_some();
         let waited = Instant::now();
+        // Once a peer was unreachable, the request waits for the placement
+        // to move (a replica may be loading here); so does one a peer
+        // forwarded here, where the placement put a replica.
+        let mut waiting = hop;
         loop {
             let here = app.web.clone().filter(|web| web.replica_count() > 0);
             let peers = match (&self.node, &here, hop) {
                 (Some(_), None, false) => self.table.peers(&app.name),
                 _ => None,
             };
-            let peers = match (peers, &app.web) {
-                (Some(peers), _) => peers,
-                (None, None) => return no_web(&app.name, "No web processes running for this app."),
+            match (peers, &app.web) {
+                (Some(peers), _) => {
+                    let from = self.node.as_deref().unwrap_or("");
+                    match self.forwarder.forward(req, &peers, from).await {
+                        Ok(response) => return response,
+                        Err(forward::ForwardError::Failed { node, source }) => {
+                            tracing::warn!(app = %app.name, code = "H13", "node {node} failed: {source}");
+                            let mut page = error_page(
+                                StatusCode::BAD_GATEWAY,
+                                "The node serving this request failed.",
+                            );
+                            page.extensions_mut().insert(RouterCode("H13"));
+                            return page;
+                        }
+                        Err(forward::ForwardError::Unreachable(back, why)) => {
+                            tracing::debug!(app = %app.name, "{why}");
+                            req = *back;
+                            waiting = true;
+                        }
+                    }
+                }
                 (None, Some(web)) => {
                     let mut response = match web.serve(req, cgi).await {
                         Ok(response) => response,
@@ -148,31 +170,19 @@ impl Router {
                     }
                     return response;
                 }
-            };
-            let from = self.node.as_deref().unwrap_or("");
-            match self.forwarder.forward(req, &peers, from).await {
-                Ok(response) => return response,
-                Err(forward::ForwardError::Failed { node, source }) => {
-                    tracing::warn!(app = %app.name, code = "H13", "node {node} failed: {source}");
-                    let mut page = error_page(
-                        StatusCode::BAD_GATEWAY,
-                        "The node serving this request failed.",
-                    );
-                    page.extensions_mut().insert(RouterCode("H13"));
-                    return page;
+                (None, None) if !waiting => {
+                    return no_web(&app.name, "No web processes running for this app.")
                 }
-                Err(forward::ForwardError::Unreachable(back, why)) => {
-                    if waited.elapsed() > FORWARD_PATIENCE {
-                        tracing::warn!(app = %app.name, code = "H14", "{why}");
-                        return no_web(&app.name, "No web processes reachable for this app.");
-                    }
-                    req = *back;
-                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-                    match self.table.app(&app.name) {
-                        Some(fresh) => app = fresh,
-                        None => return no_web(&app.name, "No web processes running for this app."),
-                    }
-                }
+                (None, None) => {}
+            }
+            // Waiting: look again shortly, with the table as it is then.
+            if waited.elapsed() > FORWARD_PATIENCE {
+                return no_web(&app.name, "No web processes reachable for this app.");
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            match self.table.app(&app.name) {
+                Some(fresh) => app = fresh,
+                None => return no_web(&app.name, "No web processes running for this app."),
             }
         }
     }

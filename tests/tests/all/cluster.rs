@@ -405,3 +405,39 @@ fn the_leader_autoscales_web_across_nodes_on_the_load_of_all() {
     let log = n1.app_log("elastic");
     assert!(log.contains("across the cluster"), "{log}");
 }
+
+#[test]
+fn an_app_outlives_the_node_that_built_it() {
+    let etcd = EtcdServer::start_new();
+    let homes: Vec<_> = (0..2).map(|_| tempfile::tempdir().unwrap()).collect();
+    let endpoint = etcd.endpoint();
+    let start = |i: usize| {
+        let name = format!("n{}", i + 1);
+        let args = ["--cluster", &endpoint, "--node", &name, "--lease-ttl", "2s"];
+        Server::start_with(homes[i].path(), &args).unwrap()
+    };
+    let (n1, n2) = (start(0), start(1));
+    let src = tempfile::tempdir().unwrap();
+    std::fs::copy(example("hello"), src.path().join("hello.wasm")).unwrap();
+    let out = n1.cli(src.path(), &["deploy", "-a", "hello"]);
+    assert!(out.status.success(), "{}", text(&out));
+    eventually(Duration::from_secs(10), || {
+        let nodes = placed(&n2, "hello", "web");
+        (nodes == ["n1"]).then_some(()).ok_or(format!("{nodes:?}"))
+    });
+    // n2 keeps the slug although it runs no replica...
+    let slug = n2.releases("hello")[0].slug.clone().expect("a slug");
+    let kept = homes[1].path().join("slugs").join(format!("{slug}.tar.gz"));
+    eventually(Duration::from_secs(10), || {
+        kept.exists()
+            .then_some(())
+            .ok_or(format!("{} missing", kept.display()))
+    });
+    // ...so when n1, the only node with a replica and the one that built
+    // it, dies, a request through n2 waits for web.1 to start there.
+    n1.kill();
+    let response = n2.get("hello", "/");
+    assert_eq!(response.status(), 200);
+    assert!(response.text().unwrap().starts_with("Hello from wpaas!"));
+    assert_eq!(placed(&n2, "hello", "web"), ["n2"]);
+}

@@ -5,11 +5,12 @@
 //!    live nodes ([`crate::cluster::placement::place`]) and stores the
 //!    placement when it changed;
 //! 2. on every node, makes what runs here match it: each app is routed
-//!    (with its domains), runs the replicas of its current release placed
-//!    here — `web.2` and `web.4`, say — loading the release (its slug
-//!    fetched from a peer and checked against its sha256 first) when it
-//!    is new to this node, and knows which other nodes run its `web`, for
-//!    the router to forward to.
+//!    (with its domains), keeps the slug of its current release (fetched
+//!    from a peer and checked against its sha256, whether or not a replica
+//!    is placed here, so replicas can move here after the node that built
+//!    it died), runs the replicas placed here — `web.2` and `web.4`, say —
+//!    loading the release when it is new to this node, and knows which
+//!    other nodes run its `web`, for the router to forward to.
 //!
 //! An app being changed through this node (its lock held) is left for the
 //! next round. Apps destroyed through another node are removed here.
@@ -123,18 +124,19 @@ impl Platform {
                 .get(&(app.name.clone(), "web".to_string()))
                 .cloned()
                 .unwrap_or_default();
+            // Replicas placed here start before the router stops
+            // forwarding to the nodes that had them.
+            if let Some(_guard) = self.try_lock(&app.name) {
+                let result = match release {
+                    Some(release) => self.run_placed(app, release, me, &round).await,
+                    None => Ok(()),
+                };
+                if let Err(err) = result {
+                    tracing::error!(app = %app.name, "could not run what is placed here: {err:#}");
+                }
+            }
             self.table
                 .set_peers(&app.name, peers(&web_nodes, me, &routers));
-            let Some(_guard) = self.try_lock(&app.name) else {
-                continue; // being changed here: next round
-            };
-            let result = match release {
-                Some(release) => self.run_placed(app, release, me, &round).await,
-                None => Ok(()),
-            };
-            if let Err(err) = result {
-                tracing::error!(app = %app.name, "could not run what is placed here: {err:#}");
-            }
         }
     }
 
@@ -177,10 +179,11 @@ impl Platform {
             .filter(|(kind, _)| kind != "release")
             .map(|(kind, _)| (kind.as_str(), mine(kind)))
             .collect();
-        if wanted.values().any(|n| !n.is_empty()) {
-            if let Some(slug) = &release.slug {
-                self.fetch_slug(slug, me, &round.nodes).await?;
-            }
+        // Every node keeps every current slug, placed here or not, so that
+        // replicas can move to any node even after the node that built the
+        // release is gone.
+        if let Some(slug) = &release.slug {
+            self.fetch_slug(slug, me, &round.nodes).await?;
         }
         // web
         let web_here = wanted.get("web").cloned().unwrap_or_default();
