@@ -23,6 +23,16 @@ struct AppState {
     wakes_seen: u64,
 }
 
+/// How many samples make one second at `tick`, and the ticker (a late
+/// tick is skipped, not made up).
+fn ticking(tick: Duration) -> (usize, tokio::time::Interval) {
+    let tick = tick.max(Duration::from_millis(1));
+    let window = (WINDOW.as_nanos() / tick.as_nanos()).clamp(1, 10_000) as usize;
+    let mut ticker = tokio::time::interval(tick);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    (window, ticker)
+}
+
 impl AppState {
     /// Adds a sample of requests in flight; the average of the last
     /// `window` samples.
@@ -46,12 +56,8 @@ pub struct Decision {
 
 /// Runs until the task is dropped, looking every `tick`.
 pub async fn run(platform: Arc<Platform>, tick: Duration) {
-    let tick = tick.max(Duration::from_millis(1));
-    // One second of samples, however often it looks.
-    let window = (WINDOW.as_nanos() / tick.as_nanos()).clamp(1, 10_000) as usize;
+    let (window, mut ticker) = ticking(tick);
     let mut states: HashMap<String, AppState> = HashMap::new();
-    let mut ticker = tokio::time::interval(tick);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     loop {
         ticker.tick().await;
         let apps = platform.autoscaled();
@@ -102,11 +108,8 @@ pub async fn run(platform: Arc<Platform>, tick: Duration) {
 /// an autoscaled `web` (a `min` of 0 counts as 1): waking from zero is a
 /// single server's.
 pub async fn run_cluster(platform: Arc<Platform>, tick: Duration) {
-    let tick = tick.max(Duration::from_millis(1));
-    let window = (WINDOW.as_nanos() / tick.as_nanos()).clamp(1, 10_000) as usize;
+    let (window, mut ticker) = ticking(tick);
     let mut states: HashMap<String, AppState> = HashMap::new();
-    let mut ticker = tokio::time::interval(tick);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     loop {
         ticker.tick().await;
         let here: HashMap<String, AppLoad> = platform

@@ -13,6 +13,14 @@ fn node(home: &Path, etcd: &EtcdServer, name: &str) -> Server {
     Server::start_with(home, &["--cluster", &etcd.endpoint(), "--node", name]).unwrap()
 }
 
+/// Node `n{i+1}` on `endpoint`, with a 2 s lease: a dead node is noticed
+/// within seconds.
+fn fast_node(home: &Path, endpoint: &str, i: usize) -> Server {
+    let name = format!("n{}", i + 1);
+    let args = ["--cluster", endpoint, "--node", &name, "--lease-ttl", "2s"];
+    Server::start_with(home, &args).unwrap()
+}
+
 #[test]
 fn two_servers_on_one_etcd_share_records_and_survive_its_outage() {
     let mut etcd = EtcdServer::start_new();
@@ -186,11 +194,7 @@ fn three_nodes_place_replicas_forward_requests_and_fail_over_under_load() {
     let mut etcd = EtcdServer::start_new();
     let homes: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
     let endpoint = etcd.endpoint();
-    let start = |i: usize| {
-        let name = format!("n{}", i + 1);
-        let args = ["--cluster", &endpoint, "--node", &name, "--lease-ttl", "2s"];
-        Server::start_with(homes[i].path(), &args).unwrap()
-    };
+    let start = |i: usize| fast_node(homes[i].path(), &endpoint, i);
     let n1 = start(0);
     let n2 = start(1);
     let n3 = start(2);
@@ -334,11 +338,7 @@ fn the_leader_autoscales_web_across_nodes_on_the_load_of_all() {
     let etcd = EtcdServer::start_new();
     let homes: Vec<_> = (0..2).map(|_| tempfile::tempdir().unwrap()).collect();
     let endpoint = etcd.endpoint();
-    let start = |i: usize| {
-        let name = format!("n{}", i + 1);
-        let args = ["--cluster", &endpoint, "--node", &name, "--lease-ttl", "2s"];
-        Server::start_with(homes[i].path(), &args).unwrap()
-    };
+    let start = |i: usize| fast_node(homes[i].path(), &endpoint, i);
     let (n1, n2) = (start(0), start(1));
     let src = tempfile::tempdir().unwrap();
     std::fs::copy(example("hostile"), src.path().join("hostile.wasm")).unwrap();
@@ -411,11 +411,7 @@ fn an_app_outlives_the_node_that_built_it() {
     let etcd = EtcdServer::start_new();
     let homes: Vec<_> = (0..2).map(|_| tempfile::tempdir().unwrap()).collect();
     let endpoint = etcd.endpoint();
-    let start = |i: usize| {
-        let name = format!("n{}", i + 1);
-        let args = ["--cluster", &endpoint, "--node", &name, "--lease-ttl", "2s"];
-        Server::start_with(homes[i].path(), &args).unwrap()
-    };
+    let start = |i: usize| fast_node(homes[i].path(), &endpoint, i);
     let (n1, n2) = (start(0), start(1));
     let src = tempfile::tempdir().unwrap();
     std::fs::copy(example("hello"), src.path().join("hello.wasm")).unwrap();

@@ -89,17 +89,9 @@ impl Platform {
         let web = match (release.command("web"), web_plan(app)) {
             (Some(command), Some((n, wake))) => {
                 say(format!("-----> Loading web: {command}"));
-                let (wasm, path, env) = self.process(release, "web")?;
-                let runtime = self.runtime.clone();
-                let limits = limits_for(app, "web");
-                let (web, _) =
-                    tokio::task::spawn_blocking(move || runtime.load_web(&path, env, limits))
-                        .await
-                        .map_err(|e| anyhow!("loading panicked: {e}"))?
-                        .with_context(|| format!("could not load {wasm}"))?;
+                let web = self.load_web(app, release).await?;
                 web.set_replicas(n);
                 web.set_wake_from_zero(wake);
-                web.set_events(Arc::new(self.logs.app_log(&app.name, "web")));
                 Some(Arc::new(web))
             }
             // Nothing to serve: `web` scaled to 0, absent, or not deployed yet.
@@ -164,6 +156,20 @@ impl Platform {
                 .set(&app.name, &kind, release.version, command, env, n as usize);
         }
         Ok(())
+    }
+
+    /// Loads `release`'s web process (no replicas yet), its events going
+    /// to the app's log.
+    pub(super) async fn load_web(&self, app: &App, release: &Release) -> Result<WebProcess> {
+        let (wasm, path, env) = self.process(release, "web")?;
+        let runtime = self.runtime.clone();
+        let limits = limits_for(app, "web");
+        let (web, _) = tokio::task::spawn_blocking(move || runtime.load_web(&path, env, limits))
+            .await
+            .map_err(|e| anyhow!("loading panicked: {e}"))?
+            .with_context(|| format!("could not load {wasm}"))?;
+        web.set_events(Arc::new(self.logs.app_log(&app.name, "web")));
+        Ok(web)
     }
 
     /// Runs the release's `release` process once; anything but exit 0

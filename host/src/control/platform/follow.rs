@@ -202,16 +202,8 @@ impl Platform {
                 }
             }
             (false, _) => {
-                let (wasm, path, env) = self.process(release, "web")?;
-                let runtime = self.runtime.clone();
-                let limits = limits_for(app, "web");
-                let (web, _) =
-                    tokio::task::spawn_blocking(move || runtime.load_web(&path, env, limits))
-                        .await
-                        .map_err(|e| anyhow!("loading panicked: {e}"))?
-                        .with_context(|| format!("could not load {wasm}"))?;
+                let web = self.load_web(app, release).await?;
                 web.set_replica_numbers(&web_here);
-                web.set_events(Arc::new(self.logs.app_log(&app.name, "web")));
                 self.table.set_app(AppRoute {
                     name: app.name.clone(),
                     web: Some(Arc::new(web)),
