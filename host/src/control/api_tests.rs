@@ -35,7 +35,8 @@ async fn serve(home: &std::path::Path) -> std::net::SocketAddr {
     ));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let api = super::api::router(platform, TOKEN.into());
+    let auth = std::sync::Arc::new(super::api::auth::Auth::new(TOKEN.into(), false));
+    let api = super::api::router(platform, auth);
     tokio::spawn(async move {
         loop {
             let (stream, _) = listener.accept().await.unwrap();

@@ -28,6 +28,7 @@ mod api_tests;
 pub mod builds;
 mod changes;
 pub mod config;
+pub mod dashboard;
 mod deploy;
 pub mod error;
 pub mod git;

@@ -161,6 +161,7 @@ pub async fn run(
         platform.clone(),
         git,
         token,
+        tls_config.is_some(),
         stop_rx.clone(),
     ));
     let mut router_stop = stop_rx;
@@ -224,9 +225,12 @@ async fn serve_api(
     platform: Arc<Platform>,
     git: Arc<GitHttp>,
     token: Arc<str>,
+    secure: bool,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) -> std::io::Result<()> {
-    let api = super::api::router(platform.clone(), token.clone());
+    let auth = Arc::new(super::api::auth::Auth::new(token.clone(), secure));
+    let api = super::api::router(platform.clone(), auth.clone());
+    let dashboard = super::dashboard::router(auth);
     edge::serve(
         listener,
         edge,
@@ -235,9 +239,12 @@ async fn serve_api(
             let git = git.clone();
             let token = token.clone();
             let api = api.clone();
+            let dashboard = dashboard.clone();
             async move {
                 if GitHttp::handles(req.uri().path()) {
                     git.handle(&platform, &token, req).await
+                } else if super::dashboard::handles(req.uri().path()) {
+                    super::api::serve(dashboard, req).await
                 } else {
                     super::api::serve(api, req).await
                 }

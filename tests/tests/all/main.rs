@@ -9,6 +9,7 @@ mod cli_errors;
 mod cluster;
 mod components;
 mod control;
+mod dashboard;
 mod edges;
 mod foreign;
 mod git;

@@ -21,18 +21,22 @@ pub async fn logs(
 ) -> ApiResult {
     platform.store().app(&app)?;
     let json = query.json();
+    // `format=sse`: Server-Sent Events (the dashboard's EventSource).
+    let sse = query.format.as_deref() == Some("sse");
     let filter = Filter {
         process: query.ps.filter(|ps| !ps.is_empty()),
         source: query.source.filter(|source| !source.is_empty()),
     };
     let render = move |line: &LogLine| -> Bytes {
-        let mut text = if json {
+        let text = if json {
             line.to_json().to_string()
         } else {
             line.to_string()
         };
-        text.push('\n');
-        Bytes::from(text)
+        if sse {
+            return Bytes::from(format!("data: {}\n\n", text.replace(['\r', '\n'], " ")));
+        }
+        Bytes::from(text + "\n")
     };
     let (kept, live) = platform.logs().read(&app, query.n, &filter, query.tail);
     let first: Vec<u8> = kept.iter().flat_map(|l| render(l).to_vec()).collect();
@@ -54,6 +58,10 @@ pub async fn logs(
             }
         }
     });
-    let content_type = if json { respond::NDJSON } else { respond::TEXT };
+    let content_type = match (sse, json) {
+        (true, _) => "text/event-stream",
+        (_, true) => respond::NDJSON,
+        _ => respond::TEXT,
+    };
     Ok(reply(respond::streamed(content_type, first.chain(follow))))
 }

@@ -10,6 +10,7 @@
 //! and records become wire types in [`wire`].
 
 mod apps;
+pub mod auth;
 mod builds;
 mod extract;
 mod kv;
@@ -35,7 +36,6 @@ use wpaas_api::ErrorBody;
 
 use super::error::PlatformError;
 use super::platform::Platform;
-use super::token::constant_time_eq;
 use crate::respond;
 use crate::runtime::BoxBody;
 
@@ -50,8 +50,8 @@ type ApiResult = Result<axum::response::Response, PlatformError>;
 type Shared = State<Arc<Platform>>;
 
 /// The API's route table over `platform`, answering only requests that
-/// carry `token`.
-pub fn router(platform: Arc<Platform>, token: Arc<str>) -> Router {
+/// `auth` lets through (the token, or a dashboard session).
+pub fn router(platform: Arc<Platform>, auth: Arc<auth::Auth>) -> Router {
     Router::new()
         .route("/metrics", get(metrics))
         .route("/nodes", get(nodes))
@@ -103,7 +103,7 @@ pub fn router(platform: Arc<Platform>, token: Arc<str>) -> Router {
         .method_not_allowed_fallback(no_route)
         // Last, so that it wraps every route and the fallback: nothing
         // answers before the token is checked.
-        .layer(middleware::from_fn_with_state(token, require_token))
+        .layer(middleware::from_fn_with_state(auth, require_token))
         .with_state(platform)
 }
 
@@ -134,18 +134,8 @@ fn without_trailing_slash<B>(mut req: hyper::Request<B>) -> hyper::Request<B> {
     req
 }
 
-async fn require_token(State(token): State<Arc<str>>, req: Request, next: Next) -> ApiResult {
-    let authorized = req
-        .headers()
-        .get(http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .is_some_and(|given| constant_time_eq(given.trim(), token.as_bytes()));
-    if !authorized {
-        return Err(PlatformError::unauthorized(
-            "missing or invalid API token (run `wpaas login`, or set WPAAS_TOKEN)",
-        ));
-    }
+async fn require_token(State(auth): State<Arc<auth::Auth>>, req: Request, next: Next) -> ApiResult {
+    auth.check(req.method(), req.headers())?;
     Ok(next.run(req).await)
 }
 
