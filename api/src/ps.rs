@@ -209,3 +209,30 @@ mod tests {
         assert_eq!(ps[1].kind, "worker");
     }
 }
+
+/// `GET /apps/APP/metrics`: the last hour of an app's web traffic, one
+/// point per slot (oldest first), for the dashboard's plots.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Series {
+    /// Seconds each point covers.
+    pub slot_seconds: u64,
+    /// The points, oldest first; the last is the slot in progress.
+    pub points: Vec<Point>,
+}
+
+/// One slot of [`Series`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Point {
+    /// When the slot starts, in seconds since the Unix epoch.
+    pub t: u64,
+    /// Requests answered in it.
+    pub requests: u64,
+    /// Of those, by status class: 1xx, 2xx, 3xx, 4xx, 5xx.
+    pub by_class: [u64; 5],
+    /// Median latency, if there were requests.
+    pub p50_ms: Option<f64>,
+    /// 99th percentile latency, if there were requests.
+    pub p99_ms: Option<f64>,
+    /// The most web replicas seen running in it.
+    pub replicas: u32,
+}

@@ -128,7 +128,17 @@ pub async fn run(
     platform.restore().await?;
     // A cluster's replica counts are the placement's: its scaler shares
     // each node's load and the leader sizes apps by the sum.
-    let background = match follow_tick {
+    let sampler = tokio::spawn({
+        let platform = platform.clone();
+        async move {
+            let mut every = tokio::time::interval(std::time::Duration::from_secs(5));
+            loop {
+                every.tick().await;
+                platform.sample_replicas();
+            }
+        }
+    });
+    let mut background = match follow_tick {
         Some(tick) => vec![
             tokio::spawn(follow(platform.clone(), tick)),
             tokio::spawn(super::scaler::run_cluster(platform.clone(), tick)),
@@ -189,6 +199,7 @@ pub async fn run(
     if let Ok(Err(err)) = api.await {
         tracing::warn!("the API stopped: {err}");
     }
+    background.push(sampler);
     for task in &background {
         task.abort();
     }

@@ -90,6 +90,8 @@ pub(crate) struct AppCounters {
     latency: Histogram,
     /// The last minute, for `wpaas ps`.
     recent: Recent,
+    /// The last hour, for the dashboard's plots.
+    hour: Recent,
 }
 
 impl AppCounters {
@@ -101,6 +103,7 @@ impl AppCounters {
             bytes: AtomicU64::new(0),
             latency: Histogram::new(&LATENCY_BUCKETS),
             recent: Recent::new(),
+            hour: Recent::with(recent::HOUR),
         }
     }
 }
@@ -119,6 +122,8 @@ pub struct Metrics {
     builds: ArcSwap<HashMap<String, Arc<Builds>>>,
     /// The clock the recent windows are kept against.
     origin: Instant,
+    /// `origin` as Unix seconds, for the series' times.
+    origin_unix: u64,
 }
 
 impl Default for Metrics {
@@ -152,6 +157,9 @@ impl Metrics {
             apps: ArcSwap::default(),
             builds: ArcSwap::default(),
             origin: Instant::now(),
+            origin_unix: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs()),
         }
     }
 
@@ -162,6 +170,26 @@ impl Metrics {
             Some(counters) => counters.recent.summary(now),
             None => Recent::new().summary(now),
         }
+    }
+
+    /// `app`'s web requests over the last hour, a point a minute.
+    pub(crate) fn series(&self, app: &str) -> wpaas_api::ps::Series {
+        let now = self.origin.elapsed();
+        let points = match self.apps.load().get(app) {
+            Some(counters) => counters.hour.series(now, self.origin_unix),
+            None => Recent::with(recent::HOUR).series(now, self.origin_unix),
+        };
+        wpaas_api::ps::Series {
+            slot_seconds: recent::HOUR.slot_secs,
+            points,
+        }
+    }
+
+    /// Notes how many web replicas `app` runs now (sampled).
+    pub(crate) fn note_replicas(&self, app: &str, replicas: u32) {
+        self.app(app)
+            .hour
+            .note_replicas(self.origin.elapsed(), replicas);
     }
 
     /// `app`'s request counters.
@@ -321,9 +349,9 @@ impl Observer for Metrics {
         }
         counters.bytes.fetch_add(access.bytes, Ordering::Relaxed);
         counters.latency.observe(access.service);
-        counters
-            .recent
-            .record(self.origin.elapsed(), access.service, access.status >= 500);
+        let now = self.origin.elapsed();
+        counters.recent.record(now, access.service, access.status);
+        counters.hour.record(now, access.service, access.status);
     }
 }
 

@@ -14,10 +14,25 @@
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
 
-/// Seconds per slot.
-const SLOT_SECS: u64 = 5;
-/// Slots in the ring: 12 × 5 s = the last minute.
-const SLOTS: u64 = 12;
+/// The last minute, for `ps`: 12 slots of 5 s.
+pub(crate) const MINUTE: Shape = Shape {
+    slot_secs: 5,
+    slots: 12,
+};
+/// The last hour, for the dashboard's plots: 60 slots of a minute.
+pub(crate) const HOUR: Shape = Shape {
+    slot_secs: 60,
+    slots: 60,
+};
+
+/// How a window is cut into slots.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Shape {
+    /// Seconds per slot.
+    pub slot_secs: u64,
+    /// Slots in the ring.
+    pub slots: u64,
+}
 /// Latency buckets: bucket i holds [10 µs · 2^(i/4), 10 µs · 2^((i+1)/4)),
 /// bucket 0 everything below, the last everything above (≈ 2.8 min).
 const BUCKETS: usize = 96;
@@ -29,6 +44,10 @@ struct Slot {
     period: AtomicU64,
     requests: AtomicU32,
     errors: AtomicU32,
+    /// By status class: 1xx … 5xx.
+    classes: [AtomicU32; 5],
+    /// The most replicas seen running in the period.
+    replicas: AtomicU32,
     latency: [AtomicU32; BUCKETS],
 }
 
@@ -38,13 +57,27 @@ impl Slot {
             period: AtomicU64::new(0),
             requests: AtomicU32::new(0),
             errors: AtomicU32::new(0),
+            classes: Default::default(),
+            replicas: AtomicU32::new(0),
             latency: std::array::from_fn(|_| AtomicU32::new(0)),
+        }
+    }
+
+    /// Zeroes the counts (the slot starts a new period).
+    fn clear(&self) {
+        self.requests.store(0, Ordering::Relaxed);
+        self.errors.store(0, Ordering::Relaxed);
+        self.replicas.store(0, Ordering::Relaxed);
+        for count in self.classes.iter().chain(&self.latency) {
+            count.store(0, Ordering::Relaxed);
         }
     }
 }
 
-/// The last minute of one process type's requests.
+/// A recent window of one app's web requests (the last minute, or the
+/// last hour, see [`Shape`]).
 pub(crate) struct Recent {
+    shape: Shape,
     slots: Box<[Slot]>,
 }
 
@@ -53,6 +86,9 @@ impl Default for Recent {
         Self::new()
     }
 }
+
+/// One slot's numbers, as [`Recent::series`] reports them.
+pub(crate) use wpaas_api::ps::Point;
 
 /// What [`Recent::summary`] reports: the API's `ps` type itself, so the
 /// numbers reach the client without a copy of their shape.
@@ -72,47 +108,113 @@ fn bucket_value(bucket: usize) -> Duration {
 }
 
 impl Recent {
-    /// No requests yet.
+    /// No requests yet: the last minute.
     pub(crate) fn new() -> Self {
+        Self::with(MINUTE)
+    }
+
+    /// No requests yet, over a window of `shape`.
+    pub(crate) fn with(shape: Shape) -> Self {
         Self {
-            slots: (0..SLOTS).map(|_| Slot::new()).collect(),
+            shape,
+            slots: (0..shape.slots).map(|_| Slot::new()).collect(),
         }
     }
 
-    /// Records one answered request, `now` being the time since a fixed
-    /// origin (the same for every call).
-    pub(crate) fn record(&self, now: Duration, latency: Duration, error: bool) {
-        let period = now.as_secs() / SLOT_SECS + 1;
-        let slot = &self.slots[(period % SLOTS) as usize];
+    fn period(&self, now: Duration) -> u64 {
+        now.as_secs() / self.shape.slot_secs + 1
+    }
+
+    /// The slot of `now`'s period, claimed (and zeroed) for it if it held
+    /// an older one; `None` if the ring has moved past it.
+    fn slot(&self, now: Duration) -> Option<&Slot> {
+        let period = self.period(now);
+        let slot = &self.slots[(period % self.shape.slots) as usize];
         let seen = slot.period.load(Ordering::Acquire);
         if seen != period {
             if seen > period {
                 // A request that finished as the ring moved past its period.
-                return;
+                return None;
             }
             if slot
                 .period
                 .compare_exchange(seen, period, Ordering::AcqRel, Ordering::Acquire)
                 .is_ok()
             {
-                slot.requests.store(0, Ordering::Relaxed);
-                slot.errors.store(0, Ordering::Relaxed);
-                for count in &slot.latency {
-                    count.store(0, Ordering::Relaxed);
-                }
+                slot.clear();
             }
         }
+        Some(slot)
+    }
+
+    /// Records one answered request with its status, `now` being the
+    /// time since a fixed origin (the same for every call).
+    pub(crate) fn record(&self, now: Duration, latency: Duration, status: u16) {
+        let Some(slot) = self.slot(now) else {
+            return;
+        };
         slot.requests.fetch_add(1, Ordering::Relaxed);
-        if error {
+        if status >= 500 {
             slot.errors.fetch_add(1, Ordering::Relaxed);
         }
+        let class = (status / 100).clamp(1, 5) as usize - 1;
+        slot.classes[class].fetch_add(1, Ordering::Relaxed);
         slot.latency[bucket_of(latency)].fetch_add(1, Ordering::Relaxed);
     }
 
-    /// The numbers for the minute up to `now` (same origin as `record`).
+    /// Notes that `replicas` ran at `now`.
+    pub(crate) fn note_replicas(&self, now: Duration, replicas: u32) {
+        if let Some(slot) = self.slot(now) {
+            slot.replicas.fetch_max(replicas, Ordering::Relaxed);
+        }
+    }
+
+    /// One point per slot of the window up to `now`, oldest first (empty
+    /// slots as zeros); `t` is the slot's start, `origin` seconds being
+    /// the Unix time of `now`'s origin.
+    pub(crate) fn series(&self, now: Duration, origin: u64) -> Vec<Point> {
+        let period = self.period(now);
+        let oldest = period.saturating_sub(self.shape.slots - 1).max(1);
+        (oldest..=period)
+            .map(|p| {
+                let t = origin + (p - 1) * self.shape.slot_secs;
+                let slot = self
+                    .slots
+                    .iter()
+                    .find(|s| s.period.load(Ordering::Acquire) == p);
+                let Some(slot) = slot else {
+                    return Point {
+                        t,
+                        requests: 0,
+                        by_class: [0; 5],
+                        p50_ms: None,
+                        p99_ms: None,
+                        replicas: 0,
+                    };
+                };
+                let latency: Vec<u64> = slot
+                    .latency
+                    .iter()
+                    .map(|c| u64::from(c.load(Ordering::Relaxed)))
+                    .collect();
+                Point {
+                    t,
+                    requests: u64::from(slot.requests.load(Ordering::Relaxed)),
+                    by_class: std::array::from_fn(|i| {
+                        u64::from(slot.classes[i].load(Ordering::Relaxed))
+                    }),
+                    p50_ms: percentile(&latency, 0.50),
+                    p99_ms: percentile(&latency, 0.99),
+                    replicas: slot.replicas.load(Ordering::Relaxed),
+                }
+            })
+            .collect()
+    }
+
+    /// The numbers for the window up to `now` (same origin as `record`).
     pub(crate) fn summary(&self, now: Duration) -> Summary {
-        let period = now.as_secs() / SLOT_SECS + 1;
-        let oldest = period.saturating_sub(SLOTS - 1).max(1);
+        let period = self.period(now);
+        let oldest = period.saturating_sub(self.shape.slots - 1).max(1);
         let mut requests = 0u64;
         let mut errors = 0u64;
         let mut latency = [0u64; BUCKETS];
@@ -128,22 +230,9 @@ impl Recent {
             }
         }
         // From the start of the oldest period counted to now.
-        let window_start = Duration::from_secs((oldest - 1) * SLOT_SECS);
+        let window_start = Duration::from_secs((oldest - 1) * self.shape.slot_secs);
         let window_seconds = now.saturating_sub(window_start).as_secs_f64().max(1e-3);
-        let percentile = |q: f64| -> Option<f64> {
-            let total: u64 = latency.iter().sum();
-            if total == 0 {
-                return None;
-            }
-            // Nearest rank: the smallest value with at least q of the
-            // observations at or below it.
-            let rank = ((q * total as f64).ceil() as u64).max(1);
-            let mut seen = 0;
-            latency.iter().enumerate().find_map(|(bucket, &count)| {
-                seen += count;
-                (seen >= rank).then(|| bucket_value(bucket).as_secs_f64() * 1e3)
-            })
-        };
+        let percentile = |q: f64| percentile(&latency, q);
         Summary {
             window_seconds,
             requests,
@@ -160,6 +249,21 @@ impl Recent {
     }
 }
 
+/// The `q` quantile of a latency histogram, in ms: nearest rank, the
+/// smallest value with at least `q` of the observations at or below it.
+fn percentile(latency: &[u64], q: f64) -> Option<f64> {
+    let total: u64 = latency.iter().sum();
+    if total == 0 {
+        return None;
+    }
+    let rank = ((q * total as f64).ceil() as u64).max(1);
+    let mut seen = 0;
+    latency.iter().enumerate().find_map(|(bucket, &count)| {
+        seen += count;
+        (seen >= rank).then(|| bucket_value(bucket).as_secs_f64() * 1e3)
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -174,10 +278,10 @@ mod tests {
         let now = Duration::from_secs(100);
         // 98 fast requests, 2 slow ones: p50 is fast, p99 is slow.
         for _ in 0..98 {
-            recent.record(now, ms(2), false);
+            recent.record(now, ms(2), 200);
         }
-        recent.record(now, ms(300), true);
-        recent.record(now, ms(300), true);
+        recent.record(now, ms(300), 500);
+        recent.record(now, ms(300), 500);
         let s = recent.summary(now);
         assert_eq!((s.requests, s.errors), (100, 2));
         assert!((s.error_rate - 0.02).abs() < 1e-9);
@@ -191,7 +295,7 @@ mod tests {
     fn every_latency_lands_within_nine_percent() {
         for micros in [15u64, 120, 999, 4_321, 250_000, 7_000_000] {
             let recent = Recent::new();
-            recent.record(Duration::ZERO, Duration::from_micros(micros), false);
+            recent.record(Duration::ZERO, Duration::from_micros(micros), 200);
             let got = recent.summary(Duration::ZERO).p50_ms.unwrap() * 1e3;
             let error = (got - micros as f64).abs() / micros as f64;
             assert!(error < 0.095, "{micros} µs reported as {got} µs");
@@ -202,7 +306,11 @@ mod tests {
     fn the_window_is_the_last_minute() {
         let recent = Recent::new();
         for second in 0..120u64 {
-            recent.record(Duration::from_secs(second), ms(1), second < 60);
+            recent.record(
+                Duration::from_secs(second),
+                ms(1),
+                if second < 60 { 503 } else { 200 },
+            );
         }
         // At 119.5 s the window starts at 60 s: 60 requests, none of the
         // first minute's errors.
@@ -221,7 +329,7 @@ mod tests {
     fn a_young_window_divides_by_the_time_it_covers() {
         let recent = Recent::new();
         for _ in 0..30 {
-            recent.record(Duration::from_secs(2), ms(1), false);
+            recent.record(Duration::from_secs(2), ms(1), 200);
         }
         let s = recent.summary(Duration::from_secs(3));
         assert!((s.window_seconds - 3.0).abs() < 1e-9);
@@ -231,10 +339,34 @@ mod tests {
     #[test]
     fn a_reused_slot_forgets_its_old_period() {
         let recent = Recent::new();
-        recent.record(Duration::from_secs(1), ms(1), true);
+        recent.record(Duration::from_secs(1), ms(1), 500);
         // 60 s later the same slot comes round again.
-        recent.record(Duration::from_secs(61), ms(1), false);
+        recent.record(Duration::from_secs(61), ms(1), 200);
         let s = recent.summary(Duration::from_secs(61));
         assert_eq!((s.requests, s.errors), (1, 0));
+    }
+
+    #[test]
+    fn the_hour_series_has_a_point_a_minute_with_classes_and_replicas() {
+        let hour = Recent::with(HOUR);
+        hour.record(Duration::from_secs(30), ms(2), 200);
+        hour.record(Duration::from_secs(30), ms(2), 404);
+        hour.note_replicas(Duration::from_secs(40), 3);
+        hour.record(Duration::from_secs(150), ms(5), 502);
+        let series = hour.series(Duration::from_secs(170), 1_000_000);
+        assert_eq!(series.len(), 3, "minutes 0, 1 and 2");
+        assert_eq!(series[0].t, 1_000_000);
+        assert_eq!(series[0].requests, 2);
+        assert_eq!(series[0].by_class, [0, 1, 0, 1, 0]);
+        assert_eq!(series[0].replicas, 3);
+        assert_eq!((series[1].requests, series[1].p50_ms), (0, None));
+        assert_eq!(series[2].t, 1_000_120);
+        assert_eq!(series[2].by_class[4], 1);
+        // An hour later the first minute is out of the window.
+        let later = hour.series(Duration::from_secs(3700), 1_000_000);
+        assert_eq!(later.len(), 60);
+        assert!(later
+            .iter()
+            .all(|p| p.requests == 0 || p.t >= 1_000_000 + 120));
     }
 }

@@ -168,6 +168,26 @@ fn a_browser_signs_in_with_the_token_and_steers_an_app_through_the_api() {
         .unwrap()
         .contains("GREETING=unset"));
 
+    // The metrics plots' data: the last hour, a point a minute, counting
+    // the two requests made above (both 200).
+    let series: wpaas_api::ps::Series = with_session(
+        browser.get(format!("{base}/apps/hello/metrics")),
+        &session,
+        None,
+    )
+    .send()
+    .unwrap()
+    .json()
+    .unwrap();
+    assert_eq!(series.slot_seconds, 60);
+    let answered: u64 = series.points.iter().map(|p| p.requests).sum();
+    let ok: u64 = series.points.iter().map(|p| p.by_class[1]).sum();
+    assert!(answered >= 2 && ok >= 2, "{series:?}");
+    assert!(
+        series.points.iter().any(|p| p.p50_ms.is_some()),
+        "{series:?}"
+    );
+
     // Live logs as Server-Sent Events: a request shows up as an event.
     let events = with_session(
         wpaas_tests::client().get(format!("{base}/apps/hello/logs?n=1&tail=true&format=sse")),

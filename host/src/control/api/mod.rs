@@ -88,6 +88,7 @@ pub fn router(platform: Arc<Platform>, auth: Arc<auth::Auth>) -> Router {
         .route("/apps/{app}/builds", get(builds::list))
         .route("/apps/{app}/builds/{id}/output", get(builds::output))
         .route("/apps/{app}/ps", get(ps::list))
+        .route("/apps/{app}/metrics", get(ps::series))
         .route("/apps/{app}/ps/restart", post(ps::restart))
         .route("/apps/{app}/formation", patch(ps::scale))
         .route(

@@ -16,6 +16,13 @@ pub async fn list(State(platform): Shared, Segments(app): Segments<String>) -> A
     ok(&processes(&platform, &app)?)
 }
 
+/// `GET /apps/APP/metrics`: the last hour of web requests, a point a
+/// minute (the dashboard's plots).
+pub async fn series(State(platform): Shared, Segments(app): Segments<String>) -> ApiResult {
+    platform.store().app(&app)?;
+    ok(&platform.metrics().series(&app))
+}
+
 /// `PATCH /apps/APP/formation`: `{"web": 2}`.
 pub async fn scale(
     State(platform): Shared,

@@ -331,6 +331,22 @@ impl Platform {
         Ok(())
     }
 
+    /// Notes each app's web replicas (the cluster's, in a cluster) in its
+    /// metrics, for the dashboard's replicas plot.
+    pub fn sample_replicas(&self) {
+        for name in self.table.app_names() {
+            let replicas = match self.placed(&name, "web") {
+                Some(nodes) => nodes.len(),
+                None => self
+                    .table
+                    .app(&name)
+                    .and_then(|route| route.web.clone())
+                    .map_or(0, |web| web.replica_count()),
+            };
+            self.metrics.note_replicas(&name, replicas as u32);
+        }
+    }
+
     /// The running web replicas' live numbers, if `web` is running.
     pub fn web_status(&self, app: &str) -> Option<Vec<ReplicaStatus>> {
         let route = self.table.app(app)?;

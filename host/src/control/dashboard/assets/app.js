@@ -102,6 +102,7 @@ const views = {
   overview: ["Overview", overview],
   activity: ["Activity", activity],
   config: ["Config vars", config],
+  metrics: ["Metrics", metrics],
   logs: ["Logs", logs],
   builds: ["Builds", builds],
 };
@@ -270,6 +271,86 @@ async function config(app) {
         el("div", {}, el("label", { for: "new-value" }, "Value"), value),
         el("button", { class: "primary", type: "submit" }, "Add")),
       el("p", { class: "muted" }, "Each change makes a new release, like wpaas config:set.")));
+}
+
+// ---- metrics: SVG plots of the last hour, redrawn every 2 s ----------------
+
+const SVG = "http://www.w3.org/2000/svg";
+
+function svg(tag, attrs, ...children) {
+  const node = document.createElementNS(SVG, tag);
+  for (const [key, value] of Object.entries(attrs || {})) node.setAttribute(key, value);
+  for (const child of children.flat()) if (child) node.append(child);
+  return node;
+}
+
+// A plot of `lines` ([{label, values, color, bars?}]) over the points' times.
+function plot(id, title, unit, points, lines) {
+  const width = 640, height = 180, left = 48, bottom = 22, top = 10;
+  const max = Math.max(1e-9, ...lines.flatMap((l) => l.values.filter((v) => v !== null)));
+  const x = (i) => left + (i * (width - left - 8)) / Math.max(1, points.length - 1);
+  const y = (v) => top + (height - top - bottom) * (1 - v / max);
+  const shapes = lines.map((line) => {
+    if (line.bars) {
+      const w = Math.max(1, (width - left - 8) / points.length - 1);
+      return line.values.map((v, i) => v ? svg("rect", { x: x(i) - w / 2, y: y(v + (line.base ? line.base[i] : 0)),
+        width: w, height: (height - top - bottom) * (v / max), fill: line.color }) : null);
+    }
+    const pts = line.values.map((v, i) => (v === null ? null : `${x(i)},${y(v)}`)).filter(Boolean).join(" ");
+    return svg("polyline", { points: pts, fill: "none", stroke: line.color, "stroke-width": "2" });
+  });
+  const label = (text, attrs) => { const t = svg("text", attrs); t.textContent = text; return t; };
+  const first = points.length ? new Date(points[0].t * 1000).toLocaleTimeString() : "";
+  const last = points.length ? new Date(points[points.length - 1].t * 1000).toLocaleTimeString() : "";
+  const summary = lines.map((l) => `${l.label}: now ${fmt(l.values[l.values.length - 1])} ${unit}`).join("; ");
+  const titleNode = svg("title"); titleNode.textContent = `${title}. ${summary}`;
+  return el("figure", {},
+    el("figcaption", {}, title, " ", lines.map((l) => el("span", { class: "key" }, el("span", { "aria-hidden": "true", "data-color": l.color }, "■ "), l.label, " "))),
+    svg("svg", { id, viewBox: `0 0 ${width} ${height}`, role: "img", "aria-label": `${title}. ${summary}`, class: "plot" },
+      titleNode,
+      svg("line", { x1: left, y1: y(0), x2: width - 8, y2: y(0), stroke: "#9aa3b5" }),
+      label(`${fmt(max)} ${unit}`, { x: 2, y: top + 10, "font-size": "11", fill: "#5b6478" }),
+      label("0", { x: 2, y: y(0), "font-size": "11", fill: "#5b6478" }),
+      label(first, { x: left, y: height - 4, "font-size": "11", fill: "#5b6478" }),
+      label(last, { x: width - 70, y: height - 4, "font-size": "11", fill: "#5b6478" }),
+      shapes));
+}
+
+function fmt(v) {
+  if (v === null || v === undefined) return "–";
+  return v >= 100 ? v.toFixed(0) : v >= 1 ? v.toFixed(1) : v.toFixed(2);
+}
+
+async function metrics(app) {
+  const body = el("div", {}, el("p", {}, "Loading…"));
+  main().replaceChildren(el("h1", {}, `${app}: metrics`),
+    el("p", { class: "muted" }, "Web requests over the last hour, a point a minute; redrawn every 2 s."), body);
+  const draw = async () => {
+    const series = await api("GET", `/apps/${encodeURIComponent(app)}/metrics`);
+    const p = series.points;
+    const total = p.reduce((sum, point) => sum + point.requests, 0);
+    const rate = plot("plot-rate", "Requests per second", "req/s", p,
+      [{ label: "requests", values: p.map((q) => q.requests / series.slot_seconds), color: "#3b4bd8" }]);
+    rate.querySelector("svg").setAttribute("data-total", String(total));
+    const ok = p.map((q) => q.by_class[1] + q.by_class[2]);
+    const client = p.map((q) => q.by_class[3]);
+    const server = p.map((q) => q.by_class[4]);
+    body.replaceChildren(
+      el("section", {}, rate),
+      el("section", {}, plot("plot-latency", "Latency", "ms", p, [
+        { label: "p50", values: p.map((q) => q.p50_ms), color: "#1e7b34" },
+        { label: "p99", values: p.map((q) => q.p99_ms), color: "#b3261e" }])),
+      el("section", {}, plot("plot-status", "Responses by status", "per min", p, [
+        { label: "2xx/3xx", values: ok, color: "#1e7b34", bars: true },
+        { label: "4xx", values: client, color: "#c77700", bars: true, base: ok },
+        { label: "5xx", values: server, color: "#b3261e", bars: true, base: ok.map((v, i) => v + client[i]) }])),
+      el("section", {}, plot("plot-replicas", "Web replicas", "", p, [
+        { label: "replicas", values: p.map((q) => q.replicas), color: "#5b6478" }])),
+      el("p", { class: "muted" }, `${total} requests in the last hour.`));
+  };
+  await draw();
+  const timer = setInterval(() => draw().catch((err) => say(err.message, "error")), 2000);
+  stopLive = () => clearInterval(timer);
 }
 
 async function logs(app) {
