@@ -236,3 +236,17 @@ pub struct Point {
     /// The most web replicas seen running in it.
     pub replicas: u32,
 }
+
+/// `GET /metrics/apps`: every app's web traffic now, for the dashboard's
+/// apps list.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AppTraffic {
+    /// The app.
+    pub app: String,
+    /// Requests answered in the last minute.
+    pub requests_per_minute: u64,
+    /// Of those, the share answered 5xx.
+    pub error_rate: f64,
+    /// Web replicas running (the cluster's, in a cluster).
+    pub web_replicas: u32,
+}

@@ -188,6 +188,17 @@ fn a_browser_signs_in_with_the_token_and_steers_an_app_through_the_api() {
         "{series:?}"
     );
 
+    // The apps list's numbers: requests in the last minute, replicas.
+    let traffic: Vec<wpaas_api::ps::AppTraffic> =
+        with_session(browser.get(format!("{base}/metrics/apps")), &session, None)
+            .send()
+            .unwrap()
+            .json()
+            .unwrap();
+    assert_eq!(traffic[0].app, "hello");
+    assert!(traffic[0].requests_per_minute >= 2, "{traffic:?}");
+    assert_eq!(traffic[0].web_replicas, 2, "{traffic:?}");
+
     // Live logs as Server-Sent Events: a request shows up as an event.
     let events = with_session(
         wpaas_tests::client().get(format!("{base}/apps/hello/logs?n=1&tail=true&format=sse")),

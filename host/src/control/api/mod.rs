@@ -54,6 +54,7 @@ type Shared = State<Arc<Platform>>;
 pub fn router(platform: Arc<Platform>, auth: Arc<auth::Auth>) -> Router {
     Router::new()
         .route("/metrics", get(metrics))
+        .route("/metrics/apps", get(ps::traffic))
         .route("/nodes", get(nodes))
         .route("/slugs/{digest}", get(slug))
         .route("/apps", get(apps::list).post(apps::create))

@@ -23,6 +23,25 @@ pub async fn series(State(platform): Shared, Segments(app): Segments<String>) ->
     ok(&platform.metrics().series(&app))
 }
 
+/// `GET /metrics/apps`: each app's requests in the last minute and web
+/// replicas (the dashboard's apps list).
+pub async fn traffic(State(platform): Shared) -> ApiResult {
+    let apps = platform.store().apps()?;
+    let traffic: Vec<wpaas_api::ps::AppTraffic> = apps
+        .iter()
+        .map(|app| {
+            let recent = platform.metrics().recent(&app.name);
+            wpaas_api::ps::AppTraffic {
+                app: app.name.clone(),
+                requests_per_minute: recent.requests,
+                error_rate: recent.error_rate,
+                web_replicas: platform.web_replicas(&app.name),
+            }
+        })
+        .collect();
+    ok(&traffic)
+}
+
 /// `PATCH /apps/APP/formation`: `{"web": 2}`.
 pub async fn scale(
     State(platform): Shared,

@@ -331,19 +331,25 @@ impl Platform {
         Ok(())
     }
 
-    /// Notes each app's web replicas (the cluster's, in a cluster) in its
-    /// metrics, for the dashboard's replicas plot.
+    /// `app`'s web replicas running: the cluster's in a cluster, else
+    /// this server's.
+    pub fn web_replicas(&self, app: &str) -> u32 {
+        let replicas = match self.placed(app, "web") {
+            Some(nodes) => nodes.len(),
+            None => self
+                .table
+                .app(app)
+                .and_then(|route| route.web.clone())
+                .map_or(0, |web| web.replica_count()),
+        };
+        replicas as u32
+    }
+
+    /// Notes each app's web replicas in its metrics, for the dashboard's
+    /// replicas plot.
     pub fn sample_replicas(&self) {
         for name in self.table.app_names() {
-            let replicas = match self.placed(&name, "web") {
-                Some(nodes) => nodes.len(),
-                None => self
-                    .table
-                    .app(&name)
-                    .and_then(|route| route.web.clone())
-                    .map_or(0, |web| web.replica_count()),
-            };
-            self.metrics.note_replicas(&name, replicas as u32);
+            self.metrics.note_replicas(&name, self.web_replicas(&name));
         }
     }
 

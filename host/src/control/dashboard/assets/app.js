@@ -138,20 +138,29 @@ async function route() {
 // ---- apps -----------------------------------------------------------------
 
 async function appsList() {
-  const apps = await api("GET", "/apps");
-  const rows = apps.map((app) => el("tr", {},
-    el("td", {}, el("a", { href: `#/apps/${encodeURIComponent(app.name)}` }, app.name)),
-    el("td", {}, app.current ? `v${app.current}` : el("span", { class: "muted" }, "not deployed")),
-    el("td", {}, app.autoscale ? `autoscaled ${app.autoscale.min}..${app.autoscale.max}` : String(app.formation.web ?? 1)),
-    el("td", { class: "optional" }, app.domains.join(", ")),
-    el("td", { class: "optional" }, app.created_at)));
+  const [apps, traffic] = await Promise.all([api("GET", "/apps"), api("GET", "/metrics/apps")]);
+  const now = Object.fromEntries(traffic.map((t) => [t.app, t]));
+  const rows = apps.map((app) => {
+    const t = now[app.name] || { requests_per_minute: 0, error_rate: 0, web_replicas: 0 };
+    const status = !app.current ? el("span", { class: "muted" }, "not deployed")
+      : t.web_replicas === 0 ? el("span", { class: "muted" }, "no web running")
+        : t.error_rate > 0.05 ? el("span", { class: "error" }, `${(t.error_rate * 100).toFixed(0)}% errors`)
+          : el("span", { class: "ok" }, "up");
+    return el("tr", {},
+      el("td", {}, el("a", { href: `#/apps/${encodeURIComponent(app.name)}` }, app.name)),
+      el("td", {}, status),
+      el("td", {}, app.current ? `v${app.current}` : "–"),
+      el("td", {}, app.autoscale ? `${t.web_replicas} (autoscaled ${app.autoscale.min}..${app.autoscale.max})` : String(t.web_replicas)),
+      el("td", {}, String(t.requests_per_minute)),
+      el("td", { class: "optional" }, app.domains.join(", ")));
+  });
   main().replaceChildren(
     el("h1", {}, "Apps"),
     el("section", {}, apps.length === 0
       ? el("p", {}, "No apps yet. Deploy one with ", el("code", {}, "wpaas deploy -a NAME"), ".")
       : el("table", {},
-        el("thead", {}, el("tr", {}, el("th", {}, "App"), el("th", {}, "Release"), el("th", {}, "Web"),
-          el("th", { class: "optional" }, "Domains"), el("th", { class: "optional" }, "Created"))),
+        el("thead", {}, el("tr", {}, el("th", {}, "App"), el("th", {}, "Status"), el("th", {}, "Release"),
+          el("th", {}, "Web replicas"), el("th", {}, "Requests/min"), el("th", { class: "optional" }, "Domains"))),
         el("tbody", {}, rows))));
 }
 
@@ -161,24 +170,24 @@ async function overview(app) {
     api("GET", `/apps/${encodeURIComponent(app)}/ps`),
   ]);
   const release = info.release;
-  const formation = el("tbody", {}, ps.filter((p) => p.kind !== "release" && p.kind !== "run").map((p) => {
-    const count = el("output", { "aria-live": "polite", id: `count-${p.kind}` }, String(p.quantity));
+  const formation = el("tbody", {}, ps.filter((p) => p.type !== "release" && p.type !== "run").map((p) => {
+    const count = el("output", { "aria-live": "polite", id: `count-${p.type}` }, String(p.quantity));
     const scale = async (delta) => {
       const to = Math.max(0, Number(count.textContent) + delta);
       try {
-        await api("PATCH", `/apps/${encodeURIComponent(app)}/formation`, { [p.kind]: to });
+        await api("PATCH", `/apps/${encodeURIComponent(app)}/formation`, { [p.type]: to });
         count.textContent = String(to);
-        say(`Scaled ${p.kind} to ${to}`, "ok");
+        say(`Scaled ${p.type} to ${to}`, "ok");
       } catch (err) { say(err.message, "error"); }
     };
     const controls = p.autoscale
       ? el("span", { class: "muted" }, `autoscaled ${p.autoscale.min}..${p.autoscale.max}, now ${p.quantity}`)
       : el("span", { class: "stepper" },
-        el("button", { type: "button", "aria-label": `Fewer ${p.kind} replicas`, onclick: () => scale(-1) }, "−"),
+        el("button", { type: "button", "aria-label": `Fewer ${p.type} replicas`, onclick: () => scale(-1) }, "−"),
         count,
-        el("button", { type: "button", "aria-label": `More ${p.kind} replicas`, onclick: () => scale(1) }, "+"));
+        el("button", { type: "button", "aria-label": `More ${p.type} replicas`, onclick: () => scale(1) }, "+"));
     const replicas = p.replicas.map((r) => `${r.name}${r.node ? ` (${r.node})` : ""}: ${r.state}`).join(", ");
-    return el("tr", {}, el("th", { scope: "row" }, p.kind), el("td", {}, el("code", {}, p.command)), el("td", {}, controls),
+    return el("tr", {}, el("th", { scope: "row" }, p.type), el("td", {}, el("code", {}, p.command)), el("td", {}, controls),
       el("td", { class: "optional" }, replicas || el("span", { class: "muted" }, "none running")));
   }));
   main().replaceChildren(
@@ -204,13 +213,13 @@ async function overview(app) {
 
 async function activity(app) {
   const releases = await api("GET", `/apps/${encodeURIComponent(app)}/releases`);
-  const current = releases.find((r) => r.status === "succeeded");
+  const current = releases.find((r) => r.status.state === "succeeded");
   const rows = releases.map((r) => el("tr", {},
     el("td", {}, `v${r.version}`),
     el("td", {}, r.description),
-    el("td", {}, r.status),
+    el("td", {}, r.status.state),
     el("td", { class: "optional" }, r.created_at),
-    el("td", {}, r === current || r.status !== "succeeded" ? null
+    el("td", {}, r === current || r.status.state !== "succeeded" ? null
       : el("button", { type: "button", class: "danger", onclick: async () => {
         if (!confirm(`Roll ${app} back to v${r.version}?`)) return;
         try {
@@ -385,7 +394,7 @@ async function builds(app) {
   const output = el("pre", { id: "build-output", hidden: true, tabindex: "0" });
   const rows = list.map((b) => el("tr", {},
     el("td", {}, el("code", {}, b.id.slice(0, 8))),
-    el("td", {}, b.status),
+    el("td", {}, b.status.state),
     el("td", {}, b.release ? `v${b.release}` : ""),
     el("td", { class: "optional" }, b.started_at),
     el("td", {}, el("button", { type: "button", onclick: async () => {
