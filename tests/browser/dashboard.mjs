@@ -28,6 +28,7 @@ const router = new URL(need("WPAAS_ROUTER"));
 const app = need("WPAAS_APP");
 const shots = need("SCREENSHOTS");
 fs.mkdirSync(shots, { recursive: true });
+fs.rmSync(path.join(shots, "failure.png"), { force: true });
 
 const STEP_MS = 10_000;
 const TOTAL_MS = 100_000;
