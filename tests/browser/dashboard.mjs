@@ -37,7 +37,8 @@ let browser = null;
 let page = null;
 
 async function fail(message) {
-  console.error(`FAIL: ${message}`);
+  // Playwright colours its call logs; a test log wants plain text.
+  console.error(`FAIL: ${message.replace(/\x1b\[[0-9;]*m/g, "")}`);
   if (page) {
     try { await page.screenshot({ path: path.join(shots, "failure.png"), fullPage: true, timeout: 3000 }); }
     catch (err) { console.error(`(no failure.png: ${err.message})`); }
@@ -149,7 +150,9 @@ await step("a. / redirects to the sign-in form; a wrong token is refused; the to
   const refused = (await error.textContent()).trim();
   await input.fill(token);
   await page.getByRole("button", { name: "Sign in" }).click();
-  await heading("Apps").waitFor();
+  await heading("Apps").waitFor().catch(async () => {
+    throw new Error(`WPAAS_TOKEN did not sign in; the form says "${(await error.textContent()).trim()}"`);
+  });
   await page.getByRole("button", { name: "Sign out" }).waitFor();
   return `wrong token said "${refused}"`;
 });
