@@ -32,7 +32,10 @@ fn browser_dir() -> PathBuf {
         .output()
         .expect("could not run flock/npm");
     assert!(out.status.success(), "npm ci failed:\n{}", text(&out));
-    std::fs::copy(source.join("dashboard.mjs"), dir.join("dashboard.mjs")).unwrap();
+    // Copied then renamed: a run starting node now never reads a half-copy.
+    let part = dir.join(format!("dashboard.mjs.{}", std::process::id()));
+    std::fs::copy(source.join("dashboard.mjs"), &part).unwrap();
+    std::fs::rename(&part, dir.join("dashboard.mjs")).unwrap();
     dir
 }
 
