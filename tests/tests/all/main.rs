@@ -3,6 +3,7 @@
 
 mod bodies;
 mod bounds;
+mod browser;
 mod build_sandbox;
 mod c_lang;
 mod cli_errors;
