@@ -169,19 +169,20 @@ impl Recent {
         }
     }
 
-    /// One point per slot of the window up to `now`, oldest first (empty
-    /// slots as zeros); `t` is the slot's start, `origin` seconds being
-    /// the Unix time of `now`'s origin.
+    /// One point per slot of the whole window up to `now`, oldest first
+    /// (empty slots, and those before the origin, as zeros); `t` is the
+    /// slot's start, `origin` seconds being the Unix time of `now`'s
+    /// origin.
     pub(crate) fn series(&self, now: Duration, origin: u64) -> Vec<Point> {
-        let period = self.period(now);
-        let oldest = period.saturating_sub(self.shape.slots - 1).max(1);
-        (oldest..=period)
+        let period = self.period(now) as i64;
+        let (slots, slot_secs) = (self.shape.slots as i64, self.shape.slot_secs as i64);
+        (period - slots + 1..=period)
             .map(|p| {
-                let t = origin + (p - 1) * self.shape.slot_secs;
+                let t = (origin as i64 + (p - 1) * slot_secs).max(0) as u64;
                 let slot = self
                     .slots
                     .iter()
-                    .find(|s| s.period.load(Ordering::Acquire) == p);
+                    .find(|s| p >= 1 && s.period.load(Ordering::Acquire) == p as u64);
                 let Some(slot) = slot else {
                     return Point {
                         t,
@@ -354,7 +355,8 @@ mod tests {
         hour.note_replicas(Duration::from_secs(40), 3);
         hour.record(Duration::from_secs(150), ms(5), 502);
         let series = hour.series(Duration::from_secs(170), 1_000_000);
-        assert_eq!(series.len(), 3, "minutes 0, 1 and 2");
+        assert_eq!(series.len(), 60, "the whole hour, minutes 0-2 last");
+        let series = &series[57..];
         assert_eq!(series[0].t, 1_000_000);
         assert_eq!(series[0].requests, 2);
         assert_eq!(series[0].by_class, [0, 1, 0, 1, 0]);
@@ -362,6 +364,10 @@ mod tests {
         assert_eq!((series[1].requests, series[1].p50_ms), (0, None));
         assert_eq!(series[2].t, 1_000_120);
         assert_eq!(series[2].by_class[4], 1);
+        assert_eq!(
+            hour.series(Duration::from_secs(170), 1_000_000)[56].t,
+            1_000_000 - 60
+        );
         // An hour later the first minute is out of the window.
         let later = hour.series(Duration::from_secs(3700), 1_000_000);
         assert_eq!(later.len(), 60);

@@ -17,7 +17,7 @@ function el(tag, attrs, ...children) {
     else if (key === "text") node.textContent = value;
     else node.setAttribute(key, value === true ? "" : value);
   }
-  for (const child of children.flat()) {
+  for (const child of children.flat(Infinity)) {
     if (child === null || child === undefined || child === false) continue;
     node.append(child instanceof Node ? child : document.createTextNode(String(child)));
   }
@@ -289,7 +289,7 @@ const SVG = "http://www.w3.org/2000/svg";
 function svg(tag, attrs, ...children) {
   const node = document.createElementNS(SVG, tag);
   for (const [key, value] of Object.entries(attrs || {})) node.setAttribute(key, value);
-  for (const child of children.flat()) if (child) node.append(child);
+  for (const child of children.flat(Infinity)) if (child) node.append(child);
   return node;
 }
 
@@ -306,7 +306,10 @@ function plot(id, title, unit, points, lines) {
         width: w, height: (height - top - bottom) * (v / max), fill: line.color }) : null);
     }
     const pts = line.values.map((v, i) => (v === null ? null : `${x(i)},${y(v)}`)).filter(Boolean).join(" ");
-    return svg("polyline", { points: pts, fill: "none", stroke: line.color, "stroke-width": "2" });
+    // Dots too: a minute with requests between empty ones is a lone point.
+    const dots = line.values.map((v, i) => (v === null || v === 0 ? null
+      : svg("circle", { cx: x(i), cy: y(v), r: "3", fill: line.color })));
+    return [svg("polyline", { points: pts, fill: "none", stroke: line.color, "stroke-width": "2" }), dots];
   });
   const label = (text, attrs) => { const t = svg("text", attrs); t.textContent = text; return t; };
   const first = points.length ? new Date(points[0].t * 1000).toLocaleTimeString() : "";
