@@ -76,7 +76,7 @@ pub(crate) struct Forwarder {
 #[derive(Default)]
 struct Link {
     outstanding: AtomicUsize,
-    idle: Mutex<Vec<SendRequest<BoxBody>>>,
+    idle: Mutex<Vec<SendRequest<Incoming>>>,
 }
 
 /// Counts a request outstanding on a link until dropped (with the body).
@@ -118,15 +118,32 @@ impl Forwarder {
         });
         let mut last_error = String::from("no peers");
         for (peer, link) in order {
-            let sender = match link.take_or_connect(peer.router).await {
-                Ok(sender) => sender,
-                Err(err) => {
-                    tracing::warn!(node = %peer.node, "could not reach {}: {err}", peer.router);
-                    last_error = format!("{}: {err}", peer.node);
-                    continue;
+            // A kept connection may have died with its node a moment ago:
+            // the request comes back unsent, and goes on a new connection
+            // (which fails to connect if the node is gone).
+            for _ in 0..3 {
+                let sender = match link.take_or_connect(peer.router).await {
+                    Ok(sender) => sender,
+                    Err(err) => {
+                        tracing::warn!(node = %peer.node, "could not reach {}: {err}", peer.router);
+                        last_error = format!("{}: {err}", peer.node);
+                        break;
+                    }
+                };
+                match send(sender, req, peer, link.clone()).await {
+                    Outcome::Answered(response) => return Ok(response),
+                    Outcome::Failed(source) => {
+                        return Err(ForwardError::Failed {
+                            node: peer.node.clone(),
+                            source,
+                        })
+                    }
+                    Outcome::Unsent(back, why) => {
+                        last_error = format!("{}: {why}", peer.node);
+                        req = back;
+                    }
                 }
-            };
-            return send(sender, req, peer, link).await;
+            }
         }
         Err(ForwardError::Unreachable(Box::new(req), last_error))
     }
@@ -134,7 +151,7 @@ impl Forwarder {
 
 impl Link {
     /// An idle connection ready for a request, or a new one.
-    async fn take_or_connect(&self, addr: SocketAddr) -> std::io::Result<SendRequest<BoxBody>> {
+    async fn take_or_connect(&self, addr: SocketAddr) -> std::io::Result<SendRequest<Incoming>> {
         {
             let mut idle = self.idle.lock().expect("idle links");
             idle.retain(|s| !s.is_closed());
@@ -159,7 +176,7 @@ impl Link {
         Ok(sender)
     }
 
-    fn put_back(&self, sender: SendRequest<BoxBody>) {
+    fn put_back(&self, sender: SendRequest<Incoming>) {
         let mut idle = self.idle.lock().expect("idle links");
         if idle.len() < MAX_IDLE {
             idle.push(sender);
@@ -167,22 +184,37 @@ impl Link {
     }
 }
 
+/// What became of a request sent on one connection.
+enum Outcome {
+    Answered(hyper::Response<BoxBody>),
+    /// It was not written (the connection was closed): here it is back.
+    Unsent(hyper::Request<Incoming>, hyper::Error),
+    /// It failed after it was written: it may have run.
+    Failed(hyper::Error),
+}
+
 async fn send(
-    mut sender: SendRequest<BoxBody>,
+    mut sender: SendRequest<Incoming>,
     req: hyper::Request<Incoming>,
     peer: &Peer,
     link: Arc<Link>,
-) -> Result<hyper::Response<BoxBody>, ForwardError> {
+) -> Outcome {
     link.outstanding.fetch_add(1, Ordering::Relaxed);
     let outstanding = Outstanding(link.clone());
-    let req = req.map(|body| body.map_err(BoxError::from).boxed_unsync());
-    let answer = sender.send_request(req).await;
-    // Ready again once this answer's body is read; taken only then.
-    link.put_back(sender);
-    let mut response = answer.map_err(|source| ForwardError::Failed {
-        node: peer.node.clone(),
-        source,
-    })?;
+    let answer = sender.try_send_request(req).await;
+    let mut response = match answer {
+        Ok(response) => {
+            // Ready again once this answer's body is read; taken only then.
+            link.put_back(sender);
+            response
+        }
+        Err(mut err) => {
+            return match err.take_message() {
+                Some(req) => Outcome::Unsent(req, err.into_error()),
+                None => Outcome::Failed(err.into_error()),
+            }
+        }
+    };
     let headers = response.headers_mut();
     let node = headers
         .remove(NODE)
@@ -201,5 +233,5 @@ async fn send(
             .boxed_unsync()
     });
     response.extensions_mut().insert(ServedOn { node, dyno });
-    Ok(response)
+    Outcome::Answered(response)
 }
