@@ -214,8 +214,14 @@ await step("e. Activity: Roll back to v1 (confirmed) makes a release; GREETING i
   if (!asked) throw new Error("no confirm() was shown before rolling back");
   await page.getByRole("cell", { name: `v${configVersion + 1}`, exact: true }).waitFor();
   await greeting("unset");
+  // v1 came from a build: its output opens under the list.
+  await page.getByRole("button", { name: "Build output" }).first().click();
+  const output = page.locator("#release-build-output");
+  await output.waitFor();
+  const built = (await output.textContent()).trim();
+  if (!built.includes("----->")) throw new Error(`v1's build output is not a build log: ${built.slice(0, 200)}`);
   await shot("activity.png");
-  return `confirm said "${asked}"; ${status}`;
+  return `confirm said "${asked}"; ${status}; build output ${built.split("\n").length} lines`;
 });
 
 await step("f. Logs: a router request appears in #log within 2 s", async () => {

@@ -212,11 +212,23 @@ async function overview(app) {
 }
 
 async function activity(app) {
-  const releases = await api("GET", `/apps/${encodeURIComponent(app)}/releases`);
+  const [releases, builds] = await Promise.all([
+    api("GET", `/apps/${encodeURIComponent(app)}/releases`),
+    api("GET", `/apps/${encodeURIComponent(app)}/builds`),
+  ]);
+  const buildOf = Object.fromEntries(builds.filter((b) => b.release).map((b) => [b.release, b]));
+  const output = el("pre", { id: "release-build-output", hidden: true, tabindex: "0" });
+  const showBuild = async (build) => {
+    const got = await api("GET", `/apps/${encodeURIComponent(app)}/builds/${encodeURIComponent(build.id)}/output`);
+    output.textContent = got.output;
+    output.hidden = false;
+    output.focus();
+  };
   const current = releases.find((r) => r.status.state === "succeeded");
   const rows = releases.map((r) => el("tr", {},
     el("td", {}, `v${r.version}`),
-    el("td", {}, r.description),
+    el("td", {}, r.description, buildOf[r.version]
+      ? [" ", el("button", { type: "button", onclick: () => showBuild(buildOf[r.version]) }, "Build output")] : null),
     el("td", {}, r.status.state),
     el("td", { class: "optional" }, r.created_at),
     el("td", {}, r === current || r.status.state !== "succeeded" ? null
@@ -232,7 +244,7 @@ async function activity(app) {
     el("section", {}, el("table", {},
       el("thead", {}, el("tr", {}, el("th", {}, "Release"), el("th", {}, "What"), el("th", {}, "Status"),
         el("th", { class: "optional" }, "When"), el("th", {}, ""))),
-      el("tbody", {}, rows))));
+      el("tbody", {}, rows)), output));
 }
 
 async function config(app) {
