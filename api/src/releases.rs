@@ -23,6 +23,10 @@ pub struct Release {
     pub created_at: String,
     /// Whether it went live.
     pub status: ReleaseStatus,
+    /// Who made it: `cli`, `api`, `dashboard` or `git`; absent for the
+    /// server's own and older releases.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub by: Option<String>,
 }
 
 impl Release {

@@ -75,6 +75,7 @@ impl Api {
     /// server's certificate as `trust` says.
     pub fn new(base: &str, token: String, trust: Trust) -> Result<Self> {
         let mut http = reqwest::blocking::Client::builder()
+            .user_agent(concat!("wpaas-cli/", env!("CARGO_PKG_VERSION")))
             .no_proxy()
             .timeout(None);
         if base.starts_with("https://") {

@@ -22,6 +22,7 @@
 //! [`keyed_lock`] (one change per app at a time), [`error`] (what the
 //! client is told), [`token`] and [`git`] (`git push`), [`metrics`].
 
+pub mod actor;
 pub mod api;
 #[cfg(test)]
 mod api_tests;

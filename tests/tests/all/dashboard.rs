@@ -137,7 +137,11 @@ fn a_browser_signs_in_with_the_token_and_steers_an_app_through_the_api() {
     .send()
     .unwrap();
     assert_eq!(set.status(), 201, "{}", set.text().unwrap());
-    assert_eq!(server.releases("hello")[0].version, 2);
+    let releases = server.releases("hello");
+    assert_eq!(releases[0].version, 2);
+    // Who made each: the dashboard this one, the CLI the deploy.
+    assert_eq!(releases[0].by.as_deref(), Some("dashboard"));
+    assert_eq!(releases[1].by.as_deref(), Some("cli"));
     assert!(server
         .get("hello", "/")
         .text()

@@ -174,6 +174,7 @@ fn git_push_deploys_refuses_and_releases_old_commits_without_rebuilding() {
     );
     assert!(!log.contains(token.trim()), "the token was printed: {log}");
     assert_eq!(body(&server, "hello"), "hello v1\n");
+    assert_eq!(server.releases("hello")[0].by.as_deref(), Some("git"));
 
     // A one-line change.
     let source = std::fs::read_to_string(repo.path().join("app.wat")).unwrap();

@@ -34,22 +34,28 @@ impl Auth {
         constant_time_eq(given.trim(), self.token.as_bytes())
     }
 
-    /// Lets the request through, or says why not.
+    /// Lets the request through, saying who it is (see
+    /// [`crate::control::actor`]): `cli` (the token, from the wpaas CLI),
+    /// `api` (the token, from another client) or `dashboard` (a session);
+    /// or says why not.
     pub fn check(
         &self,
         method: &http::Method,
         headers: &http::HeaderMap,
-    ) -> Result<(), PlatformError> {
+    ) -> Result<&'static str, PlatformError> {
         let bearer = headers
             .get(http::header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "));
         if let Some(given) = bearer {
-            return if self.is_token(given) {
-                Ok(())
-            } else {
-                Err(unauthorized())
-            };
+            if !self.is_token(given) {
+                return Err(unauthorized());
+            }
+            let cli = headers
+                .get(http::header::USER_AGENT)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|agent| agent.starts_with("wpaas-cli/"));
+            return Ok(if cli { "cli" } else { "api" });
         }
         let Some(id) = sessions::session_id(headers) else {
             return Err(unauthorized());
@@ -60,14 +66,14 @@ impl Auth {
             ));
         }
         if method == http::Method::GET || method == http::Method::HEAD {
-            return Ok(());
+            return Ok("dashboard");
         }
         let csrf = headers
             .get(sessions::CSRF_HEADER)
             .and_then(|v| v.to_str().ok())
             .unwrap_or("");
         if self.sessions.csrf_matches(&id, csrf) {
-            Ok(())
+            Ok("dashboard")
         } else {
             Err(PlatformError::unauthorized(
                 "missing or wrong X-CSRF-Token for this session",

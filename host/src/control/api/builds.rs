@@ -75,7 +75,12 @@ pub async fn deploy(
     let body = crate::control::upload::receive(&platform, body).await?;
     let (log, lines) = LogSink::channel();
     let log = log.with_app_log(platform.logs().app_log(&app, "build"));
-    tokio::spawn(async move {
+    // A deploy of a commit is a `git push` (the hook names the commit).
+    let who = match commit {
+        Some(_) => Some("git".to_string()),
+        None => crate::control::actor::current(),
+    };
+    tokio::spawn(crate::control::actor::acting_as(who, async move {
         let result = crate::control::deploy::deploy_steps(
             &platform,
             &app,
@@ -102,6 +107,6 @@ pub async fn deploy(
             }
         };
         log.send_result(wpaas_api::stream::result_line(&last)).await;
-    });
+    }));
     Ok(reply(respond::lines(lines)))
 }

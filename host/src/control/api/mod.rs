@@ -137,8 +137,8 @@ fn without_trailing_slash<B>(mut req: hyper::Request<B>) -> hyper::Request<B> {
 }
 
 async fn require_token(State(auth): State<Arc<auth::Auth>>, req: Request, next: Next) -> ApiResult {
-    auth.check(req.method(), req.headers())?;
-    Ok(next.run(req).await)
+    let who = auth.check(req.method(), req.headers())?;
+    Ok(super::actor::acting_as(Some(who.to_string()), next.run(req)).await)
 }
 
 async fn no_route(uri: Uri) -> PlatformError {

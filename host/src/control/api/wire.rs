@@ -70,6 +70,7 @@ impl From<store::Release> for releases::Release {
             process_types: release.process_types,
             description: release.description,
             created_at: release.created_at,
+            by: release.by,
             status: match release.status {
                 store::ReleaseStatus::Pending => releases::ReleaseStatus::Pending,
                 store::ReleaseStatus::Succeeded => releases::ReleaseStatus::Succeeded,

@@ -41,7 +41,10 @@ impl Platform {
             first_draft
                 .get_or_insert_with(|| {
                     let draft = ReleaseDraft::inherit(base, description);
-                    (change.take().expect("called once"))(draft)
+                    ReleaseDraft {
+                        by: crate::control::actor::current(),
+                        ..(change.take().expect("called once"))(draft)
+                    }
                 })
                 .clone()
         })?;

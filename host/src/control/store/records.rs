@@ -178,6 +178,10 @@ pub struct Release {
     pub created_at: String,
     /// Pending, succeeded or failed.
     pub status: ReleaseStatus,
+    /// Who made it: `cli`, `api`, `dashboard` or `git` (see
+    /// `control::actor`); `None` for the server's own and older releases.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub by: Option<String>,
 }
 
 impl Release {
@@ -225,6 +229,8 @@ pub struct ReleaseDraft {
     pub argv: BTreeMap<String, Vec<String>>,
     /// What makes it.
     pub description: String,
+    /// Who makes it.
+    pub by: Option<String>,
 }
 
 impl ReleaseDraft {
@@ -237,6 +243,7 @@ impl ReleaseDraft {
                 process_types: r.process_types.clone(),
                 argv: r.all_argv(),
                 description: description.into(),
+                by: None,
             },
             None => ReleaseDraft {
                 description: description.into(),
@@ -355,13 +362,20 @@ mod tests {
             description: "d".into(),
             created_at: now_rfc3339(),
             status: ReleaseStatus::Failed { reason: "x".into() },
+            by: Some("cli".into()),
         };
         let v = serde_json::to_value(&r).unwrap();
         assert_eq!(v["status"]["state"], "failed");
+        assert_eq!(v["by"], "cli");
         assert_eq!(v["status"]["reason"], "x");
         assert_eq!(v["process_types"][0][0], "web");
-        let back: Release = serde_json::from_value(v).unwrap();
+        let back: Release = serde_json::from_value(v.clone()).unwrap();
         assert_eq!(back, r);
+        // A release recorded before `by` existed reads as made by nobody.
+        let mut old = v;
+        old.as_object_mut().unwrap().remove("by");
+        let old: Release = serde_json::from_value(old).unwrap();
+        assert_eq!(old.by, None);
     }
 
     #[test]

@@ -51,6 +51,7 @@ pub(crate) fn new_release(
         description: draft.description,
         created_at: created_at.to_string(),
         status: ReleaseStatus::Pending,
+        by: draft.by,
     })
 }
 

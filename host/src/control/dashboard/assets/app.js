@@ -230,6 +230,7 @@ async function activity(app) {
     el("td", {}, r.description, buildOf[r.version]
       ? [" ", el("button", { type: "button", onclick: () => showBuild(buildOf[r.version]) }, "Build output")] : null),
     el("td", {}, r.status.state),
+    el("td", { class: "optional" }, r.by || "–"),
     el("td", { class: "optional" }, r.created_at),
     el("td", {}, r === current || r.status.state !== "succeeded" ? null
       : el("button", { type: "button", class: "danger", onclick: async () => {
@@ -243,7 +244,7 @@ async function activity(app) {
   main().replaceChildren(el("h1", {}, `${app}: activity`),
     el("section", {}, el("table", {},
       el("thead", {}, el("tr", {}, el("th", {}, "Release"), el("th", {}, "What"), el("th", {}, "Status"),
-        el("th", { class: "optional" }, "When"), el("th", {}, ""))),
+        el("th", { class: "optional" }, "By"), el("th", { class: "optional" }, "When"), el("th", {}, ""))),
       el("tbody", {}, rows)), output));
 }
 
