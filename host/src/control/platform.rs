@@ -407,6 +407,7 @@ impl Platform {
     /// Removes an app from the router and stops its processes.
     pub fn app_destroyed(&self, app: &str) {
         self.table.remove_app(app);
+        self.serving.lock().expect("serving").remove(app);
         self.supervisor.stop_app(app);
         self.logs.remove(app);
         self.metrics.remove(app);

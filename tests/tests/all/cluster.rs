@@ -346,15 +346,45 @@ fn three_nodes_place_replicas_forward_requests_and_fail_over_under_load() {
     });
 }
 
-#[test]
-fn the_leader_autoscales_web_across_nodes_on_the_load_of_all() {
+/// Nodes n1 and n2 ([`fast_node`]) on a fresh etcd, and a source
+/// directory holding the `example` guest. Fields drop in order: the nodes
+/// stop before their homes and etcd go.
+struct Pair {
+    n1: Server,
+    n2: Server,
+    homes: Vec<tempfile::TempDir>,
+    src: tempfile::TempDir,
+    _etcd: EtcdServer,
+}
+
+fn pair(guest: &str) -> Pair {
     let etcd = EtcdServer::start_new();
     let homes: Vec<_> = (0..2).map(|_| tempfile::tempdir().unwrap()).collect();
-    let endpoint = etcd.endpoint();
-    let start = |i: usize| fast_node(homes[i].path(), &endpoint, i);
-    let (n1, n2) = (start(0), start(1));
+    let (n1, n2) = (
+        fast_node(homes[0].path(), &etcd.endpoint(), 0),
+        fast_node(homes[1].path(), &etcd.endpoint(), 1),
+    );
     let src = tempfile::tempdir().unwrap();
-    std::fs::copy(example("hostile"), src.path().join("hostile.wasm")).unwrap();
+    std::fs::copy(example(guest), src.path().join(format!("{guest}.wasm"))).unwrap();
+    Pair {
+        n1,
+        n2,
+        homes,
+        src,
+        _etcd: etcd,
+    }
+}
+
+#[test]
+fn the_leader_autoscales_web_across_nodes_on_the_load_of_all() {
+    // Bound whole: a field left out would be dropped (etcd stopped) here.
+    let Pair {
+        n1,
+        n2,
+        homes: _homes,
+        src,
+        _etcd,
+    } = pair("hostile");
     let cli = |node: &Server, args: &[&str]| {
         let out = node.cli(src.path(), args);
         assert!(out.status.success(), "{args:?}: {}", text(&out));
@@ -421,13 +451,13 @@ fn the_leader_autoscales_web_across_nodes_on_the_load_of_all() {
 
 #[test]
 fn an_app_outlives_the_node_that_built_it() {
-    let etcd = EtcdServer::start_new();
-    let homes: Vec<_> = (0..2).map(|_| tempfile::tempdir().unwrap()).collect();
-    let endpoint = etcd.endpoint();
-    let start = |i: usize| fast_node(homes[i].path(), &endpoint, i);
-    let (n1, n2) = (start(0), start(1));
-    let src = tempfile::tempdir().unwrap();
-    std::fs::copy(example("hello"), src.path().join("hello.wasm")).unwrap();
+    let Pair {
+        n1,
+        n2,
+        homes,
+        src,
+        _etcd,
+    } = pair("hello");
     let out = n1.cli(src.path(), &["deploy", "-a", "hello"]);
     assert!(out.status.success(), "{}", text(&out));
     eventually(Duration::from_secs(10), || {

@@ -15,7 +15,7 @@
 //! An app being changed through this node (its lock held) is left for the
 //! next round. Apps destroyed through another node are removed here.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::Write;
 use std::sync::Arc;
 
@@ -101,9 +101,9 @@ impl Platform {
             .iter()
             .filter_map(|n| Some((n.name.as_str(), n.router.parse().ok()?)))
             .collect();
-        let known: Vec<String> = round.apps.iter().map(|(a, _)| a.name.clone()).collect();
+        let known: HashSet<&str> = round.apps.iter().map(|(a, _)| a.name.as_str()).collect();
         for name in self.table.app_names() {
-            if !known.contains(&name) {
+            if !known.contains(name.as_str()) {
                 self.forget_if_destroyed(&name).await;
             }
         }
@@ -147,7 +147,6 @@ impl Platform {
         };
         if matches!(self.store.app(app), Err(StoreError::NoSuchApp(_))) {
             self.app_destroyed(app);
-            self.serving.lock().expect("serving").remove(app);
         }
     }
 
@@ -327,12 +326,7 @@ impl Platform {
     }
 
     async fn fetch_slug_from(&self, digest: &str, api: &str, token: &str) -> Result<()> {
-        let scheme = if self.config.tls.is_some() {
-            "https"
-        } else {
-            "http"
-        };
-        if scheme == "https" {
+        if self.config.tls.is_some() {
             bail!("fetching slugs over TLS is not supported yet");
         }
         let client =
@@ -347,9 +341,30 @@ impl Platform {
         }
         let tmp_dir = self.store.home().tmp();
         std::fs::create_dir_all(&tmp_dir)?;
-        let mut file = tempfile_in(&tmp_dir)?;
+        let path = tmp_dir.join(format!("slug-{}.part", uuid::Uuid::new_v4()));
+        let checked = self.receive_slug(response.into_body(), &path, digest).await;
+        match checked {
+            // Moved into the store (unpinned: the release it is for keeps it).
+            Ok(()) => crate::control::store::off_worker(|| self.adopt_slug(&path)).map(drop),
+            Err(err) => {
+                // Whatever went wrong, nothing half-received is left behind.
+                let _ = std::fs::remove_file(&path);
+                Err(err)
+            }
+        }
+    }
+
+    /// Writes a fetched slug to `path`, within the size this node accepts,
+    /// and checks that its sha256 is `digest`.
+    async fn receive_slug(
+        &self,
+        mut body: hyper::body::Incoming,
+        path: &std::path::Path,
+        digest: &str,
+    ) -> Result<()> {
+        let mut file = std::fs::File::create(path)
+            .with_context(|| format!("could not create {}", path.display()))?;
         let mut hasher = Sha256::new();
-        let mut body = response.into_body();
         let max = self.config.max_slug.saturating_mul(2).max(1 << 20);
         let mut size = 0u64;
         while let Some(frame) = body.frame().await {
@@ -360,28 +375,16 @@ impl Platform {
                     bail!("the slug is larger than this node accepts");
                 }
                 hasher.update(data);
-                file.1.write_all(data)?;
+                file.write_all(data)?;
             }
         }
-        file.1.sync_all()?;
+        file.sync_all()?;
         let got = hex::encode(hasher.finalize());
         if got != digest {
-            let _ = std::fs::remove_file(&file.0);
             bail!("its sha256 is {got}, not {digest}: not used");
         }
-        let path = file.0.clone();
-        let stored = crate::control::store::off_worker(|| self.adopt_slug(&path))?;
-        drop(stored);
         Ok(())
     }
-}
-
-/// A new file in `dir` with a unique name.
-fn tempfile_in(dir: &std::path::Path) -> Result<(std::path::PathBuf, std::fs::File)> {
-    let path = dir.join(format!("slug-{}.part", uuid::Uuid::new_v4()));
-    let file = std::fs::File::create(&path)
-        .with_context(|| format!("could not create {}", path.display()))?;
-    Ok((path, file))
 }
 
 /// The other nodes in `web_nodes` (replica order) with how many replicas
