@@ -23,6 +23,7 @@ use wpaas_api::ErrorBody;
 /// crate's dependency features.
 #[path = "../../host/src/etcd/testing.rs"]
 pub mod etcd;
+pub mod golden;
 pub mod load;
 pub mod pending;
 pub mod prometheus;
