@@ -19,8 +19,35 @@ use crate::tls::{certificate_failure, Trust};
 pub struct Api {
     base: String,
     token: String,
+    token_source: TokenSource,
     trust: Trust,
     http: reqwest::blocking::Client,
+}
+
+/// Where the CLI found the token it sends (`auth:whoami` says).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TokenSource {
+    /// The WPAAS_TOKEN environment variable.
+    Environment,
+    /// `wpaas login`'s credentials file.
+    Login,
+    /// The local server's own token file in WPAAS_HOME.
+    ServerHome,
+    /// Given by the caller (`wpaas login` checking a new token).
+    Given,
+}
+
+impl TokenSource {
+    /// For people: where to look to change it.
+    pub fn describe(self) -> &'static str {
+        match self {
+            TokenSource::Environment => "WPAAS_TOKEN",
+            TokenSource::Login => "the saved login (`wpaas login`)",
+            TokenSource::ServerHome => "the local server's token file (WPAAS_HOME/token)",
+            TokenSource::Given => "the token given",
+        }
+    }
 }
 
 /// Saved by `wpaas login`.
@@ -54,12 +81,12 @@ impl Api {
                     .map(PathBuf::from)
             })
             .or_else(|| saved.as_ref().and_then(|c| c.ca.clone()));
-        let token = match std::env::var("WPAAS_TOKEN").ok().filter(|s| !s.is_empty()) {
-            Some(token) => token,
+        let (token, source) = match std::env::var("WPAAS_TOKEN").ok().filter(|s| !s.is_empty()) {
+            Some(token) => (token, TokenSource::Environment),
             None => match saved {
-                Some(c) => c.token,
+                Some(c) => (c.token, TokenSource::Login),
                 None => std::fs::read_to_string(token_path()?)
-                    .map(|t| t.trim().to_string())
+                    .map(|t| (t.trim().to_string(), TokenSource::ServerHome))
                     .map_err(|_| {
                         Hinted::new(
                             format!("no API token for {base}"),
@@ -68,7 +95,9 @@ impl Api {
                     })?,
             },
         };
-        Self::new(&base, token, Trust::from_ca(ca))
+        let mut api = Self::new(&base, token, Trust::from_ca(ca))?;
+        api.token_source = source;
+        Ok(api)
     }
 
     /// A client for the server at `base` with `token`, verifying an https
@@ -84,6 +113,7 @@ impl Api {
         Ok(Self {
             base: base.trim_end_matches('/').to_string(),
             token,
+            token_source: TokenSource::Given,
             trust,
             http: http.build()?,
         })
@@ -97,6 +127,11 @@ impl Api {
     /// The server's address, e.g. `http://127.0.0.1:7070`.
     pub fn base(&self) -> &str {
         &self.base
+    }
+
+    /// Where the token came from.
+    pub fn token_source(&self) -> TokenSource {
+        self.token_source
     }
 
     /// The API token (for git's credential helper; never print it).
@@ -225,9 +260,10 @@ impl Api {
 
 /// What the API answered instead of success: its error body (message and
 /// machine-readable code; an older server's code is read from the status)
-/// and the status.
+/// and the status. It reads as the server's message alone: the status is
+/// the API's business, not the user's (`--json` callers get the code).
 #[derive(Debug, thiserror::Error)]
-#[error("{} (HTTP {status})", body.error)]
+#[error("{}", body.error)]
 pub struct ApiError {
     pub status: u16,
     pub body: ErrorBody,
@@ -249,6 +285,11 @@ impl ApiError {
     /// The server refused the token.
     pub fn is_unauthorized(&self) -> bool {
         self.body.code == ErrorCode::Unauthorized
+    }
+
+    /// The app, release, build or domain named does not exist.
+    pub fn is_not_found(&self) -> bool {
+        self.body.code == ErrorCode::NotFound
     }
 
     /// The API's error in `err`, if that is what it is.

@@ -38,6 +38,27 @@ pub fn render(err: &anyhow::Error) -> String {
     text
 }
 
+/// `rendered` (from [`render`]) with its `error:` in bold red and its
+/// `hint:` in cyan, when `colour`.
+pub fn paint(rendered: &str, colour: bool) -> String {
+    if !colour {
+        return rendered.to_string();
+    }
+    rendered
+        .lines()
+        .map(|line| {
+            if let Some(rest) = line.strip_prefix("error:") {
+                format!("\x1b[1;31merror:\x1b[0m{rest}")
+            } else if let Some(rest) = line.strip_prefix("hint:") {
+                format!("\x1b[36mhint:\x1b[0m{rest}")
+            } else {
+                line.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 /// The cause chain joined with `: `, each cause once. A library error often
 /// says its source in its own message too (`could not read X: No such
 /// file…` whose source is `No such file…`), and a context often repeats
@@ -113,6 +134,11 @@ mod tests {
             render(&err),
             "error: could not start: no token\nhint: run `wpaas login`"
         );
+        assert_eq!(
+            paint(&render(&err), true),
+            "\x1b[1;31merror:\x1b[0m could not start: no token\n\x1b[36mhint:\x1b[0m run `wpaas login`"
+        );
+        assert_eq!(paint(&render(&err), false), render(&err));
         let plain = anyhow::anyhow!("two\nlines");
         assert_eq!(render(&plain), "error: two lines");
     }

@@ -18,10 +18,20 @@ pub fn in_git_repository() -> bool {
         .is_ok_and(|s| s.success())
 }
 
-/// The app named by the `wpaas` git remote of the current directory's
-/// repository (`http://HOST/git/APP.git`), if there is one.
-pub fn remote_app() -> Option<String> {
-    app_from_remote_url(&git_output(&["remote", "get-url", "wpaas"])?)
+/// The git remote `wpaas` commands read the app from when neither `-a`
+/// nor `-r` is given (Heroku's is `heroku`).
+pub const DEFAULT_REMOTE: &str = "wpaas";
+
+/// The URL of git remote `remote` of the current directory's repository,
+/// if it has one.
+pub fn remote_url(remote: &str) -> Option<String> {
+    git_output(&["remote", "get-url", remote])
+}
+
+/// The app a remote URL names (`http://HOST/git/APP.git`), if it is a
+/// wpaas app's repository.
+pub fn app_of_remote(remote: &str) -> Option<String> {
+    app_from_remote_url(&remote_url(remote)?)
 }
 
 fn app_from_remote_url(url: &str) -> Option<String> {

@@ -1,11 +1,12 @@
 //! `wpaas` — the command-line client and (embedded) server.
 //!
 //! Imports go one way: `main` → `commands` → {`client`, `output`,
-//! `git_remote`, `home`, `signals`, `tls`, `error`}, and among those
+//! `dotenv`, `git_remote`, `home`, `signals`, `tls`, `error`}, and among those
 //! `output` → `client` → {`home`, `tls`, `error`}.
 
 mod client;
 mod commands;
+mod dotenv;
 mod error;
 mod git_remote;
 mod home;
@@ -42,13 +43,14 @@ fn main() {
         .with_writer(std::io::stderr)
         // Colour only for a person at a terminal: a log file or a pipe
         // gets plain text.
-        .with_ansi(std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none())
+        .with_ansi(output::colour(std::io::stderr().is_terminal()))
         .with_target(false)
         .init();
     if let Err(err) = cli.command.run() {
         // One line: the cause chain, each cause once, never a backtrace;
         // then a hint where there is one.
-        eprintln!("{}", error::render(&err));
+        let colour = output::colour(std::io::stderr().is_terminal());
+        eprintln!("{}", error::paint(&error::render(&err), colour));
         std::process::exit(1);
     }
 }

@@ -63,6 +63,12 @@ fn answer<T: DeserializeOwned>(
     render(decode(method, path, &text)?)
 }
 
+/// Whether to colour what goes to a stream: only for a person at a
+/// terminal, and never when NO_COLOR is set to anything (no-color.org).
+pub fn colour(stream_is_terminal: bool) -> bool {
+    stream_is_terminal && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+}
+
 /// Prints a value the CLI made itself (not an API answer) as JSON.
 pub fn print_json<T: Serialize + ?Sized>(value: &T) -> Result<()> {
     println!("{}", serde_json::to_string(value)?);
@@ -73,16 +79,61 @@ pub fn print_json<T: Serialize + ?Sized>(value: &T) -> Result<()> {
 /// two spaces apart (so ids of any width stay aligned).
 pub fn table<const N: usize>(header: &[&str; N], rows: &[[String; N]]) {
     let header = header.map(String::from);
-    let lines = || std::iter::once(&header).chain(rows);
+    columns(&[std::slice::from_ref(&header), rows].concat());
+}
+
+/// Prints `rows` in columns as wide as their widest cell, two spaces
+/// apart, without a header (Heroku's lists under a `===` title).
+pub fn columns<const N: usize>(rows: &[[String; N]]) {
     let widths: Vec<usize> = (0..N)
-        .map(|i| lines().map(|row| row[i].chars().count()).max().unwrap_or(0))
+        .map(|i| {
+            rows.iter()
+                .map(|row| row[i].chars().count())
+                .max()
+                .unwrap_or(0)
+        })
         .collect();
-    for row in lines() {
+    for row in rows {
         let cells: Vec<String> = row
             .iter()
             .zip(&widths)
             .map(|(cell, &width)| format!("{cell:<width$}"))
             .collect();
         println!("{}", cells.join("  ").trim_end());
+    }
+}
+
+/// `256 MiB`, `1 GiB`, `1536 KiB`: whole units as users write them.
+pub fn size(bytes: u64) -> String {
+    const UNITS: [(u64, &str); 3] = [(1 << 30, "GiB"), (1 << 20, "MiB"), (1 << 10, "KiB")];
+    UNITS
+        .iter()
+        .find(|(unit, _)| bytes.is_multiple_of(*unit))
+        .map_or(format!("{bytes} B"), |(unit, name)| {
+            format!("{} {name}", bytes / unit)
+        })
+}
+
+/// `10s`, `1500ms`.
+pub fn duration_ms(ms: u64) -> String {
+    if ms.is_multiple_of(1000) {
+        format!("{}s", ms / 1000)
+    } else {
+        format!("{ms}ms")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{duration_ms, size};
+
+    #[test]
+    fn sizes_and_durations_read_as_written() {
+        assert_eq!(size(256 << 20), "256 MiB");
+        assert_eq!(size(4 << 30), "4 GiB");
+        assert_eq!(size(1536 << 10), "1536 KiB");
+        assert_eq!(size(1000), "1000 B");
+        assert_eq!(duration_ms(10_000), "10s");
+        assert_eq!(duration_ms(1500), "1500ms");
     }
 }

@@ -207,8 +207,9 @@ pub fn filter(text: &str) -> String {
                 "[AGE] ago",
             ),
             (r"\bin \d+(\.\d+)?\s?s\b", "in [ELAPSED]"),
-            // Sizes that depend on the compiler (module, slug, image).
-            (r"\b\d+(\.\d+)? ?(B|KB|KiB|MB|MiB)\b", "[SIZE]"),
+            // Sizes that depend on the compiler (module, slug, upload);
+            // MiB and up are left, as limits are written in them.
+            (r"\b\d+(\.\d+)? ?(B|KB|KiB|bytes)\b", "[SIZE]"),
             // Process ids.
             (r"\bpid \d+\b", "pid [PID]"),
         ]

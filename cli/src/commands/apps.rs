@@ -46,6 +46,7 @@ impl Create {
             Some(name) => name,
             None => AppArgs {
                 app: None,
+                remote: None,
                 api: self.api.clone(),
             }
             .app()?,

@@ -27,16 +27,18 @@ impl Builds {
                 builds.sort_by_key(|b| {
                     std::cmp::Reverse(b.id.trim_start_matches('b').parse::<u64>().ok())
                 });
-                for b in builds {
-                    let release = b.release.map_or_else(String::new, |v| format!("v{v}"));
-                    println!(
-                        "{:<6} {:<10} {:<5} {}",
-                        b.id,
-                        b.status.as_str(),
-                        release,
-                        b.started_at,
-                    );
-                }
+                let rows: Vec<[String; 4]> = builds
+                    .into_iter()
+                    .map(|b| {
+                        [
+                            b.id,
+                            b.status.as_str().to_string(),
+                            b.release.map_or_else(String::new, |v| format!("v{v}")),
+                            b.started_at,
+                        ]
+                    })
+                    .collect();
+                output::columns(&rows);
                 Ok(())
             },
         )

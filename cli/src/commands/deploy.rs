@@ -27,19 +27,20 @@ pub struct Deploy {
 
 impl Deploy {
     pub fn run(self) -> Result<()> {
-        let app = match &self.target.app {
-            Some(app) => app.clone(),
-            None => {
+        let app = match (&self.target.app, &self.target.remote) {
+            (None, None) => {
                 let dir = std::fs::canonicalize(&self.dir)
                     .with_context(|| format!("could not read {}", self.dir.display()))?;
                 AppArgs {
                     app: dir
                         .file_name()
                         .map(|n| n.to_string_lossy().to_ascii_lowercase()),
+                    remote: None,
                     api: self.target.api.clone(),
                 }
                 .app()?
             }
+            _ => self.target.app()?,
         };
         let api = self.target.api.client()?;
         // Path dependencies outside DIR (like a `path = "../../sdk"`)

@@ -80,3 +80,22 @@ impl Remove {
         })
     }
 }
+
+/// Stop routing every custom hostname to the app.
+#[derive(clap::Args)]
+pub struct Clear {
+    #[command(flatten)]
+    target: AppArgs,
+}
+
+impl Clear {
+    pub fn run(self) -> Result<()> {
+        let app = self.target.app()?;
+        let api = self.target.api.client()?;
+        let path = format!("/apps/{app}/domains");
+        output::delete(&api, &path, self.target.api.json, |_: Vec<String>| {
+            println!("Removing all domains from {app}... done");
+            Ok(())
+        })
+    }
+}

@@ -11,7 +11,7 @@ use serde_json::json;
 use wpaas_api::apps::AppInfo;
 use wpaas_api::builds::DeployResult;
 
-use super::target::AppArgs;
+use super::target::{ApiArgs, AppArgs};
 use crate::client::{read_result_stream, Api};
 use crate::git_remote::{git_output, in_git_repository, set_remote};
 use crate::output;
@@ -27,8 +27,11 @@ const DEPLOY_BRANCHES: [&str; 2] = ["refs/heads/main", "refs/heads/master"];
 /// `git push wpaas main` works and the token is never printed.
 #[derive(clap::Args)]
 pub struct Remote {
+    /// The app (default: the current directory's name).
+    #[arg(short = 'a', long = "app")]
+    app: Option<String>,
     #[command(flatten)]
-    target: AppArgs,
+    api: ApiArgs,
     /// The remote's name.
     #[arg(short = 'r', long = "remote", default_value = "wpaas")]
     remote: String,
@@ -36,14 +39,21 @@ pub struct Remote {
 
 impl Remote {
     pub fn run(self) -> Result<()> {
-        let app = self.target.app()?;
-        let api = self.target.api.client()?;
+        // Not AppArgs: its -r names the remote to read, this one the
+        // remote to write.
+        let target = AppArgs {
+            app: self.app.clone(),
+            remote: None,
+            api: self.api.clone(),
+        };
+        let app = target.app()?;
+        let api = self.api.client()?;
         api.get::<AppInfo>(&format!("/apps/{app}"))?;
         if !in_git_repository() {
             bail!("not in a git repository: run `git init` first, or cd into one");
         }
         let url = set_remote(&api, &app, &self.remote, true)?;
-        if self.target.api.json {
+        if self.api.json {
             return output::print_json(&json!({ "remote": self.remote, "url": url }));
         }
         println!("Git remote {} set to {url}", self.remote);

@@ -60,7 +60,12 @@ impl Set {
             HealthcheckUpdate {
                 enabled: Some(true),
                 path: self.path.clone(),
-                timeout_ms: self.timeout.map(|t| t.as_millis() as u64),
+                // A path set without --timeout gets the documented default,
+                // not whatever an earlier --timeout left.
+                timeout_ms: Some(
+                    self.timeout
+                        .map_or(Healthcheck::DEFAULT_TIMEOUT_MS, |t| t.as_millis() as u64),
+                ),
             }
         };
         let api = self.target.api.client()?;
@@ -82,8 +87,9 @@ impl Set {
 fn print(app: &str, check: &Healthcheck) {
     if check.enabled {
         println!(
-            "Health check for {app}: GET {} within {} ms",
-            check.path, check.timeout_ms
+            "Health check for {app}: GET {} within {}",
+            check.path,
+            output::duration_ms(check.timeout_ms)
         );
     } else {
         println!("Health check for {app}: off (new releases take traffic as soon as they load)");

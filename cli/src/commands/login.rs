@@ -9,9 +9,11 @@ use std::path::PathBuf;
 use anyhow::{bail, Context, Result};
 use wpaas_api::apps::App;
 
+use super::target::ApiArgs;
 use crate::client::{Api, ApiError, Credentials};
 use crate::error::Hinted;
 use crate::home::credentials_path;
+use crate::output;
 use crate::tls::Trust;
 
 /// Log in to a wpaas server: check its token and remember both.
@@ -108,4 +110,42 @@ fn read_token() -> Result<String> {
         );
     }
     Ok(token)
+}
+
+/// Show which server and token the CLI uses, once the server accepted the
+/// token (Heroku's `auth:whoami`; one token per server, so no user name).
+#[derive(clap::Args)]
+pub struct Whoami {
+    #[command(flatten)]
+    api: ApiArgs,
+}
+
+impl Whoami {
+    pub fn run(self) -> Result<()> {
+        let api = self.api.client()?;
+        let source = api.token_source();
+        if let Err(err) = api.get::<Vec<App>>("/apps") {
+            if ApiError::of(&err).is_some_and(ApiError::is_unauthorized) {
+                return Err(Hinted::new(
+                    format!(
+                        "{} refused the token from {}",
+                        api.base(),
+                        source.describe()
+                    ),
+                    format!("run `wpaas login {}` with the server's token", api.base()),
+                )
+                .into());
+            }
+            return Err(err);
+        }
+        if self.api.json {
+            return output::print_json(&serde_json::json!({
+                "api": api.base(),
+                "token_source": source,
+            }));
+        }
+        println!("{}", api.base());
+        println!("token from {}, accepted", source.describe());
+        Ok(())
+    }
 }

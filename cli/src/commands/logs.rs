@@ -5,8 +5,12 @@ use std::io::{BufRead, BufReader, IsTerminal, Write};
 
 use anyhow::{Context, Result};
 use wpaas_api::logs::{LogLine, LogQuery};
+use wpaas_api::ps::ProcessType;
 
 use super::target::AppArgs;
+use crate::client::Api;
+use crate::error::Hinted;
+use crate::output;
 
 /// Which kind of lines `--source` selects.
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -58,6 +62,9 @@ impl Logs {
     pub fn run(self) -> Result<()> {
         let app = self.target.app()?;
         let api = self.target.api.client()?;
+        if let Some(ps) = &self.ps {
+            check_process(&api, &app, ps)?;
+        }
         let query = LogQuery {
             n: self.num,
             tail: self.tail,
@@ -68,7 +75,7 @@ impl Logs {
         let path = format!("/apps/{app}/logs?{}", query.to_query());
         let response = api.get_streaming(&path)?;
         let stdout = std::io::stdout();
-        let colour = stdout.is_terminal() && std::env::var_os("NO_COLOR").is_none();
+        let colour = output::colour(stdout.is_terminal());
         let mut out = stdout.lock();
         for line in BufReader::new(response).lines() {
             let line = line.context("the log stream broke off")?;
@@ -87,6 +94,35 @@ impl Logs {
         }
         Ok(())
     }
+}
+
+/// The line sources that are not process types.
+const OTHER_SOURCES: [&str; 6] = ["router", "api", "build", "scaler", "release", "run"];
+
+/// `--ps NAME` must name something that writes lines: a type of the app's
+/// current release (or one of its replicas) or another source. Before the
+/// first deploy there are no types to check against, so any name passes
+/// (`logs --tail --ps web` may wait for it).
+fn check_process(api: &Api, app: &str, name: &str) -> Result<()> {
+    let types: Vec<ProcessType> = api.get(&format!("/apps/{app}/ps"))?;
+    let kind = name.split_once('.').map_or(name, |(kind, _)| kind);
+    if types.is_empty() || OTHER_SOURCES.contains(&kind) || types.iter().any(|t| t.kind == kind) {
+        return Ok(());
+    }
+    let names: Vec<&str> = types
+        .iter()
+        .map(|t| t.kind.as_str())
+        .filter(|k| !OTHER_SOURCES.contains(k))
+        .collect();
+    Err(Hinted::new(
+        format!("{app} has no process {name:?}"),
+        format!(
+            "its process types are {}; other lines come from {}",
+            names.join(", "),
+            OTHER_SOURCES.join(", ")
+        ),
+    )
+    .into())
 }
 
 /// `TIME app[PROCESS]: MESSAGE`, the `app[PROCESS]` part coloured by

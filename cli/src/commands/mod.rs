@@ -28,6 +28,8 @@ pub enum Command {
     New(new::New),
     Server(Box<server::Server>),
     Login(login::Login),
+    #[command(name = "auth:whoami")]
+    AuthWhoami(login::Whoami),
     Apps(apps::Apps),
     #[command(name = "apps:create")]
     AppsCreate(apps::Create),
@@ -51,6 +53,10 @@ pub enum Command {
     ConfigSet(config::Set),
     #[command(name = "config:unset")]
     ConfigUnset(config::Unset),
+    #[command(name = "config:pull")]
+    ConfigPull(config::Pull),
+    #[command(name = "config:edit")]
+    ConfigEdit(config::Edit),
     Releases(releases::Releases),
     #[command(name = "releases:info")]
     ReleasesInfo(releases::ReleaseInfo),
@@ -77,6 +83,8 @@ pub enum Command {
     DomainsAdd(domains::Add),
     #[command(name = "domains:remove")]
     DomainsRemove(domains::Remove),
+    #[command(name = "domains:clear")]
+    DomainsClear(domains::Clear),
     #[command(name = "kv")]
     Kv(kv::List),
     #[command(name = "kv:list")]
@@ -103,11 +111,16 @@ pub enum Command {
 
 impl Command {
     pub fn run(self) -> anyhow::Result<()> {
+        self.dispatch().map_err(target::explain)
+    }
+
+    fn dispatch(self) -> anyhow::Result<()> {
         match self {
             Command::Up(cmd) => cmd.run(),
             Command::New(cmd) => cmd.run(),
             Command::Server(cmd) => (*cmd).run(),
             Command::Login(cmd) => cmd.run(),
+            Command::AuthWhoami(cmd) => cmd.run(),
             Command::Apps(cmd) => cmd.run(),
             Command::AppsCreate(cmd) => cmd.run(),
             Command::AppsInfo(cmd) => cmd.run(),
@@ -122,6 +135,8 @@ impl Command {
             Command::ConfigGet(cmd) => cmd.run(),
             Command::ConfigSet(cmd) => cmd.run(),
             Command::ConfigUnset(cmd) => cmd.run(),
+            Command::ConfigPull(cmd) => cmd.run(),
+            Command::ConfigEdit(cmd) => cmd.run(),
             Command::Releases(cmd) => cmd.run(),
             Command::ReleasesInfo(cmd) => cmd.run(),
             Command::Rollback(cmd) => cmd.run(),
@@ -146,6 +161,7 @@ impl Command {
             Command::KvSet(cmd) => cmd.run(),
             Command::KvDelete(cmd) => cmd.run(),
             Command::DomainsRemove(cmd) => cmd.run(),
+            Command::DomainsClear(cmd) => cmd.run(),
             Command::GitRemote(cmd) => cmd.run(),
             Command::GitCredential(cmd) => cmd.run(),
             Command::GitHook(cmd) => cmd.run(),

@@ -1,6 +1,6 @@
 //! `ps`, `ps:scale`, `ps:restart`: the app's formation.
 
-use anyhow::Result;
+use anyhow::{bail, Result};
 use reqwest::Method;
 
 use serde::de::IgnoredAny;
@@ -10,6 +10,7 @@ use wpaas_api::ps::{
 };
 
 use super::target::AppArgs;
+use crate::client::Api;
 use crate::output;
 
 /// List the app's process types, their commands and replicas.
@@ -194,13 +195,15 @@ impl AutoscaleDisable {
     }
 }
 
-/// Set a process type's limits; they apply when it next starts (a new
-/// release or ps:restart).
+/// Show a process type's limits (every type's without TYPE), set them
+/// (`--memory`, `--timeout`, `--concurrency`; the others stay), or return
+/// them to the server's defaults (`--reset`). Changes apply when the type
+/// next starts (a new release or ps:restart).
 #[derive(clap::Args)]
 pub struct Limits {
-    /// The process type, e.g. web.
+    /// The process type, e.g. web (default: show every type's).
     #[arg(value_name = "TYPE")]
-    kind: String,
+    kind: Option<String>,
     /// Linear memory per instance, e.g. 256M.
     #[arg(long)]
     memory: Option<String>,
@@ -210,6 +213,13 @@ pub struct Limits {
     /// Concurrent requests per replica (web).
     #[arg(long)]
     concurrency: Option<u32>,
+    /// Back to the server's defaults.
+    #[arg(
+        long,
+        conflicts_with_all = ["memory", "timeout", "concurrency"],
+        requires = "kind"
+    )]
+    reset: bool,
     #[command(flatten)]
     target: AppArgs,
 }
@@ -218,7 +228,24 @@ impl Limits {
     pub fn run(self) -> Result<()> {
         let app = self.target.app()?;
         let api = self.target.api.client()?;
-        let path = format!("/apps/{app}/limits/{}", self.kind);
+        let json = self.target.api.json;
+        let Some(kind) = self.kind.clone() else {
+            if self.memory.is_some() || self.timeout.is_some() || self.concurrency.is_some() {
+                bail!("which process type? e.g. `wpaas ps:limits web --memory 256M`");
+            }
+            return self.show(&api, &app, None);
+        };
+        let path = format!("/apps/{app}/limits/{kind}");
+        let applies = format!("they apply from the next release or `wpaas ps:restart {kind}`");
+        if self.reset {
+            return output::delete(&api, &path, json, |_: ProcessLimits| {
+                println!("Limits of {kind} on {app} reset to the server's defaults; {applies}");
+                Ok(())
+            });
+        }
+        if self.memory.is_none() && self.timeout.is_none() && self.concurrency.is_none() {
+            return self.show(&api, &app, Some(&kind));
+        }
         let body = LimitsRequest {
             memory: self.memory.clone(),
             timeout: self.timeout.clone(),
@@ -229,17 +256,73 @@ impl Limits {
             Method::PUT,
             &path,
             &body,
-            self.target.api.json,
+            json,
             |limits: ProcessLimits| {
-                let set = serde_json::to_string(&limits)?;
                 println!(
-                "Limits of {} on {app} set to {}; they apply from the next release or `wpaas ps:restart {}`",
-                self.kind, set, self.kind
-            );
+                    "Limits of {kind} on {app} set: {}; {applies}",
+                    describe_limits(&limits)
+                );
                 Ok(())
             },
         )
     }
+
+    /// Every type's limits, or `kind`'s, as `ps` reports them.
+    fn show(&self, api: &Api, app: &str, kind: Option<&str>) -> Result<()> {
+        let ps: Vec<ProcessType> = api.get(&format!("/apps/{app}/ps"))?;
+        let types: Vec<&ProcessType> = ps
+            .iter()
+            .filter(|p| p.kind != "run" && kind.is_none_or(|k| k == p.kind))
+            .collect();
+        if let (Some(kind), true) = (kind, types.is_empty()) {
+            let known: Vec<&str> = ps.iter().map(|p| p.kind.as_str()).collect();
+            bail!(
+                "no process type {kind:?} in {app}'s current release (its types: {})",
+                known.join(", ")
+            );
+        }
+        let limits = |p: &ProcessType| p.limits.clone().unwrap_or_default();
+        if self.target.api.json {
+            return match kind {
+                Some(_) => output::print_json(&limits(types[0])),
+                None => output::print_json(
+                    &types
+                        .iter()
+                        .map(|p| (p.kind.clone(), limits(p)))
+                        .collect::<std::collections::BTreeMap<_, _>>(),
+                ),
+            };
+        }
+        println!("=== {app} Limits");
+        let rows: Vec<[String; 4]> = types
+            .iter()
+            .map(|p| {
+                let l = limits(p);
+                [
+                    p.kind.clone(),
+                    l.memory_bytes.map_or("default".into(), output::size),
+                    l.timeout_ms.map_or("default".into(), output::duration_ms),
+                    l.concurrency.map_or("default".into(), |c| c.to_string()),
+                ]
+            })
+            .collect();
+        output::table(&["TYPE", "MEMORY", "TIMEOUT", "CONCURRENCY"], &rows);
+        Ok(())
+    }
+}
+
+/// `memory 256 MiB, timeout 10s, concurrency default`.
+fn describe_limits(limits: &ProcessLimits) -> String {
+    format!(
+        "memory {}, timeout {}, concurrency {}",
+        limits.memory_bytes.map_or("default".into(), output::size),
+        limits
+            .timeout_ms
+            .map_or("default".into(), output::duration_ms),
+        limits
+            .concurrency
+            .map_or("default".into(), |c| c.to_string()),
+    )
 }
 
 fn print_processes(app: &str, ps: &[ProcessType]) {

@@ -22,15 +22,18 @@ impl Releases {
         let path = format!("/apps/{app}/releases");
         output::show(&api, &path, self.target.api.json, |list: Vec<Release>| {
             println!("=== {app} Releases");
-            for r in list {
-                println!(
-                    "v{:<4} {:<40} {:<10} {}",
-                    r.version,
-                    r.description,
-                    r.status.as_str(),
-                    r.created_at
-                );
-            }
+            let rows: Vec<[String; 4]> = list
+                .into_iter()
+                .map(|r| {
+                    [
+                        format!("v{}", r.version),
+                        r.description,
+                        r.status.as_str().to_string(),
+                        r.created_at,
+                    ]
+                })
+                .collect();
+            output::columns(&rows);
             Ok(())
         })
     }

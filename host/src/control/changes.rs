@@ -10,6 +10,7 @@
 use wpaas_api::apps::config::ConfigChanges;
 use wpaas_api::apps::HealthcheckUpdate;
 use wpaas_api::ps::{AutoscaleRequest, Formation, LimitsRequest};
+use wpaas_api::ErrorCode;
 
 use super::error::{PlatformError, PlatformResult};
 use super::platform::{LogSink, Platform, KEEP_RELEASE_SLUGS, MAX_REPLICAS};
@@ -122,6 +123,16 @@ impl Platform {
         if update.path.as_deref().is_some_and(|p| !p.starts_with('/')) {
             return Err(PlatformError::invalid("a health check path starts with /"));
         }
+        // 0 would fail every release before its first byte; an hour is
+        // longer than any deploy should hang on one GET.
+        if update
+            .timeout_ms
+            .is_some_and(|ms| !(1..=3_600_000).contains(&ms))
+        {
+            return Err(PlatformError::invalid(
+                "a health check timeout is more than 0 and at most 1h",
+            ));
+        }
         let record = self.store().update_app(app, |record| {
             if let Some(path) = &update.path {
                 record.healthcheck.path = path.clone();
@@ -154,6 +165,21 @@ impl Platform {
         let record = self.store().remove_domain(app, domain)?;
         self.domain_removed(&store::normalize_domain(domain)?);
         Ok(record.domains)
+    }
+
+    /// `domains:clear`: removes each of the app's domains (one that
+    /// another request removed meanwhile is gone either way). Returns the
+    /// domains removed.
+    pub fn clear_domains(&self, app: &str) -> PlatformResult<Vec<String>> {
+        let domains = self.store().app(app)?.domains;
+        for domain in &domains {
+            match self.remove_domain(app, domain) {
+                Ok(_) => {}
+                Err(err) if err.code() == ErrorCode::NotFound => {}
+                Err(err) => return Err(err),
+            }
+        }
+        Ok(domains)
     }
 
     /// `buildpack:set` (a directory on this machine, checked now) or
@@ -210,18 +236,57 @@ impl Platform {
         Ok(())
     }
 
-    /// `ps:limits TYPE`: the limits given replace the type's; they apply
-    /// from its next start. Returns the type's limits.
+    /// `ps:limits TYPE --memory …`: the limits given change, the type's
+    /// others stay; they apply from its next start. Returns the type's
+    /// limits.
     pub fn set_process_limits(
         &self,
         app: &str,
         kind: &str,
         request: LimitsRequest,
     ) -> PlatformResult<ProcessLimits> {
-        let limits = process_limits(request)?;
-        self.store().app(app)?;
-        let record = self.set_limits(app, kind, limits)?;
+        let given = process_limits(request)?;
+        self.check_process_type(app, kind)?;
+        let mut limits = self
+            .store()
+            .app(app)?
+            .limits
+            .remove(kind)
+            .unwrap_or_default();
+        limits.memory_bytes = given.memory_bytes.or(limits.memory_bytes);
+        limits.timeout_ms = given.timeout_ms.or(limits.timeout_ms);
+        limits.concurrency = given.concurrency.or(limits.concurrency);
+        let record = self.set_limits(app, kind, Some(limits))?;
         Ok(record.limits.get(kind).cloned().unwrap_or_default())
+    }
+
+    /// `ps:limits TYPE --reset`: the type runs with the server's defaults
+    /// from its next start.
+    pub fn reset_process_limits(&self, app: &str, kind: &str) -> PlatformResult<ProcessLimits> {
+        self.check_process_type(app, kind)?;
+        self.set_limits(app, kind, None)?;
+        Ok(ProcessLimits::default())
+    }
+
+    /// A type named in a change must be one of the current release's (once
+    /// there is one): `ps:limits wbe` is a typo, not a new type.
+    fn check_process_type(&self, app: &str, kind: &str) -> PlatformResult<()> {
+        self.store().app(app)?;
+        let Some(release) = self.store().current_release(app)? else {
+            return Ok(());
+        };
+        if release.command(kind).is_some() {
+            return Ok(());
+        }
+        let types: Vec<&str> = release
+            .process_types
+            .iter()
+            .map(|(k, _)| k.as_str())
+            .collect();
+        Err(PlatformError::not_found(format!(
+            "no process type {kind:?} in {app}'s current release (its types: {})",
+            types.join(", ")
+        )))
     }
 
     /// `ps:restart [TYPE]`.

@@ -7,6 +7,7 @@ mod browser;
 mod build_sandbox;
 mod c_lang;
 mod cli_errors;
+mod cli_verbs;
 mod cluster;
 mod components;
 mod control;

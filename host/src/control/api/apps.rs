@@ -86,6 +86,13 @@ pub async fn add_domain(
     created(&platform.add_domain(&app, &body.domain)?)
 }
 
+/// `DELETE /apps/APP/domains`: removes them all; answers the app's
+/// domains now (none).
+pub async fn clear_domains(State(platform): Shared, Segments(app): Segments<String>) -> ApiResult {
+    platform.clear_domains(&app)?;
+    ok(&Vec::<String>::new())
+}
+
 /// `DELETE /apps/APP/domains/DOMAIN`: the app's domains.
 pub async fn remove_domain(
     State(platform): Shared,

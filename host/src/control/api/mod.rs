@@ -69,7 +69,9 @@ pub fn router(platform: Arc<Platform>, auth: Arc<auth::Auth>) -> Router {
         )
         .route(
             "/apps/{app}/domains",
-            get(apps::domains).post(apps::add_domain),
+            get(apps::domains)
+                .post(apps::add_domain)
+                .delete(apps::clear_domains),
         )
         .route("/apps/{app}/domains/{domain}", delete(apps::remove_domain))
         .route("/apps/{app}/kv", get(kv::info).post(kv::create))
@@ -96,7 +98,10 @@ pub fn router(platform: Arc<Platform>, auth: Arc<auth::Auth>) -> Router {
             "/apps/{app}/autoscale/{kind}",
             put(ps::autoscale).delete(ps::stop_autoscale),
         )
-        .route("/apps/{app}/limits/{kind}", put(ps::limits))
+        .route(
+            "/apps/{app}/limits/{kind}",
+            put(ps::limits).delete(ps::reset_limits),
+        )
         .route("/apps/{app}/run", post(run::run))
         .route("/apps/{app}/logs", get(logs::logs))
         // An unknown path and a known path with another method are both

@@ -82,6 +82,17 @@ pub async fn limits(
     ))
 }
 
+/// `DELETE /apps/APP/limits/TYPE`: back to the server's defaults; answers
+/// the type's (now empty) limits.
+pub async fn reset_limits(
+    State(platform): Shared,
+    Segments((app, kind)): Segments<(String, String)>,
+) -> ApiResult {
+    ok(&ProcessLimits::from(
+        platform.reset_process_limits(&app, &kind)?,
+    ))
+}
+
 /// `POST /apps/APP/ps/restart`: `{"type": "web"}`, or `{}` for all.
 pub async fn restart(
     State(platform): Shared,

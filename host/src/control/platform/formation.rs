@@ -265,9 +265,15 @@ impl Platform {
     }
 
     /// Sets limits for a process type; they apply from its next start.
-    pub fn set_limits(&self, app: &str, kind: &str, limits: ProcessLimits) -> Result<App> {
-        Ok(self.store.update_app(app, |record| {
-            record.limits.insert(kind.to_string(), limits.clone());
+    /// Sets (`Some`) or clears (`None`: the defaults) a type's limits.
+    pub fn set_limits(&self, app: &str, kind: &str, limits: Option<ProcessLimits>) -> Result<App> {
+        Ok(self.store.update_app(app, |record| match &limits {
+            Some(limits) => {
+                record.limits.insert(kind.to_string(), limits.clone());
+            }
+            None => {
+                record.limits.remove(kind);
+            }
         })?)
     }
 
