@@ -221,7 +221,20 @@ pub fn filter(text: &str) -> String {
     for (regex, placeholder) in filters {
         text = regex.replace_all(&text, *placeholder).into_owned();
     }
-    text
+    // A commit or slug shortened to 7 (`Deploy 7a271f6`): hex with a
+    // digit in it, so that words such as "defaced" stay.
+    static SHORT: OnceLock<Regex> = OnceLock::new();
+    let short = SHORT.get_or_init(|| Regex::new(r"\b[0-9a-f]{7}\b").unwrap());
+    short
+        .replace_all(&text, |found: &regex::Captures| {
+            let word = &found[0];
+            if word.bytes().any(|b| b.is_ascii_digit()) {
+                "[SHORT]".to_string()
+            } else {
+                word.to_string()
+            }
+        })
+        .into_owned()
 }
 
 #[cfg(test)]
@@ -239,5 +252,6 @@ mod tests {
             "done in [ELAPSED], [AGE] ago"
         );
         assert_eq!(filter("limits web: 30s"), "limits web: 30s");
+        assert_eq!(filter("Deploy 7a271f6 defaced"), "Deploy [SHORT] defaced");
     }
 }

@@ -25,6 +25,7 @@ mod metrics;
 mod new_app;
 mod processes;
 mod python;
+mod readme;
 mod sandbox;
 mod shares;
 mod source;
