@@ -35,6 +35,9 @@ pub struct Login {
     /// remembered with the login.
     #[arg(long, value_name = "FILE")]
     ca: Option<PathBuf>,
+    /// Print `{"api": URL}` once logged in.
+    #[arg(long)]
+    json: bool,
 }
 
 impl Login {
@@ -84,6 +87,9 @@ impl Login {
             .open(&path)
             .with_context(|| format!("could not write {}", path.display()))?;
         file.write_all(&body)?;
+        if self.json {
+            return output::print_json(&serde_json::json!({ "api": url }));
+        }
         println!("Logged in to {url}");
         Ok(())
     }

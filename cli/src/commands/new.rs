@@ -34,11 +34,20 @@ pub struct New {
     /// List the templates and exit.
     #[arg(long)]
     list: bool,
+
+    /// Print what was made as JSON (`{"name", "template", "dir", "files"}`;
+    /// with --list, the templates' names).
+    #[arg(long)]
+    json: bool,
 }
 
 impl New {
     pub fn run(self) -> Result<()> {
         if self.list {
+            if self.json {
+                let names: Vec<&str> = TEMPLATES.iter().map(|(name, _)| *name).collect();
+                return crate::output::print_json(&names);
+            }
             for (name, _) in TEMPLATES {
                 println!("{name}");
             }
@@ -62,6 +71,15 @@ impl New {
             }
             fs::write(&file, text.replace("{{name}}", name))
                 .with_context(|| format!("could not write {}", file.display()))?;
+        }
+        if self.json {
+            let paths: Vec<&str> = files.iter().map(|(path, _)| *path).collect();
+            return crate::output::print_json(&serde_json::json!({
+                "name": name,
+                "template": self.template,
+                "dir": dir,
+                "files": paths,
+            }));
         }
         println!(
             "Created {} from the {} template in {}",

@@ -279,3 +279,68 @@ fn colour_only_for_a_terminal_and_never_under_no_color() {
     assert!(plain.contains("error: no such app"), "{plain:?}");
     assert!(!plain.contains('\x1b'), "{plain:?}");
 }
+
+#[test]
+fn every_command_that_prints_has_json_with_the_apis_shape() {
+    use serde_json::Value;
+    let (home, src) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let server = deployed(home.path(), src.path(), "js");
+    let dir = src.path();
+    let json = |args: &[&str]| -> Value {
+        let mut all = args.to_vec();
+        all.extend(["--json"]);
+        let out = server.cli(dir, &all);
+        assert!(out.status.success(), "{all:?}: {}", text(&out));
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        serde_json::from_str(&stdout)
+            .unwrap_or_else(|e| panic!("{all:?} printed more than JSON ({e}): {stdout}"))
+    };
+    // Reads print the API's answer as it is.
+    for (args, path) in [
+        (&["apps"][..], "/apps"),
+        (&["apps:info", "-a", "js"], "/apps/js"),
+        (&["config", "-a", "js"], "/apps/js/config"),
+        (&["releases", "-a", "js"], "/apps/js/releases"),
+        (&["releases:info", "v1", "-a", "js"], "/apps/js/releases/v1"),
+        (&["domains", "-a", "js"], "/apps/js/domains"),
+        (&["healthcheck", "-a", "js"], "/apps/js/healthcheck"),
+        (&["builds", "-a", "js"], "/apps/js/builds"),
+        (&["kv", "-a", "js"], "/apps/js/kv"),
+        (&["buildpacks", "-a", "js"], "/apps/js/buildpack"),
+    ] {
+        assert_eq!(json(args), server.api_get::<Value>(path), "{args:?}");
+    }
+    // Changes print what the API answered: the release, the formation, …
+    let release = json(&["config:set", "A=1", "-a", "js"]);
+    assert_eq!(release["version"], 2, "{release}");
+    assert_eq!(release["config"]["A"], "1", "{release}");
+    assert_eq!(
+        json(&["config:get", "A", "-a", "js"]),
+        serde_json::json!("1")
+    );
+    let ps = json(&["ps:scale", "web=2", "-a", "js"]);
+    assert_eq!(ps[0]["type"], "web", "{ps}");
+    assert_eq!(ps[0]["quantity"], 2, "{ps}");
+    let back = json(&["rollback", "-a", "js"]);
+    assert_eq!(back["rolled_back_to"], 1, "{back}");
+    assert_eq!(
+        json(&["domains:add", "j.example.com", "-a", "js"]),
+        serde_json::json!(["j.example.com"])
+    );
+    assert_eq!(json(&["domains:clear", "-a", "js"]), serde_json::json!([]));
+    let limits = json(&["ps:limits", "web", "--memory", "64M", "-a", "js"]);
+    assert_eq!(limits["memory_bytes"], 64 << 20, "{limits}");
+    assert_eq!(
+        json(&["ps:limits", "web", "--reset", "-a", "js"]),
+        serde_json::json!({})
+    );
+    assert_eq!(json(&["ps", "-a", "js"])[0]["type"], "web");
+    assert_eq!(json(&["auth:whoami"])["token_source"], "server_home");
+    assert_eq!(
+        json(&["new", "made", "--template", "wagi"])["template"],
+        "wagi"
+    );
+    assert!(json(&["new", "--list"])
+        .as_array()
+        .is_some_and(|t| !t.is_empty()));
+}
