@@ -240,6 +240,36 @@ fn which_app_and_which_server_say_where_they_came_from() {
     let out = wrong.output().unwrap();
     assert!(!out.status.success());
     t.record(&["auth:whoami", "# with WPAAS_TOKEN=not-the-token"], &out);
+
+    // login checks the token before it saves anything.
+    let login = |token: &str| {
+        use std::io::Write;
+        let api = format!("http://{}", server.api);
+        let mut child = server
+            .command(&repo, &["login", &api])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(token.as_bytes())
+            .unwrap();
+        child.wait_with_output().unwrap()
+    };
+    let credentials = server.home.join("credentials.json");
+    let out = login("wrong-token\n");
+    assert!(!out.status.success());
+    assert!(!credentials.exists(), "a refused token is not saved");
+    t.record(&["login", "[API]", "# < wrong token"], &out);
+    let out = login(&server.token());
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(credentials.exists());
+    t.record(&["login", "[API]", "# < the right token"], &out);
+    t.ok(&server, &repo, &["auth:whoami"]);
     t.check();
 }
 
