@@ -62,12 +62,26 @@ impl List {
         let path = format!("/apps/{app}/kv");
         output::show(&api, &path, self.target.api.json, |info: KvInfo| {
             println!("=== {app} Key-Value Buckets");
-            for b in info.buckets {
-                println!("{}  {} keys, {} bytes", b.name, b.keys, b.bytes);
-            }
+            print_buckets(&info);
             Ok(())
         })
     }
+}
+
+/// One bucket a line, in columns: `default  12 keys  340 bytes`.
+fn print_buckets(info: &KvInfo) {
+    let rows: Vec<[String; 3]> = info
+        .buckets
+        .iter()
+        .map(|b| {
+            [
+                b.name.clone(),
+                format!("{} keys", b.keys),
+                format!("{} bytes", b.bytes),
+            ]
+        })
+        .collect();
+    output::columns(&rows);
 }
 
 /// Show an app's key-value usage and quotas.
@@ -83,7 +97,7 @@ impl Info {
         let api = self.target.api.client()?;
         let path = format!("/apps/{app}/kv");
         output::show(&api, &path, self.target.api.json, |info: KvInfo| {
-            let q = info.quotas;
+            let q = &info.quotas;
             println!("=== {app} Key-Value Data");
             println!("Buckets: {} of {}", info.buckets.len(), q.max_buckets);
             println!("Keys:    {} of {}", info.keys, q.max_keys);
@@ -92,9 +106,7 @@ impl Info {
                 "Limits:  values up to {} bytes, keys up to {} bytes",
                 q.max_value_bytes, q.max_key_bytes
             );
-            for b in info.buckets {
-                println!("{}  {} keys, {} bytes", b.name, b.keys, b.bytes);
-            }
+            print_buckets(&info);
             Ok(())
         })
     }
