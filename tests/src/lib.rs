@@ -67,6 +67,24 @@ pub fn shared_cache_dir() -> PathBuf {
     workspace_root().join("target/e2e-cache")
 }
 
+/// Runs `command` with `stdin` written to its standard input; its output.
+pub fn output_with_stdin(command: &mut Command, stdin: &str) -> Output {
+    use std::io::Write;
+    let mut child = command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("could not run the command");
+    child
+        .stdin
+        .take()
+        .expect("piped")
+        .write_all(stdin.as_bytes())
+        .expect("could not write its stdin");
+    child.wait_with_output().expect("could not wait for it")
+}
+
 /// A command's stdout and stderr, for messages and assertions.
 pub fn text(output: &Output) -> String {
     format!(

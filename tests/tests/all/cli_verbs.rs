@@ -6,7 +6,7 @@ use std::path::Path;
 use std::process::Command;
 
 use wpaas_tests::golden::Transcript;
-use wpaas_tests::{example, text, Server};
+use wpaas_tests::{example, output_with_stdin, text, Server};
 
 /// A server with `hello` deployed as app `name` from `src`.
 fn deployed(home: &Path, src: &Path, name: &str) -> Server {
@@ -243,22 +243,8 @@ fn which_app_and_which_server_say_where_they_came_from() {
 
     // login checks the token before it saves anything.
     let login = |token: &str| {
-        use std::io::Write;
         let api = format!("http://{}", server.api);
-        let mut child = server
-            .command(&repo, &["login", &api])
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(token.as_bytes())
-            .unwrap();
-        child.wait_with_output().unwrap()
+        output_with_stdin(&mut server.command(&repo, &["login", &api]), token)
     };
     let credentials = server.home.join("credentials.json");
     let out = login("wrong-token\n");

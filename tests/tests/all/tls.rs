@@ -5,11 +5,10 @@
 //! pins the certificate); `wpaas login` takes the token from standard input
 //! and saves it only when the server accepts it.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-use wpaas_tests::{example, text, wpaas_bin, Server};
+use wpaas_tests::{example, output_with_stdin, text, wpaas_bin, Server};
 
 /// A test CA (`ca.pem`) and a certificate it signed for localhost, the
 /// test apps' hostnames and 127.0.0.1 (`cert.pem`, `key.pem`), in `dir`.
@@ -220,25 +219,15 @@ fn git_push_over_https_with_git_ssl_cainfo() {
 /// `wpaas login ARGS…` with `stdin` as its input, in a client home of its
 /// own (no server token file, no environment pointing at a server).
 fn login(client_home: &Path, args: &[&str], stdin: &str) -> Output {
-    let mut child = Command::new(wpaas_bin())
+    let mut command = Command::new(wpaas_bin());
+    command
         .arg("login")
         .args(args)
         .env("WPAAS_HOME", client_home)
         .env_remove("WPAAS_API")
         .env_remove("WPAAS_TOKEN")
-        .env_remove("WPAAS_CA")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.as_bytes())
-        .unwrap();
-    child.wait_with_output().unwrap()
+        .env_remove("WPAAS_CA");
+    output_with_stdin(&mut command, stdin)
 }
 
 #[test]
