@@ -96,6 +96,22 @@ pub struct Unset {
 
 impl Unset {
     pub fn run(self) -> Result<()> {
+        // Unsetting what is not set changes nothing, and makes no release
+        // (the API refuses it as a conflict; said here as a no-op).
+        let app = self.target.app()?;
+        let vars: ConfigVars = self
+            .target
+            .api
+            .client()?
+            .get(&format!("/apps/{app}/config"))?;
+        if !self.keys.iter().any(|key| vars.contains_key(key)) {
+            let verb = if self.keys.len() == 1 { "is" } else { "are" };
+            eprintln!(
+                "{} {verb} not set on {app}; nothing to do",
+                self.keys.join(", ")
+            );
+            return Ok(());
+        }
         let changes = self.keys.iter().map(|k| (k.clone(), None)).collect();
         apply(&self.target, changes, "Unsetting")
     }
@@ -108,6 +124,7 @@ fn apply(target: &AppArgs, changes: ConfigChanges, verb: &str) -> Result<()> {
     eprint!("{verb} {} and restarting {app}... ", keys.join(", "));
     let path = format!("/apps/{app}/config");
     let json = target.api.json;
+    let mut made = None;
     let done = output::change(
         &api,
         Method::PATCH,
@@ -116,6 +133,7 @@ fn apply(target: &AppArgs, changes: ConfigChanges, verb: &str) -> Result<()> {
         json,
         |release: Release| {
             eprintln!("done, v{}", release.version);
+            made = Some(release.version);
             Ok(())
         },
     );
@@ -124,5 +142,6 @@ fn apply(target: &AppArgs, changes: ConfigChanges, verb: &str) -> Result<()> {
         Ok(()) => {}
         Err(_) => eprintln!("failed"),
     }
+    super::releases::show_release_phase_of(&api, &app, made, &done);
     done
 }

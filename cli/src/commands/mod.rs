@@ -54,6 +54,8 @@ pub enum Command {
     Releases(releases::Releases),
     #[command(name = "releases:info")]
     ReleasesInfo(releases::ReleaseInfo),
+    #[command(name = "releases:output")]
+    ReleasesOutput(releases::Output),
     Rollback(releases::Rollback),
     Healthcheck(healthcheck::Show),
     #[command(name = "healthcheck:set")]
@@ -124,6 +126,7 @@ impl Command {
             Command::ConfigUnset(cmd) => cmd.run(),
             Command::Releases(cmd) => cmd.run(),
             Command::ReleasesInfo(cmd) => cmd.run(),
+            Command::ReleasesOutput(cmd) => cmd.run(),
             Command::Rollback(cmd) => cmd.run(),
             Command::Healthcheck(cmd) => cmd.run(),
             Command::HealthcheckSet(cmd) => cmd.run(),

@@ -13,7 +13,7 @@ use wpaas_api::ps::{AutoscaleRequest, Formation, LimitsRequest};
 
 use super::error::{PlatformError, PlatformResult};
 use super::platform::{LogSink, Platform, KEEP_RELEASE_SLUGS, MAX_REPLICAS};
-use super::store::{self, App, Autoscale, Healthcheck, ProcessLimits, Release};
+use super::store::{self, App, Autoscale, Healthcheck, ProcessLimits, Release, ReleaseStatus};
 
 impl Platform {
     /// `apps:create`: records the app and routes its name (to nothing yet).
@@ -40,11 +40,12 @@ impl Platform {
         }
         let _guard = self.lock(app).await;
         self.store().app(app)?;
+        let changes = without_absent_unsets(changes, &self.store().config(app)?, app)?;
         let description = config_description(&changes);
         let release = self
             .release(
                 app,
-                &LogSink::discard(),
+                &self.release_log(app),
                 |mut draft| {
                     for (key, value) in changes {
                         match value {
@@ -78,6 +79,14 @@ impl Platform {
             None => previous_version(store, app, current.version)?,
         };
         let target = store.release(app, target)?;
+        if let ReleaseStatus::Failed { reason } = &target.status {
+            // Its code or config never served: a copy would fail the same
+            // way, or serve what was refused.
+            return Err(PlatformError::conflict(format!(
+                "v{} of {app} failed ({reason}); roll back to a release that succeeded (see `wpaas releases -a {app}`)",
+                target.version
+            )));
+        }
         if let Some(slug) = &target.slug {
             // In a cluster, it may be stored on another node only.
             let _ = self.ensure_slug(slug).await;
@@ -96,7 +105,7 @@ impl Platform {
         let release = self
             .release(
                 app,
-                &LogSink::discard(),
+                &self.release_log(app),
                 |mut draft| {
                     draft.slug = target.slug.clone();
                     draft.config = target.config.clone();
@@ -108,6 +117,14 @@ impl Platform {
             )
             .await?;
         Ok((release, target.version))
+    }
+
+    /// Where the activation of a release without a build (config change,
+    /// rollback) tells what it does: the app's log, as a deploy's lines
+    /// (`app[build]`); its release phase's output is also kept with the
+    /// release for `releases:output`.
+    fn release_log(&self, app: &str) -> LogSink {
+        LogSink::discard().with_app_log(self.logs().app_log(app, "build"))
     }
 
     /// `healthcheck:set`: changes the fields given (a path without
@@ -235,6 +252,26 @@ impl Platform {
         self.logs().push(app, "api", &said);
         Ok(())
     }
+}
+
+/// `changes` without unsetting vars that are not set (in `config`): they
+/// change nothing, and a change of nothing makes no release (a conflict).
+fn without_absent_unsets(
+    changes: ConfigChanges,
+    config: &std::collections::BTreeMap<String, String>,
+    app: &str,
+) -> PlatformResult<ConfigChanges> {
+    let (kept, absent): (ConfigChanges, ConfigChanges) = changes
+        .into_iter()
+        .partition(|(key, value)| value.is_some() || config.contains_key(key));
+    if kept.is_empty() {
+        let keys: Vec<&str> = absent.keys().map(String::as_str).collect();
+        return Err(PlatformError::conflict(format!(
+            "{} not set on {app}; nothing to unset, no release made",
+            keys.join(", ")
+        )));
+    }
+    Ok(kept)
 }
 
 /// `Set A, B config vars`, `Unset C config vars` or both.

@@ -169,6 +169,41 @@ pub(super) async fn deploy_steps(
     Ok((version, platform.app_url(app)))
 }
 
+/// What a deploy ends with: `-----> Released vN: URL`; for an app
+/// without `web`, whose URL answers 503, that it serves nothing there and,
+/// when none of its workers runs, how to start them (other types run no
+/// replicas until scaled).
+pub(super) fn released_lines(platform: &Platform, app: &str, version: u32) -> Vec<String> {
+    let url = platform.app_url(app);
+    let store = platform.store();
+    let (Ok(release), Ok(record)) = (store.release(app, version), store.app(app)) else {
+        return vec![format!("-----> Released v{version}: {url}")];
+    };
+    if release.command("web").is_some() {
+        return vec![format!("-----> Released v{version}: {url}")];
+    }
+    let mut lines = vec![format!(
+        "-----> Released v{version} (no web process: nothing answers at {url})"
+    )];
+    let workers: Vec<&str> = release
+        .process_types
+        .iter()
+        .map(|(kind, _)| kind.as_str())
+        .filter(|kind| super::platform::is_long_running(kind))
+        .collect();
+    let running = workers
+        .iter()
+        .any(|kind| super::platform::replicas(&record, kind) > 0);
+    if !workers.is_empty() && !running {
+        let scale: Vec<String> = workers.iter().map(|kind| format!("{kind}=1")).collect();
+        lines.push(format!(
+            "-----> No process runs yet; start one with: wpaas ps:scale {} -a {app}",
+            scale.join(" ")
+        ));
+    }
+    lines
+}
+
 /// Packs the build's output into the store (see [`deploy_steps`]):
 /// digest, size of the tar.gz, pin.
 async fn pack_slug(

@@ -84,6 +84,10 @@ pub fn router(platform: Arc<Platform>, auth: Arc<auth::Auth>) -> Router {
         )
         .route("/apps/{app}/releases", get(releases::list))
         .route("/apps/{app}/releases/{version}", get(releases::show))
+        .route(
+            "/apps/{app}/releases/{version}/output",
+            get(releases::output),
+        )
         .route("/apps/{app}/rollback", post(releases::rollback))
         .route("/apps/{app}/deploy", post(builds::deploy))
         .route("/apps/{app}/builds", get(builds::list))

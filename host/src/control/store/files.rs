@@ -166,14 +166,15 @@ impl SlugFiles {
     }
 }
 
-/// Removes the files of a destroyed app: its build logs, build cache and git
-/// repository (a re-created app starts with an empty repository, so pushing
+/// Removes the files of a destroyed app: its build logs, release-phase
+/// outputs, build cache and git repository (a re-created app starts with an empty repository, so pushing
 /// the same commits again deploys them). Best effort: the records are gone
 /// already, and these files are not records.
 pub fn remove_app_files(home: &Home, app: &str, build_ids: &[String]) {
     for id in build_ids {
         let _ = fs::remove_file(home.build_log(id));
     }
+    let _ = fs::remove_dir_all(home.release_outputs(app));
     let _ = fs::remove_dir_all(home.build_cache(app));
     let _ = fs::remove_dir_all(home.git_dir(app));
 }
