@@ -57,8 +57,12 @@ impl Deploy {
             .next()
             .is_none()
         {
+            let dir = match self.dir.to_str() {
+                Some(".") => "the current directory".to_string(),
+                _ => self.dir.display().to_string(),
+            };
             return Err(Hinted::new(
-                format!("{} is empty: nothing to deploy", self.dir.display()),
+                format!("{dir} is empty: nothing to deploy"),
                 "deploy the directory of an app (its source, or a .wasm with a Procfile)",
             )
             .into());
@@ -120,7 +124,7 @@ impl Deploy {
                 let hint = if created {
                     // A deploy that failed leaves no app behind it made.
                     let _ = api.delete_text(&format!("/apps/{app}"));
-                    format!("the build's output is above; {app} was created for this deploy and removed again")
+                    format!("{app} was created for this deploy and is removed again; fix the source and deploy again")
                 } else {
                     format!("the build's output is above and in `wpaas builds:output -a {app}`; {app} keeps serving its current release")
                 };

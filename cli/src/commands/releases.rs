@@ -165,9 +165,11 @@ impl Output {
 /// release failed, of that failed release (the newest, failed for the
 /// reason the API gave). Best effort: the change's outcome is what counts.
 pub fn show_release_phase_of(api: &Api, app: &str, made: Option<u32>, done: &Result<()>) {
+    let mut refusal = None;
     let version = match (made, done) {
         (Some(version), _) => Some(version),
         (None, Err(err)) => ApiError::of(err).and_then(|refused| {
+            refusal = Some(format!(" !     {}", refused.body.error));
             let releases = api
                 .get::<Vec<Release>>(&format!("/apps/{app}/releases"))
                 .ok()?;
@@ -189,7 +191,12 @@ pub fn show_release_phase_of(api: &Api, app: &str, made: Option<u32>, done: &Res
         output: Some(text), ..
     }) = api.get::<ReleaseOutput>(&path)
     {
-        eprint!("{text}");
+        for line in text.lines() {
+            // The refusal is said once, by the `error:` line that follows.
+            if Some(line) != refusal.as_deref() {
+                eprintln!("{line}");
+            }
+        }
     }
 }
 

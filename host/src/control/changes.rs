@@ -79,11 +79,11 @@ impl Platform {
             None => previous_version(store, app, current.version)?,
         };
         let target = store.release(app, target)?;
-        if let ReleaseStatus::Failed { reason } = &target.status {
+        if let ReleaseStatus::Failed { .. } = &target.status {
             // Its code or config never served: a copy would fail the same
             // way, or serve what was refused.
             return Err(PlatformError::conflict(format!(
-                "v{} of {app} failed ({reason}); roll back to a release that succeeded (see `wpaas releases -a {app}`)",
+                "v{} of {app} failed, so it cannot be rolled back to; pick a release that succeeded (see `wpaas releases -a {app}`)",
                 target.version
             )));
         }

@@ -24,6 +24,7 @@ mod metrics;
 mod new_app;
 mod processes;
 mod python;
+mod release_output;
 mod sandbox;
 mod shares;
 mod source;
