@@ -122,7 +122,12 @@ pub(super) async fn deploy_steps(
         // thread; pinned until it is released. The store names slugs by
         // the digest of the stored file.
         let (digest, packed, _pin) = pack_slug(platform, &slug_dir).await?;
-        log.send(format!("-----> Compressing... done, {} KiB", packed / 1024));
+        // The digest the release records (`releases:info`), shortened.
+        log.send(format!(
+            "-----> Compressing... done, {} KiB, slug {}",
+            packed / 1024,
+            &digest[..12]
+        ));
         let process_types: Vec<(String, String)> = output
             .procfile
             .types

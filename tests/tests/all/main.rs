@@ -5,6 +5,7 @@ mod bodies;
 mod bounds;
 mod browser;
 mod build_sandbox;
+mod build_records;
 mod c_lang;
 mod cli_errors;
 mod cluster;

@@ -5,7 +5,8 @@
 //! releases  app\0 + version → Release
 //! builds    app\0 + sequence → Build
 //! domains   domain → app name
-//! counters  name → highest release version and build sequence
+//! counters  name → highest release version and build sequence;
+//!           `\0build-ids` → the highest build id handed out
 //! leases    kind + record key → lease id of the handle that holds it
 //! ```
 //!
@@ -90,6 +91,7 @@ impl SledStore {
             changes: broadcast::channel(WATCH_BUFFER).0,
             db,
         };
+        store.seed_build_ids()?;
         store.sync()?;
         Ok(store)
     }
