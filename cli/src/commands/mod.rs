@@ -16,6 +16,7 @@ mod new;
 mod nodes;
 mod ps;
 mod releases;
+mod rename;
 mod run;
 mod server;
 mod target;
@@ -35,6 +36,8 @@ pub enum Command {
     AppsInfo(apps::Info),
     #[command(name = "apps:destroy")]
     AppsDestroy(apps::Destroy),
+    #[command(name = "apps:rename")]
+    AppsRename(rename::Rename),
     Deploy(deploy::Deploy),
     Builds(builds::Builds),
     #[command(name = "builds:output")]
@@ -114,6 +117,7 @@ impl Command {
             Command::AppsCreate(cmd) => cmd.run(),
             Command::AppsInfo(cmd) => cmd.run(),
             Command::AppsDestroy(cmd) => cmd.run(),
+            Command::AppsRename(cmd) => cmd.run(),
             Command::Deploy(cmd) => cmd.run(),
             Command::Builds(cmd) => cmd.run(),
             Command::BuildsOutput(cmd) => cmd.run(),

@@ -32,6 +32,41 @@ impl Platform {
         Ok(())
     }
 
+    /// `apps:rename`: the app, with its releases, builds, config,
+    /// formation, domains, key-value data, log and git repository, goes by
+    /// `new` from now on; the old name is free. Under both names' locks
+    /// (a deploy in progress finishes first), its processes stop and start
+    /// again under the new name, as after a restart (no release phase, no
+    /// health check: the release is the one that served).
+    pub async fn rename_app(&self, old: &str, new: &str) -> PlatformResult<App> {
+        if self.clustered() {
+            return Err(PlatformError::conflict(
+                "renaming an app is not supported in a cluster yet; create a new app and deploy to it",
+            ));
+        }
+        store::validate_app_name(new)?;
+        if old == new {
+            return Err(PlatformError::invalid(format!(
+                "{old} is already called {new}"
+            )));
+        }
+        // Locked in name order, so two renames between the same names
+        // cannot each hold one lock and wait for the other.
+        let (first, second) = if old < new { (old, new) } else { (new, old) };
+        let _first = self.lock(first).await;
+        let _second = self.lock(second).await;
+        let app = self.store().rename_app(old, new)?;
+        {
+            let kv = self.kv().clone();
+            let (old, new) = (old.to_string(), new.to_string());
+            tokio::task::spawn_blocking(move || kv.rename_app(&old, &new)).await??;
+        }
+        self.app_renamed(old, &app).await?;
+        self.logs()
+            .push(new, "api", &format!("Renamed from {old} to {new}"));
+        Ok(app)
+    }
+
     /// `config:set` / `config:unset`: a new release with the config changed
     /// (`Some` sets, `None` unsets), activated like any other.
     pub async fn set_config(&self, app: &str, changes: ConfigChanges) -> PlatformResult<Release> {

@@ -58,7 +58,10 @@ pub fn router(platform: Arc<Platform>, auth: Arc<auth::Auth>) -> Router {
         .route("/nodes", get(nodes))
         .route("/slugs/{digest}", get(slug))
         .route("/apps", get(apps::list).post(apps::create))
-        .route("/apps/{app}", get(apps::show).delete(apps::destroy))
+        .route(
+            "/apps/{app}",
+            get(apps::show).delete(apps::destroy).patch(apps::rename),
+        )
         .route(
             "/apps/{app}/healthcheck",
             get(apps::healthcheck).patch(apps::set_healthcheck),

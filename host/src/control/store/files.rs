@@ -179,6 +179,23 @@ pub fn remove_app_files(home: &Home, app: &str, build_ids: &[String]) {
     let _ = fs::remove_dir_all(home.git_dir(app));
 }
 
+/// Moves the files of a renamed app to its new name: release outputs,
+/// build cache and git repository (build logs are named by build id).
+/// Best effort, like [`remove_app_files`]: the records moved already.
+pub fn rename_app_files(home: &Home, old: &str, new: &str) {
+    for (from, to) in [
+        (home.release_outputs(old), home.release_outputs(new)),
+        (home.build_cache(old), home.build_cache(new)),
+        (home.git_dir(old), home.git_dir(new)),
+    ] {
+        if from.exists() {
+            if let Err(err) = fs::rename(&from, &to) {
+                tracing::warn!(from = %from.display(), to = %to.display(), "could not move a renamed app's files: {err}");
+            }
+        }
+    }
+}
+
 /// A backend whose slugs are [`SlugFiles`] under its home: it gets
 /// [`SlugStore`](super::SlugStore) from them (every backend so far; a
 /// cluster does not move slugs between nodes yet).

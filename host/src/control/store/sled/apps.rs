@@ -4,12 +4,13 @@ use sled::Transactional;
 
 use super::keys::{
     abort, build_key, decode, encode, lease_key, release_key, tx_app, tx_counters, tx_put,
-    Counters, BUILD_LEASE, RELEASE_LEASE,
+    Counters, TxResult, BUILD_LEASE, RELEASE_LEASE,
 };
 use super::SledStore;
 use crate::control::store::transitions;
 use crate::control::store::{
-    claimable_domain, normalize_domain, off_worker, remove_app_files, validate_app_name, App,
+    claimable_domain, normalize_domain, off_worker, remove_app_files, rename_app_files,
+    validate_app_name, App,
     AppStore, Build, Change, StoreError,
 };
 
@@ -107,6 +108,68 @@ impl AppStore for SledStore {
         self.committed([Change::AppDestroyed(name.to_string())])?;
         off_worker(|| remove_app_files(&self.home, name, &build_ids));
         Ok(())
+    }
+
+    fn rename_app(&self, old: &str, new: &str) -> Result<App, StoreError> {
+        validate_app_name(new)?;
+        let renamed = (
+            &self.apps,
+            &self.releases,
+            &self.builds,
+            &self.domains,
+            &self.counters,
+            &self.leases,
+        )
+            .transaction(|(apps, releases, builds, domains, counters, leases)| {
+                let mut app = tx_app(apps, old)?;
+                if apps.get(new.as_bytes())?.is_some() {
+                    return abort(StoreError::AppExists(new.to_string()));
+                }
+                let ctr = tx_counters(counters, old)?;
+                // Each record moves to its new key, its lease (a build or
+                // release in progress) with it.
+                let moved = |tree: &sled::transaction::TransactionalTree,
+                                 kind: u8,
+                                 from: Vec<u8>,
+                                 to: Vec<u8>,
+                                 what: &str|
+                 -> TxResult<()> {
+                    let Some(bytes) = tree.remove(from.as_slice())? else {
+                        return Ok(());
+                    };
+                    let mut record: serde_json::Value = match decode(what, &bytes) {
+                        Ok(record) => record,
+                        Err(e) => return abort(e),
+                    };
+                    record["app"] = serde_json::Value::from(new);
+                    tx_put(tree, &to, &record)?;
+                    if let Some(lease) = leases.remove(lease_key(kind, &from))? {
+                        leases.insert(lease_key(kind, &to), lease)?;
+                    }
+                    Ok(())
+                };
+                for v in 1..=ctr.releases {
+                    moved(releases, RELEASE_LEASE, release_key(old, v), release_key(new, v), "release")?;
+                }
+                for seq in 1..=ctr.builds {
+                    moved(builds, BUILD_LEASE, build_key(old, seq), build_key(new, seq), "build")?;
+                }
+                for d in &app.domains {
+                    domains.insert(d.as_bytes(), new.as_bytes())?;
+                }
+                counters.remove(old.as_bytes())?;
+                tx_put(counters, new.as_bytes(), &ctr)?;
+                apps.remove(old.as_bytes())?;
+                app.name = new.to_string();
+                tx_put(apps, new.as_bytes(), &app)?;
+                Ok(app)
+            })?;
+        self.committed([
+            Change::AppDestroyed(old.to_string()),
+            Change::App(new.to_string()),
+        ])?;
+        off_worker(|| rename_app_files(&self.home, old, new));
+        Ok(renamed)
     }
 
     fn add_domain(&self, app: &str, domain: &str) -> Result<App, StoreError> {
