@@ -14,7 +14,7 @@ use crate::{git_remote, output};
 #[derive(clap::Args)]
 pub struct Rename {
     /// `NEW`, or `OLD NEW`.
-    #[arg(required = true, num_args = 1..=2, value_name = "OLD] [NEW")]
+    #[arg(required = true, num_args = 1..=2, value_name = "NAME")]
     names: Vec<String>,
     #[command(flatten)]
     target: AppArgs,

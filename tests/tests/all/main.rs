@@ -26,6 +26,7 @@ mod new_app;
 mod processes;
 mod python;
 mod release_output;
+mod rename;
 mod sandbox;
 mod shares;
 mod source;
