@@ -514,6 +514,30 @@ fn a_push_over_the_upload_limit_is_refused_and_leaves_nothing() {
 }
 
 #[test]
+fn a_small_push_over_a_small_limit_says_why() {
+    // Stopped before http-backend answered anything: the pusher still
+    // reads the reason, not git's `RPC failed; HTTP 413`.
+    let home = tempfile::tempdir().unwrap();
+    let server = Server::start_with(home.path(), &["--max-upload", "50K"]).unwrap();
+    let repo = Repo::init(&server);
+    repo.write("app.wat", &wat("small", 0));
+    std::fs::write(repo.path().join("data.bin"), incompressible(60_000)).unwrap();
+    repo.commit("v1");
+    let out = repo.wpaas(&["apps:create", "tiny"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let out = repo.push(&["wpaas", "main"]);
+    let log = text(&out);
+    assert!(!out.status.success(), "{log}");
+    assert!(
+        log.contains("remote: wpaas: this push is larger than the server's limit of 50 KiB (wpaas server --max-upload); nothing was changed"),
+        "{log}"
+    );
+    assert!(!log.contains("HTTP 413"), "{log}");
+    assert!(!log.contains("Everything up-to-date"), "{log}");
+    assert!(repo.ok(&["ls-remote", "wpaas"]).is_empty());
+}
+
+#[test]
 fn a_push_whose_client_goes_away_still_releases_and_moves_the_branch() {
     let home = tempfile::tempdir().unwrap();
     let server = Server::start(home.path()).unwrap();
