@@ -140,22 +140,32 @@ impl Output {
         let api = self.target.api.client()?;
         let version = match self.version.as_deref() {
             Some(version) => parse_version(version)?,
-            None => match api.get::<Vec<Release>>(&format!("/apps/{app}/releases"))?.first() {
+            None => match api
+                .get::<Vec<Release>>(&format!("/apps/{app}/releases"))?
+                .first()
+            {
                 Some(newest) => newest.version,
                 None => bail!("{app} has no releases yet"),
             },
         };
         let path = format!("/apps/{app}/releases/v{version}/output");
-        output::show(&api, &path, self.target.api.json, |answer: ReleaseOutput| {
-            match answer.output {
-                Some(text) => print!("{text}"),
-                None if answer.release.command("release").is_some() => eprintln!(
-                    "v{version} kept no release-phase output (it ran before wpaas kept it)"
-                ),
-                None => eprintln!("v{version} ran no release command (its Procfile has no release: type)"),
-            }
-            Ok(())
-        })
+        output::show(
+            &api,
+            &path,
+            self.target.api.json,
+            |answer: ReleaseOutput| {
+                match answer.output {
+                    Some(text) => print!("{text}"),
+                    None if answer.release.command("release").is_some() => eprintln!(
+                        "v{version} kept no release-phase output (it ran before wpaas kept it)"
+                    ),
+                    None => eprintln!(
+                        "v{version} ran no release command (its Procfile has no release: type)"
+                    ),
+                }
+                Ok(())
+            },
+        )
     }
 }
 
@@ -199,4 +209,3 @@ pub fn show_release_phase_of(api: &Api, app: &str, made: Option<u32>, done: &Res
         }
     }
 }
-

@@ -26,7 +26,10 @@ impl Rename {
             [new] => (self.target.app()?, new.clone()),
             [old, new] => {
                 if self.target.app.as_ref().is_some_and(|app| app != old) {
-                    bail!("-a names {} but the arguments rename {old}; give one of them", self.target.app.as_deref().unwrap_or_default());
+                    bail!(
+                        "-a names {} but the arguments rename {old}; give one of them",
+                        self.target.app.as_deref().unwrap_or_default()
+                    );
                 }
                 (old.clone(), new.clone())
             }

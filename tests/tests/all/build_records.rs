@@ -27,8 +27,7 @@ fn build_ids_continue_densely_after_a_kill() {
     let src = tempfile::tempdir().unwrap();
     std::fs::copy(example("hello"), src.path().join("hello.wasm")).unwrap();
     let ids = |server: &Server| -> Vec<String> {
-        let builds: Vec<Build> =
-            server.cli_json(src.path(), &["builds", "-a", "dense", "--json"]);
+        let builds: Vec<Build> = server.cli_json(src.path(), &["builds", "-a", "dense", "--json"]);
         let mut ids: Vec<String> = builds.into_iter().map(|b| b.id).collect();
         ids.sort();
         ids

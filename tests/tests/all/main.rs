@@ -4,8 +4,8 @@
 mod bodies;
 mod bounds;
 mod browser;
-mod build_sandbox;
 mod build_records;
+mod build_sandbox;
 mod c_lang;
 mod cli_errors;
 mod cluster;

@@ -49,7 +49,11 @@ fn release_phase_output_is_shown_kept_and_logged() {
     t.redact(deployed, "Deploy [SLUG]");
     t.note("v2 is the deploy; config changes run the release phase too");
     t.ok(&server, dir, &["config:set", "GREETING=hi", "-a", "phased"]);
-    t.fails(&server, dir, &["config:set", "RELEASE_EXIT=4", "-a", "phased"]);
+    t.fails(
+        &server,
+        dir,
+        &["config:set", "RELEASE_EXIT=4", "-a", "phased"],
+    );
     t.ok(&server, dir, &["releases:output", "v4", "-a", "phased"]);
     t.ok(&server, dir, &["releases:output", "-a", "phased"]);
     t.ok(&server, dir, &["releases:output", "v1", "-a", "phased"]);
@@ -71,7 +75,10 @@ fn release_phase_output_is_shown_kept_and_logged() {
         log.contains("app[build]: -----> Running release command: worker.wasm once $RELEASE_EXIT"),
         "{log}"
     );
-    assert!(log.contains("Release v4 failed: Set RELEASE_EXIT config vars"), "{log}");
+    assert!(
+        log.contains("Release v4 failed: Set RELEASE_EXIT config vars"),
+        "{log}"
+    );
     // The API refuses the no-op itself (a client other than the CLI).
     let answer = server
         .api_request(reqwest::Method::PATCH, "/apps/phased/config")
@@ -152,8 +159,16 @@ fn run_takes_its_module_without_dashes_and_names_itself() {
 
     let mut t = Transcript::new("run");
     t.redact_server(&server);
-    t.run(&server, dir, &["run", "-a", "oneoff", "worker.wasm", "once", "3"]);
-    t.run(&server, dir, &["run", "-a", "oneoff", "worker.wasm", "once", "-x"]);
+    t.run(
+        &server,
+        dir,
+        &["run", "-a", "oneoff", "worker.wasm", "once", "3"],
+    );
+    t.run(
+        &server,
+        dir,
+        &["run", "-a", "oneoff", "worker.wasm", "once", "-x"],
+    );
     t.fails(&server, dir, &["run", "-a", "oneoff", "--", "nothere.wasm"]);
     t.check();
     // The runs count per app, and their lines are in its log as run.N.

@@ -92,7 +92,10 @@ fn a_renamed_app_keeps_everything_under_its_new_name() {
         let builds = server.ok(Path::new("/"), &["builds", "-a", "after"]);
         assert!(builds.contains("b1"), "{builds}");
         let log = server.ok(Path::new("/"), &["logs", "-a", "after"]);
-        assert!(log.contains("Release v2 created: Set GREETING config vars"), "{log}");
+        assert!(
+            log.contains("Release v2 created: Set GREETING config vars"),
+            "{log}"
+        );
         assert!(log.contains("Renamed from before to after"), "{log}");
     };
     check(&server);

@@ -53,8 +53,8 @@ pub async fn output(
     let store = platform.store();
     let release = store.release(&app, version)?;
     let path = store.home().release_output(&app, version);
-    let output = tokio::task::spawn_blocking(move || crate::control::release_output::read(&path))
-        .await??;
+    let output =
+        tokio::task::spawn_blocking(move || crate::control::release_output::read(&path)).await??;
     ok(&ReleaseOutput {
         release: release.into(),
         output,

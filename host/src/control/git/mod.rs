@@ -359,9 +359,9 @@ impl GitHttp {
 /// A receive-pack answer that refuses the push with `message`, which git
 /// prints as `remote: MESSAGE` and fails the push.
 fn refused_push(message: &str) -> hyper::Response<BoxBody> {
-    let mut response = hyper::Response::new(crate::respond::stream_body(futures::stream::iter(
-        [cgi::fatal_sideband(message)],
-    )));
+    let mut response = hyper::Response::new(crate::respond::stream_body(futures::stream::iter([
+        cgi::fatal_sideband(message),
+    ])));
     response.headers_mut().insert(
         http::header::CONTENT_TYPE,
         HeaderValue::from_static("application/x-git-receive-pack-result"),

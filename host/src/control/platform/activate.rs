@@ -193,7 +193,9 @@ impl Platform {
         let heading = format!("-----> Running release command: {command}");
         kept.line(&heading);
         log.send(heading);
-        let outcome = self.run_release_command(app, release, limits, log, &kept).await;
+        let outcome = self
+            .run_release_command(app, release, limits, log, &kept)
+            .await;
         match &outcome {
             Ok(()) => {
                 kept.line("       done");

@@ -10,8 +10,7 @@ use super::SledStore;
 use crate::control::store::transitions;
 use crate::control::store::{
     claimable_domain, normalize_domain, off_worker, remove_app_files, rename_app_files,
-    validate_app_name, App,
-    AppStore, Build, Change, StoreError,
+    validate_app_name, App, AppStore, Build, Change, StoreError,
 };
 
 impl AppStore for SledStore {
@@ -129,10 +128,10 @@ impl AppStore for SledStore {
                 // Each record moves to its new key, its lease (a build or
                 // release in progress) with it.
                 let moved = |tree: &sled::transaction::TransactionalTree,
-                                 kind: u8,
-                                 from: Vec<u8>,
-                                 to: Vec<u8>,
-                                 what: &str|
+                             kind: u8,
+                             from: Vec<u8>,
+                             to: Vec<u8>,
+                             what: &str|
                  -> TxResult<()> {
                     let Some(bytes) = tree.remove(from.as_slice())? else {
                         return Ok(());
@@ -149,10 +148,22 @@ impl AppStore for SledStore {
                     Ok(())
                 };
                 for v in 1..=ctr.releases {
-                    moved(releases, RELEASE_LEASE, release_key(old, v), release_key(new, v), "release")?;
+                    moved(
+                        releases,
+                        RELEASE_LEASE,
+                        release_key(old, v),
+                        release_key(new, v),
+                        "release",
+                    )?;
                 }
                 for seq in 1..=ctr.builds {
-                    moved(builds, BUILD_LEASE, build_key(old, seq), build_key(new, seq), "build")?;
+                    moved(
+                        builds,
+                        BUILD_LEASE,
+                        build_key(old, seq),
+                        build_key(new, seq),
+                        "build",
+                    )?;
                 }
                 for d in &app.domains {
                     domains.insert(d.as_bytes(), new.as_bytes())?;

@@ -37,7 +37,8 @@ impl SledStore {
             }
         }
         // Only this process has the database open: nothing races this.
-        self.counters.insert(BUILD_IDS, &highest.to_be_bytes()[..])?;
+        self.counters
+            .insert(BUILD_IDS, &highest.to_be_bytes()[..])?;
         Ok(())
     }
 
