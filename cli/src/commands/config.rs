@@ -44,12 +44,7 @@ pub struct Get {
 
 impl Get {
     pub fn run(self) -> Result<()> {
-        let app = self.target.app()?;
-        let vars: ConfigVars = self
-            .target
-            .api
-            .client()?
-            .get(&format!("/apps/{app}/config"))?;
+        let (app, vars) = config_vars(&self.target)?;
         match vars.get(&self.key) {
             Some(value) if self.target.api.json => output::print_json(value)?,
             Some(value) => println!("{value}"),
@@ -98,12 +93,7 @@ impl Unset {
     pub fn run(self) -> Result<()> {
         // Unsetting what is not set changes nothing, and makes no release
         // (the API refuses it as a conflict; said here as a no-op).
-        let app = self.target.app()?;
-        let vars: ConfigVars = self
-            .target
-            .api
-            .client()?
-            .get(&format!("/apps/{app}/config"))?;
+        let (app, vars) = config_vars(&self.target)?;
         if !self.keys.iter().any(|key| vars.contains_key(key)) {
             let verb = if self.keys.len() == 1 { "is" } else { "are" };
             eprintln!(
@@ -115,6 +105,13 @@ impl Unset {
         let changes = self.keys.iter().map(|k| (k.clone(), None)).collect();
         apply(&self.target, changes, "Unsetting")
     }
+}
+
+/// The app `target` names and its config vars.
+fn config_vars(target: &AppArgs) -> Result<(String, ConfigVars)> {
+    let app = target.app()?;
+    let vars = target.api.client()?.get(&format!("/apps/{app}/config"))?;
+    Ok((app, vars))
 }
 
 fn apply(target: &AppArgs, changes: ConfigChanges, verb: &str) -> Result<()> {

@@ -69,15 +69,8 @@ impl AppStore for SledStore {
     }
 
     fn destroy_app(&self, name: &str) -> Result<(), StoreError> {
-        let build_ids = (
-            &self.apps,
-            &self.releases,
-            &self.builds,
-            &self.domains,
-            &self.counters,
-            &self.leases,
-        )
-            .transaction(|(apps, releases, builds, domains, counters, leases)| {
+        let build_ids = self.app_trees().transaction(
+            |(apps, releases, builds, domains, counters, leases)| {
                 let app = tx_app(apps, name)?;
                 let ctr = tx_counters(counters, name)?;
                 for v in 1..=ctr.releases {
@@ -103,7 +96,8 @@ impl AppStore for SledStore {
                 counters.remove(name.as_bytes())?;
                 apps.remove(name.as_bytes())?;
                 Ok(ids)
-            })?;
+            },
+        )?;
         self.committed([Change::AppDestroyed(name.to_string())])?;
         off_worker(|| remove_app_files(&self.home, name, &build_ids));
         Ok(())
@@ -111,15 +105,8 @@ impl AppStore for SledStore {
 
     fn rename_app(&self, old: &str, new: &str) -> Result<App, StoreError> {
         validate_app_name(new)?;
-        let renamed = (
-            &self.apps,
-            &self.releases,
-            &self.builds,
-            &self.domains,
-            &self.counters,
-            &self.leases,
-        )
-            .transaction(|(apps, releases, builds, domains, counters, leases)| {
+        let renamed = self.app_trees().transaction(
+            |(apps, releases, builds, domains, counters, leases)| {
                 let mut app = tx_app(apps, old)?;
                 if apps.get(new.as_bytes())?.is_some() {
                     return abort(StoreError::AppExists(new.to_string()));
@@ -174,7 +161,8 @@ impl AppStore for SledStore {
                 app.name = new.to_string();
                 tx_put(apps, new.as_bytes(), &app)?;
                 Ok(app)
-            })?;
+            },
+        )?;
         self.committed([
             Change::AppDestroyed(old.to_string()),
             Change::App(new.to_string()),

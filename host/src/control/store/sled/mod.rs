@@ -112,6 +112,30 @@ impl SledStore {
         Ok(())
     }
 
+    /// Every tree that holds something of an app, for a transaction over
+    /// all of it (destroy, rename): apps, releases, builds, domains,
+    /// counters, leases.
+    #[allow(clippy::type_complexity)]
+    fn app_trees(
+        &self,
+    ) -> (
+        &sled::Tree,
+        &sled::Tree,
+        &sled::Tree,
+        &sled::Tree,
+        &sled::Tree,
+        &sled::Tree,
+    ) {
+        (
+            &self.apps,
+            &self.releases,
+            &self.builds,
+            &self.domains,
+            &self.counters,
+            &self.leases,
+        )
+    }
+
     /// This handle's lease id, as stored in the `leases` tree.
     fn lease_value(&self) -> [u8; 8] {
         self.lease.to_be_bytes()
