@@ -46,7 +46,7 @@ fn release_phase_output_is_shown_kept_and_logged() {
     t.redact_server(&server);
     // A deploy is named after its slug's digest, which the compiler decides.
     let deployed = server.releases("phased")[0].description.clone();
-    t.redact(deployed, "Deploy [SLUG]");
+    t.redact(deployed, "Deploy [SHORT]");
     t.note("v2 is the deploy; config changes run the release phase too");
     t.ok(&server, dir, &["config:set", "GREETING=hi", "-a", "phased"]);
     t.fails(
