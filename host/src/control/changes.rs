@@ -55,13 +55,22 @@ impl Platform {
         let (first, second) = if old < new { (old, new) } else { (new, old) };
         let _first = self.lock(first).await;
         let _second = self.lock(second).await;
+        // The store is the authority: once it renamed the app, the rest
+        // follows it, and the app runs again under its new name even if
+        // its data could not move (said, and kept under the old name).
         let app = self.store().rename_app(old, new)?;
-        {
+        let data = {
             let kv = self.kv().clone();
             let (old, new) = (old.to_string(), new.to_string());
-            tokio::task::spawn_blocking(move || kv.rename_app(&old, &new)).await??;
-        }
+            tokio::task::spawn_blocking(move || kv.rename_app(&old, &new)).await?
+        };
         self.app_renamed(old, &app).await?;
+        if let Err(err) = data {
+            tracing::error!(app = new, "the key-value data of {old} did not move: {err}");
+            return Err(PlatformError::internal(anyhow::anyhow!(
+                "{old} is now {new}, but its key-value data did not move: {err}"
+            )));
+        }
         self.logs()
             .push(new, "api", &format!("Renamed from {old} to {new}"));
         Ok(app)
