@@ -246,4 +246,22 @@ mod tests {
     }
 
     crate::data::tests::engine_tests!(open);
+
+    #[test]
+    fn renaming_an_app_moves_its_buckets_and_entries_and_no_other_apps() {
+        let dir = tempfile::tempdir().unwrap();
+        let kv = open(dir.path(), Quotas::default());
+        kv.create_bucket("old", "notes").unwrap();
+        kv.set("old", "notes", "first", b"kept").unwrap();
+        // A name that starts like the renamed one keeps its data.
+        kv.create_bucket("old-too", "notes").unwrap();
+        kv.set("old-too", "notes", "first", b"other").unwrap();
+        kv.rename_app("old", "new").unwrap();
+        assert_eq!(kv.get("new", "notes", "first").unwrap().unwrap(), b"kept");
+        assert_eq!(kv.buckets("new").unwrap().len(), 1);
+        assert!(kv.buckets("old").unwrap().is_empty());
+        assert!(!kv.has_bucket("old", "notes").unwrap());
+        let other = kv.get("old-too", "notes", "first").unwrap().unwrap();
+        assert_eq!(other, b"other");
+    }
 }

@@ -222,3 +222,64 @@ impl AppStore for SledStore {
             .map(|v| String::from_utf8_lossy(&v).into_owned()))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::control::store::{AppStore, BuildStore, ReleaseStore, StoreError};
+    use crate::control::store::{BuildOutput, BuildSource, ReleaseDraft, SledStore, Store};
+    use crate::home::Home;
+
+    #[test]
+    fn a_renamed_app_keeps_its_records_under_the_new_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SledStore::open(&Home::new(dir.path())).unwrap();
+        let store: &dyn Store = &store;
+        store.create_app("before").unwrap();
+        store.create_app("taken").unwrap();
+        store.add_domain("before", "www.example.com").unwrap();
+        let release = store
+            .next_release("before", |base| {
+                ReleaseDraft::inherit(base, "Set A config vars")
+            })
+            .unwrap();
+        store
+            .finish_release("before", release.version, Ok(()))
+            .unwrap();
+        let build = store.start_build("before", BuildSource::default()).unwrap();
+        store
+            .finish_build("before", &build.id, Ok(BuildOutput::default()))
+            .unwrap();
+
+        assert!(matches!(
+            store.rename_app("before", "taken"),
+            Err(StoreError::AppExists(_))
+        ));
+        assert!(matches!(
+            store.rename_app("before", "Bad_Name"),
+            Err(StoreError::InvalidAppName(_))
+        ));
+        let app = store.rename_app("before", "after").unwrap();
+        assert_eq!(app.name, "after");
+        assert_eq!(app.current, Some(1));
+        assert!(matches!(store.app("before"), Err(StoreError::NoSuchApp(_))));
+        let releases = store.releases("after").unwrap();
+        assert_eq!(releases.len(), 1);
+        assert_eq!(releases[0].app, "after");
+        assert_eq!(store.current_release("after").unwrap().unwrap().version, 1);
+        assert_eq!(store.build("after", &build.id).unwrap().app, "after");
+        assert_eq!(
+            store.domain_owner("www.example.com").unwrap().as_deref(),
+            Some("after")
+        );
+        // Its counters moved: the next release and build continue.
+        let next = store
+            .next_release("after", |base| {
+                ReleaseDraft::inherit(base, "Set B config vars")
+            })
+            .unwrap();
+        assert_eq!(next.version, 2);
+        // The old name is free again, with nothing of the renamed app.
+        store.create_app("before").unwrap();
+        assert!(store.releases("before").unwrap().is_empty());
+    }
+}
