@@ -225,7 +225,7 @@ impl AppStore for SledStore {
 
 #[cfg(test)]
 mod tests {
-    use crate::control::store::{AppStore, BuildStore, ReleaseStore, StoreError};
+    use crate::control::store::StoreError;
     use crate::control::store::{BuildOutput, BuildSource, ReleaseDraft, SledStore, Store};
     use crate::home::Home;
 
