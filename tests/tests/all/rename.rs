@@ -3,32 +3,12 @@
 //! old name stops answering, and a restart changes nothing of it.
 
 use std::path::Path;
-use std::process::{Command, Output};
 
 use wpaas_tests::golden::Transcript;
 use wpaas_tests::{client, example, text, Server};
 
-/// `git ARGS` in `dir`, as the user (and `wpaas git-credential`) would
-/// run it against `server`.
-fn git(server: &Server, dir: &Path, home: &Path, args: &[&str]) -> Output {
-    Command::new("git")
-        .args(args)
-        .current_dir(dir)
-        .env("HOME", home)
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .env("GIT_TERMINAL_PROMPT", "0")
-        .env("GIT_AUTHOR_NAME", "Test")
-        .env("GIT_AUTHOR_EMAIL", "test@example.com")
-        .env("GIT_COMMITTER_NAME", "Test")
-        .env("GIT_COMMITTER_EMAIL", "test@example.com")
-        .env("WPAAS_HOME", &server.home)
-        .env("WPAAS_API", format!("http://{}", server.api))
-        .output()
-        .unwrap()
-}
-
 fn git_ok(server: &Server, dir: &Path, home: &Path, args: &[&str]) -> String {
-    let out = git(server, dir, home, args);
+    let out = server.git(dir, home, args).output().unwrap();
     assert!(out.status.success(), "git {args:?}: {}", text(&out));
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
