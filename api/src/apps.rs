@@ -15,6 +15,14 @@ pub struct CreateApp {
     pub name: String,
 }
 
+/// `PATCH /apps/APP`: rename the app (`apps:rename`); answers the [`App`]
+/// under its new name.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RenameApp {
+    /// The new name, `^[a-z][a-z0-9-]{1,29}$`, not taken.
+    pub name: String,
+}
+
 /// An app as `GET /apps` lists it and `POST /apps` answers (201).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct App {

@@ -65,6 +65,18 @@ impl ReleaseStatus {
     }
 }
 
+/// `GET /apps/APP/releases/vN/output`: a release and what its release
+/// phase printed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReleaseOutput {
+    /// The release.
+    pub release: Release,
+    /// The release phase's output (its heading, the command's lines, how
+    /// it ended); `None` when the release ran no release command (or ran
+    /// before outputs were kept).
+    pub output: Option<String>,
+}
+
 /// `POST /apps/APP/rollback`: go back to `version`, or to the newest
 /// succeeded release before the current one.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

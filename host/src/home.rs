@@ -9,6 +9,7 @@
 //! slugs/<sha256>.tar.gz      content-addressed slugs (shared between apps and releases)
 //! slugs/unpacked/<sha256>/   a slug's files, unpacked once for the processes that run it
 //! builds/<id>.log            build output
+//! releases/<app>/v<N>.log    a release's release-phase output
 //! cache/build/<app>/         per-app build cache (cargo target dir, custom buildpack cache)
 //! cache/toolchains/          language toolchains buildpacks install (componentize-py, -js), shared by every app
 //! cache/compiled/            compiled code (`.cwasm`), MAC'd with cache/compiled.key
@@ -99,6 +100,16 @@ impl Home {
     /// `builds/<id>.log`: one build's output.
     pub(crate) fn build_log(&self, id: &str) -> PathBuf {
         self.build_logs().join(format!("{}.log", component(id)))
+    }
+
+    /// `releases/<app>/`: the release-phase output of an app's releases.
+    pub(crate) fn release_outputs(&self, app: &str) -> PathBuf {
+        self.root.join("releases").join(component(app))
+    }
+
+    /// `releases/<app>/v<N>.log`: one release's release-phase output.
+    pub(crate) fn release_output(&self, app: &str, version: u32) -> PathBuf {
+        self.release_outputs(app).join(format!("v{version}.log"))
     }
 
     /// `cache/build/`: the per-app build caches.
@@ -197,6 +208,7 @@ mod tests {
         assert_eq!(p(home.slug("ab")), "/h/slugs/ab.tar.gz");
         assert_eq!(p(home.unpacked_slug("ab")), "/h/slugs/unpacked/ab");
         assert_eq!(p(home.build_log("b1")), "/h/builds/b1.log");
+        assert_eq!(p(home.release_output("app", 3)), "/h/releases/app/v3.log");
         assert_eq!(p(home.build_cache("app")), "/h/cache/build/app");
         assert_eq!(p(home.toolchains()), "/h/cache/toolchains");
         assert_eq!(p(home.compiled_cache()), "/h/cache/compiled");

@@ -491,6 +491,27 @@ impl Server {
         command
     }
 
+    /// `git ARGS…` in the checkout `dir` as a user of this server runs it:
+    /// its own `home` (no global git config), a fixed author, and the
+    /// environment `wpaas git-credential` (run by git) finds the token in.
+    pub fn git(&self, dir: &Path, home: &Path, args: &[&str]) -> Command {
+        let mut cmd = Command::new("git");
+        cmd.args(args)
+            .current_dir(dir)
+            .env("HOME", home)
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env("GIT_TERMINAL_PROMPT", "0")
+            .env("GIT_AUTHOR_NAME", "Test")
+            .env("GIT_AUTHOR_EMAIL", "test@example.com")
+            .env("GIT_COMMITTER_NAME", "Test")
+            .env("GIT_COMMITTER_EMAIL", "test@example.com")
+            .env("WPAAS_HOME", &self.home)
+            .env("WPAAS_API", format!("{}://{}", self.scheme, self.api))
+            .env_remove("WPAAS_TOKEN")
+            .stdin(Stdio::null());
+        cmd
+    }
+
     /// Runs `wpaas ARGS…` in `dir` and insists it succeeds; its stdout.
     pub fn ok(&self, dir: &Path, args: &[&str]) -> String {
         let out = self.cli(dir, args);

@@ -153,7 +153,8 @@ pub struct BuildOutput {
     pub buildpack: String,
     /// The slug's Procfile, validated.
     pub procfile: Procfile,
-    /// The slug's digest ([`crate::slug::digest`]).
+    /// The digest of the slug's files ([`crate::slug::digest`]); a server
+    /// stores the slug by the digest of its packed tar.gz instead.
     pub digest: String,
 }
 
@@ -428,7 +429,9 @@ pub fn build(req: &BuildRequest, log: &mut dyn FnMut(&str)) -> Result<BuildOutpu
     };
     procfile.validate_modules(slug)?;
     let digest = crate::slug::digest(slug)?;
-    ctx.step(&format!("Slug ready, digest {}", &digest[..12]));
+    // No digest here: a server stores the slug packed, by the digest of
+    // the packed file, and says that one once it has it.
+    ctx.step("Slug ready");
     Ok(BuildOutput {
         buildpack: compiled.name,
         procfile,

@@ -56,12 +56,7 @@ pub struct Get {
 
 impl Get {
     pub fn run(self) -> Result<()> {
-        let app = self.target.app()?;
-        let vars: ConfigVars = self
-            .target
-            .api
-            .client()?
-            .get(&format!("/apps/{app}/config"))?;
+        let (app, vars) = config_vars(&self.target)?;
         match vars.get(&self.key) {
             Some(value) if self.target.api.json => output::print_json(value)?,
             Some(value) => println!("{value}"),
@@ -122,10 +117,28 @@ pub struct Unset {
 
 impl Unset {
     pub fn run(self) -> Result<()> {
+        // Unsetting what is not set changes nothing, and makes no release
+        // (the API refuses it as a conflict; said here as a no-op).
+        let (app, vars) = config_vars(&self.target)?;
+        if !self.keys.iter().any(|key| vars.contains_key(key)) {
+            let verb = if self.keys.len() == 1 { "is" } else { "are" };
+            eprintln!(
+                "{} {verb} not set on {app}; nothing to do",
+                self.keys.join(", ")
+            );
+            return Ok(());
+        }
         let changes = self.keys.iter().map(|k| (k.clone(), None)).collect();
         let api = self.target.api.client()?;
         apply(&self.target, &api, changes)
     }
+}
+
+/// The app `target` names and its config vars.
+fn config_vars(target: &AppArgs) -> Result<(String, ConfigVars)> {
+    let app = target.app()?;
+    let vars = target.api.client()?.get(&format!("/apps/{app}/config"))?;
+    Ok((app, vars))
 }
 
 /// Write the app's config vars to a .env file (for running it locally).
@@ -308,6 +321,7 @@ fn apply(target: &AppArgs, api: &Api, changes: ConfigChanges) -> Result<()> {
         eprint!("{doing} and restarting {app}... ");
     }
     let path = format!("/apps/{app}/config");
+    let mut made = None;
     let done = output::change(
         api,
         Method::PATCH,
@@ -316,11 +330,13 @@ fn apply(target: &AppArgs, api: &Api, changes: ConfigChanges) -> Result<()> {
         json,
         |release: Release| {
             eprintln!("done, v{}", release.version);
+            made = Some(release.version);
             Ok(())
         },
     );
     if done.is_err() && !json {
         eprintln!("failed");
     }
+    super::releases::show_release_phase_of(api, &app, made, &done);
     done
 }

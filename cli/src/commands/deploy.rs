@@ -53,6 +53,21 @@ impl Deploy {
         for manifest in upload.workspace_manifests() {
             eprintln!("Including workspace manifest {}", manifest.display());
         }
+        if std::fs::read_dir(&self.dir)
+            .with_context(|| format!("could not read {}", self.dir.display()))?
+            .next()
+            .is_none()
+        {
+            let dir = match self.dir.to_str() {
+                Some(".") => "the current directory".to_string(),
+                _ => self.dir.display().to_string(),
+            };
+            return Err(Hinted::new(
+                format!("{dir} is empty: nothing to deploy"),
+                "deploy the directory of an app (its source, or a .wasm with a Procfile)",
+            )
+            .into());
+        }
         let tarball = upload
             .pack()
             .with_context(|| format!("could not pack {}", self.dir.display()))?;
@@ -77,36 +92,81 @@ impl Deploy {
                 return Err(err);
             }
         };
+        let mut held = HeldLine::default();
         let json = self.target.api.json;
         let result = read_result_stream::<DeployResult>(response, |line| {
-            if json {
-                eprintln!("{line}");
-            } else {
-                println!("{line}");
+            held.show_before(line, json);
+        });
+        let result = match result {
+            Ok(result) => result,
+            Err(err) => {
+                held.flush(json);
+                return Err(err);
             }
-        })?;
+        };
         match result {
             Some(r @ DeployResult::Released { .. }) => {
+                held.flush(json);
                 if json {
                     output::print_json(&r)?;
                 }
                 Ok(())
             }
             Some(r @ DeployResult::Failed { .. }) => {
+                let DeployResult::Failed { error } = &r else {
+                    unreachable!("matched above")
+                };
+                // The stream's last line says the error the `error:` line
+                // below says: once is enough.
+                held.drop_if(&format!(" !     {error}"), json);
                 if json {
                     output::print_json(&r)?;
                 }
-                let DeployResult::Failed { error } = r else {
-                    unreachable!("matched above")
+                let hint = if created {
+                    // A deploy that failed leaves no app behind it made.
+                    let _ = api.delete_text(&format!("/apps/{app}"));
+                    format!("{app} was created for this deploy and is removed again; fix the source and deploy again")
+                } else {
+                    format!("the build's output is above and in `wpaas builds:output -a {app}`; {app} keeps serving its current release")
                 };
-                Err(Hinted::new(
-                    format!("deploy failed: {error}"),
-                    format!("the build's output is above and in `wpaas builds:output -a {app}`; {app} keeps serving its current release"),
-                )
-                .into())
+                Err(Hinted::new(format!("deploy failed: {error}"), hint).into())
             }
             None => {
+                held.flush(json);
                 bail!("the server ended the deploy without a result; see `wpaas releases -a {app}`")
+            }
+        }
+    }
+}
+
+/// The deploy stream's lines, printed one line late: the last one may be
+/// the failure the final `error:` line says, and is then not printed.
+#[derive(Default)]
+struct HeldLine(Option<String>);
+
+impl HeldLine {
+    /// Prints the line held so far and holds `line`.
+    fn show_before(&mut self, line: &str, json: bool) {
+        self.flush(json);
+        self.0 = Some(line.to_string());
+    }
+
+    /// Prints the held line, unless it is `said`.
+    fn drop_if(&mut self, said: &str, json: bool) {
+        if self.0.as_deref() == Some(said) {
+            self.0 = None;
+        }
+        self.flush(json);
+    }
+
+    /// Prints the held line (to stderr with --json, where stdout is the
+    /// result).
+    fn flush(&mut self, json: bool) {
+        if let Some(line) = self.0.take() {
+            if json {
+                eprintln!("{line}");
+            } else {
+                println!("{line}");
             }
         }
     }

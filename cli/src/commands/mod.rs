@@ -16,6 +16,7 @@ mod new;
 mod nodes;
 mod ps;
 mod releases;
+mod rename;
 mod run;
 mod server;
 mod target;
@@ -37,6 +38,8 @@ pub enum Command {
     AppsInfo(apps::Info),
     #[command(name = "apps:destroy")]
     AppsDestroy(apps::Destroy),
+    #[command(name = "apps:rename")]
+    AppsRename(rename::Rename),
     Deploy(deploy::Deploy),
     Builds(builds::Builds),
     #[command(name = "builds:output")]
@@ -60,6 +63,8 @@ pub enum Command {
     Releases(releases::Releases),
     #[command(name = "releases:info")]
     ReleasesInfo(releases::ReleaseInfo),
+    #[command(name = "releases:output")]
+    ReleasesOutput(releases::Output),
     Rollback(releases::Rollback),
     Healthcheck(healthcheck::Show),
     #[command(name = "healthcheck:set")]
@@ -125,6 +130,7 @@ impl Command {
             Command::AppsCreate(cmd) => cmd.run(),
             Command::AppsInfo(cmd) => cmd.run(),
             Command::AppsDestroy(cmd) => cmd.run(),
+            Command::AppsRename(cmd) => cmd.run(),
             Command::Deploy(cmd) => cmd.run(),
             Command::Builds(cmd) => cmd.run(),
             Command::BuildsOutput(cmd) => cmd.run(),
@@ -139,6 +145,7 @@ impl Command {
             Command::ConfigEdit(cmd) => cmd.run(),
             Command::Releases(cmd) => cmd.run(),
             Command::ReleasesInfo(cmd) => cmd.run(),
+            Command::ReleasesOutput(cmd) => cmd.run(),
             Command::Rollback(cmd) => cmd.run(),
             Command::Healthcheck(cmd) => cmd.run(),
             Command::HealthcheckSet(cmd) => cmd.run(),

@@ -1,4 +1,4 @@
-//! `wpaas run -- MODULE.wasm ARGS…`: a one-off process from the current
+//! `wpaas run [--] MODULE.wasm ARGS…`: a one-off process from the current
 //! release, its output streamed here, its exit code ours.
 
 use std::io::Write;
@@ -20,8 +20,15 @@ pub struct Run {
     /// Extra environment for this run only, K=V (repeatable).
     #[arg(short = 'e', long = "env", value_name = "K=V")]
     env: Vec<String>,
-    /// The module (a path in the slug, e.g. worker.wasm) and its arguments.
-    #[arg(required = true, last = true, value_name = "MODULE.wasm ARGS")]
+    /// The module (a path in the slug, e.g. worker.wasm) and its
+    /// arguments. Everything from the module on is the module's, flags too
+    /// (`run worker.wasm once -v`); `--` before it is optional.
+    #[arg(
+        required = true,
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "MODULE.wasm ARGS"
+    )]
     command: Vec<String>,
     #[command(flatten)]
     target: AppArgs,

@@ -5,7 +5,7 @@
 //! |-----------------------|------------------------------------------------------------|
 //! | `worker.wasm`         | prints `heartbeat N from $DYNO` every 100 ms, forever      |
 //! | … with `EXIT_AFTER=k` | exits with status 3 after k heartbeats (a crashing worker) |
-//! | `worker.wasm once C`  | prints its arguments and `GREETING`, exits with status C   |
+//! | `worker.wasm once C`  | prints its arguments, `GREETING` and `DYNO`, exits with C  |
 
 use std::time::Duration;
 
@@ -15,6 +15,9 @@ fn main() {
     if args.get(1).map(String::as_str) == Some("once") {
         let code: i32 = args.get(2).and_then(|c| c.parse().ok()).unwrap_or(0);
         println!("once: args={:?} GREETING={greeting}", &args[1..]);
+        if let Ok(dyno) = std::env::var("DYNO") {
+            eprintln!("once: running as {dyno}");
+        }
         eprintln!("once: exiting with status {code}");
         std::process::exit(code);
     }

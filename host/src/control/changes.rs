@@ -14,7 +14,7 @@ use wpaas_api::ErrorCode;
 
 use super::error::{PlatformError, PlatformResult};
 use super::platform::{LogSink, Platform, KEEP_RELEASE_SLUGS, MAX_REPLICAS};
-use super::store::{self, App, Autoscale, Healthcheck, ProcessLimits, Release};
+use super::store::{self, App, Autoscale, Healthcheck, ProcessLimits, Release, ReleaseStatus};
 
 impl Platform {
     /// `apps:create`: records the app and routes its name (to nothing yet).
@@ -33,6 +33,50 @@ impl Platform {
         Ok(())
     }
 
+    /// `apps:rename`: the app, with its releases, builds, config,
+    /// formation, domains, key-value data, log and git repository, goes by
+    /// `new` from now on; the old name is free. Under both names' locks
+    /// (a deploy in progress finishes first), its processes stop and start
+    /// again under the new name, as after a restart (no release phase, no
+    /// health check: the release is the one that served).
+    pub async fn rename_app(&self, old: &str, new: &str) -> PlatformResult<App> {
+        if self.clustered() {
+            return Err(PlatformError::conflict(
+                "renaming an app is not supported in a cluster yet; create a new app and deploy to it",
+            ));
+        }
+        store::validate_app_name(new)?;
+        if old == new {
+            return Err(PlatformError::invalid(format!(
+                "{old} is already called {new}"
+            )));
+        }
+        // Locked in name order, so two renames between the same names
+        // cannot each hold one lock and wait for the other.
+        let (first, second) = if old < new { (old, new) } else { (new, old) };
+        let _first = self.lock(first).await;
+        let _second = self.lock(second).await;
+        // The store is the authority: once it renamed the app, the rest
+        // follows it, and the app runs again under its new name even if
+        // its data could not move (said, and kept under the old name).
+        let app = self.store().rename_app(old, new)?;
+        let data = {
+            let kv = self.kv().clone();
+            let (old, new) = (old.to_string(), new.to_string());
+            tokio::task::spawn_blocking(move || kv.rename_app(&old, &new)).await?
+        };
+        self.app_renamed(old, &app).await?;
+        if let Err(err) = data {
+            tracing::error!(app = new, "the key-value data of {old} did not move: {err}");
+            return Err(PlatformError::internal(anyhow::anyhow!(
+                "{old} is now {new}, but its key-value data did not move: {err}"
+            )));
+        }
+        self.logs()
+            .push(new, "api", &format!("Renamed from {old} to {new}"));
+        Ok(app)
+    }
+
     /// `config:set` / `config:unset`: a new release with the config changed
     /// (`Some` sets, `None` unsets), activated like any other.
     pub async fn set_config(&self, app: &str, changes: ConfigChanges) -> PlatformResult<Release> {
@@ -41,11 +85,12 @@ impl Platform {
         }
         let _guard = self.lock(app).await;
         self.store().app(app)?;
+        let changes = without_absent_unsets(changes, &self.store().config(app)?, app)?;
         let description = config_description(&changes);
         let release = self
             .release(
                 app,
-                &LogSink::discard(),
+                &self.release_log(app),
                 |mut draft| {
                     for (key, value) in changes {
                         match value {
@@ -79,6 +124,14 @@ impl Platform {
             None => previous_version(store, app, current.version)?,
         };
         let target = store.release(app, target)?;
+        if let ReleaseStatus::Failed { .. } = &target.status {
+            // Its code or config never served: a copy would fail the same
+            // way, or serve what was refused.
+            return Err(PlatformError::conflict(format!(
+                "v{} of {app} failed, so it cannot be rolled back to; pick a release that succeeded (see `wpaas releases -a {app}`)",
+                target.version
+            )));
+        }
         if let Some(slug) = &target.slug {
             // In a cluster, it may be stored on another node only.
             let _ = self.ensure_slug(slug).await;
@@ -97,7 +150,7 @@ impl Platform {
         let release = self
             .release(
                 app,
-                &LogSink::discard(),
+                &self.release_log(app),
                 |mut draft| {
                     draft.slug = target.slug.clone();
                     draft.config = target.config.clone();
@@ -109,6 +162,14 @@ impl Platform {
             )
             .await?;
         Ok((release, target.version))
+    }
+
+    /// Where the activation of a release without a build (config change,
+    /// rollback) tells what it does: the app's log, as a deploy's lines
+    /// (`app[build]`); its release phase's output is also kept with the
+    /// release for `releases:output`.
+    fn release_log(&self, app: &str) -> LogSink {
+        LogSink::discard().with_app_log(self.logs().app_log(app, "build"))
     }
 
     /// `healthcheck:set`: changes the fields given (a path without
@@ -300,6 +361,26 @@ impl Platform {
         self.logs().push(app, "api", &said);
         Ok(())
     }
+}
+
+/// `changes` without unsetting vars that are not set (in `config`): they
+/// change nothing, and a change of nothing makes no release (a conflict).
+fn without_absent_unsets(
+    changes: ConfigChanges,
+    config: &std::collections::BTreeMap<String, String>,
+    app: &str,
+) -> PlatformResult<ConfigChanges> {
+    let (kept, absent): (ConfigChanges, ConfigChanges) = changes
+        .into_iter()
+        .partition(|(key, value)| value.is_some() || config.contains_key(key));
+    if kept.is_empty() {
+        let keys: Vec<&str> = absent.keys().map(String::as_str).collect();
+        return Err(PlatformError::conflict(format!(
+            "{} not set on {app}; nothing to unset, no release made",
+            keys.join(", ")
+        )));
+    }
+    Ok(kept)
 }
 
 /// `Set A, B config vars`, `Unset C config vars` or both.

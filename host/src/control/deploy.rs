@@ -122,7 +122,12 @@ pub(super) async fn deploy_steps(
         // thread; pinned until it is released. The store names slugs by
         // the digest of the stored file.
         let (digest, packed, _pin) = pack_slug(platform, &slug_dir).await?;
-        log.send(format!("-----> Compressing... done, {} KiB", packed / 1024));
+        // The digest the release records (`releases:info`), shortened.
+        log.send(format!(
+            "-----> Compressing... done, {} KiB, slug {}",
+            packed / 1024,
+            &digest[..12]
+        ));
         let process_types: Vec<(String, String)> = output
             .procfile
             .types
@@ -167,6 +172,41 @@ pub(super) async fn deploy_steps(
         .build_finished(app, build_started.elapsed(), result.is_ok());
     let (version, _) = result?;
     Ok((version, platform.app_url(app)))
+}
+
+/// What a deploy ends with: `-----> Released vN: URL`; for an app
+/// without `web`, whose URL answers 503, that it serves nothing there and,
+/// when none of its workers runs, how to start them (other types run no
+/// replicas until scaled).
+pub(super) fn released_lines(platform: &Platform, app: &str, version: u32) -> Vec<String> {
+    let url = platform.app_url(app);
+    let store = platform.store();
+    let (Ok(release), Ok(record)) = (store.release(app, version), store.app(app)) else {
+        return vec![format!("-----> Released v{version}: {url}")];
+    };
+    if release.command("web").is_some() {
+        return vec![format!("-----> Released v{version}: {url}")];
+    }
+    let mut lines = vec![format!(
+        "-----> Released v{version} (no web process: nothing answers at {url})"
+    )];
+    let workers: Vec<&str> = release
+        .process_types
+        .iter()
+        .map(|(kind, _)| kind.as_str())
+        .filter(|kind| super::platform::is_long_running(kind))
+        .collect();
+    let running = workers
+        .iter()
+        .any(|kind| super::platform::replicas(&record, kind) > 0);
+    if !workers.is_empty() && !running {
+        let scale: Vec<String> = workers.iter().map(|kind| format!("{kind}=1")).collect();
+        lines.push(format!(
+            "-----> No process runs yet; start one with: wpaas ps:scale {} -a {app}",
+            scale.join(" ")
+        ));
+    }
+    lines
 }
 
 /// Packs the build's output into the store (see [`deploy_steps`]):

@@ -38,6 +38,7 @@ mod kv;
 mod log_sink;
 pub mod metrics;
 pub mod platform;
+mod release_output;
 pub mod scaler;
 pub mod server;
 pub mod store;

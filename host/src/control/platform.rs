@@ -357,33 +357,53 @@ impl Platform {
         let uploads = self.store.home().uploads();
         let _ = tokio::task::spawn_blocking(move || std::fs::remove_dir_all(uploads)).await;
         for app in self.store.apps()? {
-            self.note_autoscale(&app);
-            self.table.set_app(AppRoute {
-                name: app.name.clone(),
-                web: None,
-            });
-            for domain in &app.domains {
-                // Added before such names were refused: never routed.
-                if let Some(reason) = super::store::reserved_domain(domain) {
-                    tracing::warn!(app = %app.name, "not routing domain {domain}: {reason}; remove it with `wpaas domains:remove {domain} -a {}`", app.name);
-                    continue;
-                }
-                self.table.add_domain(domain, &app.name);
-            }
-            // A cluster node runs what placement gives it (follow.rs).
-            if self.clustered() {
-                continue;
-            }
-            let Some(release) = self.store.current_release(&app.name)? else {
-                continue;
-            };
-            // Its health was checked when it went live; do not let a slow
-            // app keep the others from coming back.
-            if let Err(err) = self.activate(&app, &release, None).await {
-                tracing::error!(app = %app.name, "could not restore v{}: {err:#}", release.version);
-            }
+            self.restore_app(&app).await?;
         }
         Ok(())
+    }
+
+    /// Brings one app back to its current release: routes its name and
+    /// domains, and (outside a cluster) runs its release again.
+    async fn restore_app(&self, app: &App) -> Result<()> {
+        self.note_autoscale(app);
+        self.table.set_app(AppRoute {
+            name: app.name.clone(),
+            web: None,
+        });
+        for domain in &app.domains {
+            // Added before such names were refused: never routed.
+            if let Some(reason) = super::store::reserved_domain(domain) {
+                tracing::warn!(app = %app.name, "not routing domain {domain}: {reason}; remove it with `wpaas domains:remove {domain} -a {}`", app.name);
+                continue;
+            }
+            self.table.add_domain(domain, &app.name);
+        }
+        // A cluster node runs what placement gives it (follow.rs).
+        if self.clustered() {
+            return Ok(());
+        }
+        let Some(release) = self.store.current_release(&app.name)? else {
+            return Ok(());
+        };
+        // Its health was checked when it went live; do not let a slow
+        // app keep the others from coming back.
+        if let Err(err) = self.activate(app, &release, None).await {
+            tracing::error!(app = %app.name, "could not restore v{}: {err:#}", release.version);
+        }
+        Ok(())
+    }
+
+    /// After the store renamed `old` to `app`: the old name stops
+    /// serving and running, the log moves, and the app comes back under
+    /// its new name as a restart brings it back. Caller holds both names'
+    /// locks.
+    pub(super) async fn app_renamed(&self, old: &str, app: &App) -> Result<()> {
+        self.stop_running(old);
+        self.logs.rename(old, &app.name);
+        for domain in &app.domains {
+            self.table.remove_domain(domain);
+        }
+        self.restore_app(app).await
     }
 
     /// Registers a new, empty app with the router.
@@ -406,10 +426,16 @@ impl Platform {
 
     /// Removes an app from the router and stops its processes.
     pub fn app_destroyed(&self, app: &str) {
+        self.stop_running(app);
+        self.logs.remove(app);
+    }
+
+    /// Takes `app` out of the router and forgets what runs of it (its
+    /// processes, serving release, counters, autoscaling); its log stays.
+    fn stop_running(&self, app: &str) {
         self.table.remove_app(app);
         self.serving.lock().expect("serving").remove(app);
         self.supervisor.stop_app(app);
-        self.logs.remove(app);
         self.metrics.remove(app);
         self.autoscale_specs
             .lock()

@@ -7,7 +7,6 @@
 //! reports their state for `ps`.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -120,7 +119,9 @@ pub struct Supervisor {
     apps: Mutex<HashMap<String, AppProcesses>>,
     /// Where every replica's and run's lines go, as `worker.1`, `run.2`…
     logs: Arc<LogHub>,
-    run_counter: AtomicU32,
+    /// Each app's one-off runs so far: `run.N` counts per app, as on
+    /// Heroku, and is not reused while the server runs.
+    run_counters: Mutex<HashMap<String, u32>>,
     backoff: Backoff,
 }
 
@@ -131,7 +132,7 @@ impl Supervisor {
         Self {
             apps: Mutex::default(),
             logs,
-            run_counter: AtomicU32::new(0),
+            run_counters: Mutex::default(),
             backoff,
         }
     }
@@ -230,8 +231,15 @@ impl Supervisor {
         stdio: Stdio,
         stop: impl std::future::Future<Output = ()>,
     ) -> (String, Exit) {
-        let n = self.run_counter.fetch_add(1, Ordering::Relaxed) + 1;
+        let n = {
+            let mut counters = self.run_counters.lock().expect("run counters");
+            let n = counters.entry(app.to_string()).or_default();
+            *n += 1;
+            *n
+        };
         let name = format!("run.{n}");
+        // The guest sees its name, as every replica does.
+        let env = &env.clone().for_process(&name);
         let status = ProcessStatus {
             name: name.clone(),
             state: "up",

@@ -252,6 +252,12 @@ impl KvEngine for EtcdKv {
         Ok(())
     }
 
+    fn rename_app(&self, _old: &str, _new: &str) -> Result<(), KvError> {
+        Err(KvError::Unavailable(
+            "renaming an app is not supported in a cluster yet".to_string(),
+        ))
+    }
+
     fn quotas(&self) -> Quotas {
         self.quotas
     }

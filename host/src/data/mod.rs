@@ -93,6 +93,9 @@ pub trait KvEngine: Send + Sync {
     fn has_bucket(&self, app: &str, bucket: &str) -> Result<bool, KvError>;
     /// Deletes all of `app`'s buckets and data.
     fn delete_app(&self, app: &str) -> Result<(), KvError>;
+    /// Moves all of `old`'s buckets and data to `new` (which has none), in
+    /// one atomic step. The caller keeps both apps' processes stopped.
+    fn rename_app(&self, old: &str, new: &str) -> Result<(), KvError>;
     /// The limits every app's data is held to.
     fn quotas(&self) -> Quotas;
 

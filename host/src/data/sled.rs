@@ -26,6 +26,14 @@ fn storage(err: sled::Error) -> KvError {
     KvError::Storage(err.to_string())
 }
 
+/// Where all of an app's records start: its entries (`app \0`) and its
+/// buckets' usage (`\0 app \0`).
+fn app_prefixes(app: &str) -> [Vec<u8>; 2] {
+    let mut usage = vec![0];
+    usage.extend_from_slice(&app_prefix(app));
+    [app_prefix(app), usage]
+}
+
 /// `\0 app \0 bucket`: a bucket's usage record.
 fn usage_key(app: &str, bucket: &str) -> Vec<u8> {
     let mut k = vec![0];
@@ -166,9 +174,25 @@ impl KvEngine for SledKv {
 
     fn delete_app(&self, app: &str) -> Result<(), KvError> {
         let _guard = self.lock(app);
-        let mut usage = vec![0];
-        usage.extend_from_slice(&app_prefix(app));
-        self.remove(&[app_prefix(app), usage], None)
+        self.remove(&app_prefixes(app), None)
+    }
+
+    fn rename_app(&self, old: &str, new: &str) -> Result<(), KvError> {
+        // One lock: both names' stripes may be one, and `new` has no
+        // writer (its app does not run yet).
+        let _guard = self.lock(old);
+        let mut batch = sled::Batch::default();
+        for (from, to) in app_prefixes(old).into_iter().zip(app_prefixes(new)) {
+            for entry in self.tree.scan_prefix(&from) {
+                let (key, value) = entry.map_err(storage)?;
+                let mut moved = to.clone();
+                moved.extend_from_slice(&key[from.len()..]);
+                batch.insert(moved, value);
+                batch.remove(key);
+            }
+        }
+        self.tree.apply_batch(batch).map_err(storage)?;
+        self.flush()
     }
 
     fn quotas(&self) -> Quotas {
@@ -222,4 +246,22 @@ mod tests {
     }
 
     crate::data::tests::engine_tests!(open);
+
+    #[test]
+    fn renaming_an_app_moves_its_buckets_and_entries_and_no_other_apps() {
+        let dir = tempfile::tempdir().unwrap();
+        let kv = open(dir.path(), Quotas::default());
+        kv.create_bucket("old", "notes").unwrap();
+        kv.set("old", "notes", "first", b"kept").unwrap();
+        // A name that starts like the renamed one keeps its data.
+        kv.create_bucket("old-too", "notes").unwrap();
+        kv.set("old-too", "notes", "first", b"other").unwrap();
+        kv.rename_app("old", "new").unwrap();
+        assert_eq!(kv.get("new", "notes", "first").unwrap().unwrap(), b"kept");
+        assert_eq!(kv.buckets("new").unwrap().len(), 1);
+        assert!(kv.buckets("old").unwrap().is_empty());
+        assert!(!kv.has_bucket("old", "notes").unwrap());
+        let other = kv.get("old-too", "notes", "first").unwrap().unwrap();
+        assert_eq!(other, b"other");
+    }
 }

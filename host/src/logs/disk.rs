@@ -20,6 +20,8 @@ pub(super) enum Op {
     Append(String, String),
     /// Delete an app's file.
     Remove(String),
+    /// Move an app's file to its new name (the app was renamed).
+    Rename(String, String),
 }
 
 /// While lines keep coming, the writer drains its queue this often.
@@ -140,6 +142,23 @@ impl Writer {
                 }
             }
             Op::Remove(app) => self.remove(&app),
+            Op::Rename(old, new) => self.rename(&old, &new),
+        }
+    }
+
+    fn rename(&mut self, old: &str, new: &str) {
+        if let Some((mut file, count)) = self.files.remove(old) {
+            let _ = file.flush();
+            // Reopened under the new name at its next line.
+            self.counts.insert(new.to_string(), count);
+        } else if let Some(count) = self.counts.remove(old) {
+            self.counts.insert(new.to_string(), count);
+        }
+        let (from, to) = (path(&self.dir, old), path(&self.dir, new));
+        if let Err(err) = std::fs::rename(&from, &to) {
+            if err.kind() != std::io::ErrorKind::NotFound {
+                tracing::warn!(old, new, "could not move the log file: {err}");
+            }
         }
     }
 

@@ -320,6 +320,29 @@ impl LogHub {
         }
     }
 
+    /// Moves an app's log, file included, to its new name (the app was
+    /// renamed; its processes are stopped, so none writes under `old`).
+    pub fn rename(&self, old: &str, new: &str) {
+        self.apps.rcu(|apps| {
+            let mut apps = HashMap::clone(apps);
+            if let Some(log) = apps.remove(old) {
+                apps.insert(new.to_string(), log);
+            }
+            apps
+        });
+        self.counters.rcu(|all| {
+            let mut all = HashMap::clone(all);
+            if let Some(counters) = all.remove(old) {
+                all.insert(new.to_string(), counters);
+            }
+            all
+        });
+        if let Some(tx) = &self.disk {
+            // Blocking is fine here: renaming an app is rare.
+            let _ = tx.send(disk::Op::Rename(old.to_string(), new.to_string()));
+        }
+    }
+
     /// Lines pushed and dropped per app.
     pub fn stats(&self) -> Vec<(String, LogStats)> {
         let mut all: Vec<(String, LogStats)> = self

@@ -68,27 +68,12 @@ impl<'a> Repo<'a> {
         self.dir.path()
     }
 
-    fn command(&self, program: &Path, args: &[&str]) -> Command {
-        let mut cmd = Command::new(program);
-        cmd.args(args)
-            .current_dir(self.path())
-            .env("HOME", self.home.path())
-            .env("GIT_CONFIG_NOSYSTEM", "1")
-            .env("GIT_TERMINAL_PROMPT", "0")
-            .env("GIT_AUTHOR_NAME", "Test")
-            .env("GIT_AUTHOR_EMAIL", "test@example.com")
-            .env("GIT_COMMITTER_NAME", "Test")
-            .env("GIT_COMMITTER_EMAIL", "test@example.com")
-            // How `wpaas git-credential` (run by git) finds the token.
-            .env("WPAAS_HOME", &self.server.home)
-            .env("WPAAS_API", format!("http://{}", self.server.api))
-            .env_remove("WPAAS_TOKEN")
-            .stdin(Stdio::null());
-        cmd
+    fn command(&self, args: &[&str]) -> Command {
+        self.server.git(self.path(), self.home.path(), args)
     }
 
     fn git(&self, args: &[&str]) -> Output {
-        self.command(Path::new("git"), args).output().unwrap()
+        self.command(args).output().unwrap()
     }
 
     /// `git ARGS` that must succeed; its stdout.
@@ -295,7 +280,7 @@ fn git_push_without_the_token_or_to_an_unknown_app_is_refused() {
 
     // A wrong token (what the credential helper finds in WPAAS_TOKEN).
     let out = repo
-        .command(Path::new("git"), &["push", "wpaas", "main"])
+        .command(&["push", "wpaas", "main"])
         .env("WPAAS_TOKEN", "not-the-token")
         .output()
         .unwrap();
@@ -343,7 +328,7 @@ fn concurrent_pushes_deploy_one_at_a_time() {
     second.write("app.wat", &wat("second", 0));
     second.commit("second");
     let mut pushing = first
-        .command(Path::new("git"), &["push", "wpaas", "main"])
+        .command(&["push", "wpaas", "main"])
         .stderr(Stdio::piped())
         .stdout(Stdio::null())
         .spawn()
@@ -381,7 +366,7 @@ fn concurrent_pushes_deploy_one_at_a_time() {
     first.write("app.wat", &wat("first again", 400_000_000));
     first.commit("again");
     let mut pushing = first
-        .command(Path::new("git"), &["push", "wpaas", "main"])
+        .command(&["push", "wpaas", "main"])
         .stderr(Stdio::piped())
         .stdout(Stdio::null())
         .spawn()
@@ -514,6 +499,30 @@ fn a_push_over_the_upload_limit_is_refused_and_leaves_nothing() {
 }
 
 #[test]
+fn a_small_push_over_a_small_limit_says_why() {
+    // Stopped before http-backend answered anything: the pusher still
+    // reads the reason, not git's `RPC failed; HTTP 413`.
+    let home = tempfile::tempdir().unwrap();
+    let server = Server::start_with(home.path(), &["--max-upload", "50K"]).unwrap();
+    let repo = Repo::init(&server);
+    repo.write("app.wat", &wat("small", 0));
+    std::fs::write(repo.path().join("data.bin"), incompressible(60_000)).unwrap();
+    repo.commit("v1");
+    let out = repo.wpaas(&["apps:create", "tiny"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let out = repo.push(&["wpaas", "main"]);
+    let log = text(&out);
+    assert!(!out.status.success(), "{log}");
+    assert!(
+        log.contains("remote: wpaas: this push is larger than the server's limit of 50 KiB (wpaas server --max-upload); nothing was changed"),
+        "{log}"
+    );
+    assert!(!log.contains("HTTP 413"), "{log}");
+    assert!(!log.contains("Everything up-to-date"), "{log}");
+    assert!(repo.ok(&["ls-remote", "wpaas"]).is_empty());
+}
+
+#[test]
 fn a_push_whose_client_goes_away_still_releases_and_moves_the_branch() {
     let home = tempfile::tempdir().unwrap();
     let server = Server::start(home.path()).unwrap();
@@ -556,7 +565,7 @@ fn a_push_whose_client_goes_away_still_releases_and_moves_the_branch() {
 
     // git and its HTTP helper in a process group of their own, killed
     // together once the build has started.
-    let mut push = repo.command(Path::new("git"), &["push", "--progress", "wpaas", "main"]);
+    let mut push = repo.command(&["push", "--progress", "wpaas", "main"]);
     std::os::unix::process::CommandExt::process_group(&mut push, 0);
     let mut push = push.stderr(Stdio::piped()).spawn().unwrap();
     let mut seen = String::new();

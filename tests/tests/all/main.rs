@@ -4,6 +4,7 @@
 mod bodies;
 mod bounds;
 mod browser;
+mod build_records;
 mod build_sandbox;
 mod c_lang;
 mod cli_errors;
@@ -26,6 +27,8 @@ mod new_app;
 mod processes;
 mod python;
 mod readme;
+mod release_output;
+mod rename;
 mod sandbox;
 mod shares;
 mod source;

@@ -3,6 +3,7 @@
 
 use wpaas_api::apps::{
     AddDomain, App, AppInfo, Buildpack, CreateApp, Destroyed, Healthcheck, HealthcheckUpdate,
+    RenameApp,
 };
 
 use super::extract::{Body, Segments};
@@ -29,6 +30,15 @@ pub async fn show(State(platform): Shared, Segments(app): Segments<String>) -> A
         url: platform.app_url(&app),
         data: platform.kv_info(&app).await?.buckets,
     })
+}
+
+/// `PATCH /apps/APP {"name"}`: renames the app; answers it.
+pub async fn rename(
+    State(platform): Shared,
+    Segments(app): Segments<String>,
+    Body(body): Body<RenameApp>,
+) -> ApiResult {
+    ok(&App::from(platform.rename_app(&app, &body.name).await?))
 }
 
 /// `DELETE /apps/APP`.

@@ -92,8 +92,9 @@ pub async fn deploy(
         body.remove().await;
         let last = match result {
             Ok((version, url)) => {
-                log.send_wait(format!("-----> Released v{version}: {url}"))
-                    .await;
+                for line in crate::control::deploy::released_lines(&platform, &app, version) {
+                    log.send_wait(line).await;
+                }
                 DeployResult::Released {
                     release: version,
                     url,

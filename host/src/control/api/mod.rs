@@ -58,7 +58,10 @@ pub fn router(platform: Arc<Platform>, auth: Arc<auth::Auth>) -> Router {
         .route("/nodes", get(nodes))
         .route("/slugs/{digest}", get(slug))
         .route("/apps", get(apps::list).post(apps::create))
-        .route("/apps/{app}", get(apps::show).delete(apps::destroy))
+        .route(
+            "/apps/{app}",
+            get(apps::show).delete(apps::destroy).patch(apps::rename),
+        )
         .route(
             "/apps/{app}/healthcheck",
             get(apps::healthcheck).patch(apps::set_healthcheck),
@@ -86,6 +89,10 @@ pub fn router(platform: Arc<Platform>, auth: Arc<auth::Auth>) -> Router {
         )
         .route("/apps/{app}/releases", get(releases::list))
         .route("/apps/{app}/releases/{version}", get(releases::show))
+        .route(
+            "/apps/{app}/releases/{version}/output",
+            get(releases::output),
+        )
         .route("/apps/{app}/rollback", post(releases::rollback))
         .route("/apps/{app}/deploy", post(builds::deploy))
         .route("/apps/{app}/builds", get(builds::list))

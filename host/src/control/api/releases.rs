@@ -3,7 +3,7 @@
 
 use axum::extract::State;
 use wpaas_api::apps::config::{ConfigChanges, ConfigVars};
-use wpaas_api::releases::{parse_version, Release, RollbackRequest, RolledBack};
+use wpaas_api::releases::{parse_version, Release, ReleaseOutput, RollbackRequest, RolledBack};
 
 use super::extract::{Body, Segments};
 use super::wire;
@@ -41,6 +41,24 @@ pub async fn show(
 ) -> ApiResult {
     let version = parse_version(&version).map_err(|e| PlatformError::malformed(e.to_string()))?;
     ok(&Release::from(platform.store().release(&app, version)?))
+}
+
+/// `GET /apps/APP/releases/vN/output`: the release and its release
+/// phase's kept output.
+pub async fn output(
+    State(platform): Shared,
+    Segments((app, version)): Segments<(String, String)>,
+) -> ApiResult {
+    let version = parse_version(&version).map_err(|e| PlatformError::malformed(e.to_string()))?;
+    let store = platform.store();
+    let release = store.release(&app, version)?;
+    let path = store.home().release_output(&app, version);
+    let output =
+        tokio::task::spawn_blocking(move || crate::control::release_output::read(&path)).await??;
+    ok(&ReleaseOutput {
+        release: release.into(),
+        output,
+    })
 }
 
 /// `POST /apps/APP/rollback` (201).

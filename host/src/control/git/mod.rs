@@ -326,8 +326,12 @@ impl GitHttp {
         let (head, rest) = match read_cgi_head(&mut stdout).await {
             Ok(head) => head,
             Err(_) if limit.is_some() && was_stopped(outcome.clone()).await => {
+                // Stopped before git answered anything. git shows a
+                // refusal's words only from a receive-pack answer (a bare
+                // 413 reads `RPC failed; HTTP 413`), so answer as
+                // receive-pack would, with the reason on the error band.
                 let message = too_big_message(limit.unwrap_or_default());
-                return Ok(text(StatusCode::PAYLOAD_TOO_LARGE, &message));
+                return Ok(refused_push(&message));
             }
             Err(err) => return Err(err),
         };
@@ -350,6 +354,19 @@ impl GitHttp {
         let refusal = limit.map(|limit| (outcome, limit));
         Ok(response.body(stream_rest(rest, stdout, refusal))?)
     }
+}
+
+/// A receive-pack answer that refuses the push with `message`, which git
+/// prints as `remote: MESSAGE` and fails the push.
+fn refused_push(message: &str) -> hyper::Response<BoxBody> {
+    let mut response = hyper::Response::new(crate::respond::stream_body(futures::stream::iter([
+        cgi::fatal_sideband(message),
+    ])));
+    response.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/x-git-receive-pack-result"),
+    );
+    response
 }
 
 /// The `pre-receive` hook: runs `EXE git-hook pre-receive`.

@@ -16,6 +16,7 @@ use http_body_util::{BodyExt, Empty};
 
 use super::formation::{is_long_running, limits_for, replicas, web_plan};
 use super::{user_facing, LogSink, Platform};
+use crate::control::release_output::ReleaseOutputFile;
 use crate::control::store::{App, Release, ReleaseDraft};
 use crate::router::AppRoute;
 use crate::runtime::output::LineSink;
@@ -176,7 +177,8 @@ impl Platform {
     }
 
     /// Runs the release's `release` process once; anything but exit 0
-    /// fails the release. Its output goes to `log`.
+    /// fails the release. Its output goes to `log` and is kept with the
+    /// release (`releases:output`), with how it ended.
     async fn release_phase(
         &self,
         app: &str,
@@ -185,9 +187,37 @@ impl Platform {
         limits: Limits,
         log: &LogSink,
     ) -> Result<()> {
-        log.send(format!("-----> Running release command: {command}"));
+        let kept = Arc::new(ReleaseOutputFile::create(
+            &self.store.home().release_output(app, release.version),
+        ));
+        let heading = format!("-----> Running release command: {command}");
+        kept.line(&heading);
+        log.send(heading);
+        let outcome = self
+            .run_release_command(app, release, limits, log, &kept)
+            .await;
+        match &outcome {
+            Ok(()) => {
+                kept.line("       done");
+                log.send("       done");
+            }
+            // The client is told the error once, by whoever reports the
+            // release's outcome; the kept output says it too.
+            Err(err) => kept.line(&format!(" !     {err:#}")),
+        }
+        outcome
+    }
+
+    async fn run_release_command(
+        &self,
+        app: &str,
+        release: &Release,
+        limits: Limits,
+        log: &LogSink,
+        kept: &Arc<ReleaseOutputFile>,
+    ) -> Result<()> {
         let (wasm, env) = self.command(release, "release", limits).await?;
-        let out: Arc<dyn LineSink> = Arc::new(ReleasePhaseLines(log.clone()));
+        let out: Arc<dyn LineSink> = Arc::new(ReleasePhaseLines(log.clone(), kept.clone()));
         let stdio = Stdio {
             stdout: out.clone(),
             stderr: out,
@@ -203,18 +233,20 @@ impl Platform {
         if !exit.success() {
             bail!("release command failed ({exit}); {app} keeps its previous release");
         }
-        log.send("       done");
         Ok(())
     }
 }
 
-/// The release command's output in the deploy's: each line indented under
-/// the step's `-----> Running release command` heading.
-struct ReleasePhaseLines(LogSink);
+/// The release command's output in the deploy's (each line indented under
+/// the step's `-----> Running release command` heading) and in the
+/// release's kept output.
+struct ReleasePhaseLines(LogSink, Arc<ReleaseOutputFile>);
 
 impl LineSink for ReleasePhaseLines {
     fn line(&self, line: &str) {
-        self.0.send(format!("       {line}"));
+        let line = format!("       {line}");
+        self.1.line(&line);
+        self.0.send(line);
     }
 }
 

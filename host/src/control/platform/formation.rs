@@ -93,9 +93,15 @@ impl Platform {
         let slug_dir = self.unpacked_slug(slug)?;
         let path = slug_dir.join(relative);
         if !path.is_file() {
+            let modules = wasm_modules(&slug_dir);
             return Err(invalid(format!(
-                "{module} is not in {app}'s current release (v{})",
-                release.version
+                "{module} is not in {app}'s current release (v{}); its modules: {}",
+                release.version,
+                if modules.is_empty() {
+                    "none".to_string()
+                } else {
+                    modules.join(", ")
+                }
             )));
         }
         let mut config = release.config.clone();
@@ -411,6 +417,21 @@ pub fn replicas(app: &App, kind: &str) -> u32 {
         .get(kind)
         .copied()
         .unwrap_or(u32::from(kind == "web"))
+}
+
+/// The `.wasm` files of an unpacked slug, as paths inside it, sorted: what
+/// `wpaas run` can run.
+fn wasm_modules(slug_dir: &Path) -> Vec<String> {
+    let mut modules: Vec<String> = super::module_files(slug_dir)
+        .into_iter()
+        .filter(|path| path.extension().is_some_and(|ext| ext == "wasm"))
+        .filter_map(|path| {
+            let inside = path.strip_prefix(slug_dir).ok()?;
+            Some(inside.display().to_string())
+        })
+        .collect();
+    modules.sort();
+    modules
 }
 
 /// A process type's argv (argv[0] is the module) with `$VAR`/`${VAR}`

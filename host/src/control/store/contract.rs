@@ -98,6 +98,14 @@ pub trait AppStore {
     /// shared. `NoSuchApp` if it is gone (also: lost a race to destroy it).
     fn destroy_app(&self, name: &str) -> Result<(), StoreError>;
 
+    /// Renames an app with everything the store keeps of it — releases,
+    /// builds, counters, leases, domain index entries — in one
+    /// transaction, then (best effort) its files: release outputs, build
+    /// cache, git repository. `AppExists` if `new` is taken,
+    /// `InvalidAppName` for a bad name, `NoSuchApp` if `old` is gone.
+    /// Returns the app under its new name.
+    fn rename_app(&self, old: &str, new: &str) -> Result<App, StoreError>;
+
     /// Claims a custom domain (normalized; reserved names refused) for the
     /// app: the domain index entry and the app's list change in one
     /// transaction, which checks the entry is absent or the app's own. Of

@@ -166,16 +166,34 @@ impl SlugFiles {
     }
 }
 
-/// Removes the files of a destroyed app: its build logs, build cache and git
-/// repository (a re-created app starts with an empty repository, so pushing
+/// Removes the files of a destroyed app: its build logs, release-phase
+/// outputs, build cache and git repository (a re-created app starts with an empty repository, so pushing
 /// the same commits again deploys them). Best effort: the records are gone
 /// already, and these files are not records.
 pub fn remove_app_files(home: &Home, app: &str, build_ids: &[String]) {
     for id in build_ids {
         let _ = fs::remove_file(home.build_log(id));
     }
+    let _ = fs::remove_dir_all(home.release_outputs(app));
     let _ = fs::remove_dir_all(home.build_cache(app));
     let _ = fs::remove_dir_all(home.git_dir(app));
+}
+
+/// Moves the files of a renamed app to its new name: release outputs,
+/// build cache and git repository (build logs are named by build id).
+/// Best effort, like [`remove_app_files`]: the records moved already.
+pub fn rename_app_files(home: &Home, old: &str, new: &str) {
+    for (from, to) in [
+        (home.release_outputs(old), home.release_outputs(new)),
+        (home.build_cache(old), home.build_cache(new)),
+        (home.git_dir(old), home.git_dir(new)),
+    ] {
+        if from.exists() {
+            if let Err(err) = fs::rename(&from, &to) {
+                tracing::warn!(from = %from.display(), to = %to.display(), "could not move a renamed app's files: {err}");
+            }
+        }
+    }
 }
 
 /// A backend whose slugs are [`SlugFiles`] under its home: it gets

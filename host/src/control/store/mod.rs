@@ -35,7 +35,7 @@ pub use self::etcd::EtcdStore;
 pub use self::sled::SledStore;
 pub use contract::{AppStore, BuildStore, Change, ReleaseStore, SlugStore, Store};
 pub use error::StoreError;
-pub use files::{remove_app_files, SlugFiles};
+pub use files::{remove_app_files, rename_app_files, SlugFiles};
 pub use records::{
     now_rfc3339, App, Autoscale, Build, BuildOutput, BuildSource, BuildStatus, Healthcheck,
     ProcessLimits, Release, ReleaseDraft, ReleaseStatus,

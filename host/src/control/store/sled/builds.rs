@@ -11,7 +11,37 @@ use crate::control::store::{
     Change, StoreError,
 };
 
+/// The key, in the `counters` tree, of the highest build id handed out
+/// (`b<n>`'s n, big-endian). No app name starts with a NUL byte.
+const BUILD_IDS: &[u8] = b"\0build-ids";
+
 impl SledStore {
+    /// Makes sure the build id counter exists: a database from before it
+    /// (whose ids came from sled's id generator, which jumps ahead by a
+    /// million after a crash) continues after the highest id it holds,
+    /// in a record or a build log, so no id is ever handed out twice.
+    pub(super) fn seed_build_ids(&self) -> Result<(), StoreError> {
+        if self.counters.get(BUILD_IDS)?.is_some() {
+            return Ok(());
+        }
+        let mut highest = 0;
+        for kv in self.builds.iter() {
+            let (_, v) = kv?;
+            let build: Build = decode("build", &v)?;
+            highest = highest.max(build_number(&build.id));
+        }
+        for entry in std::fs::read_dir(self.home.build_logs())?.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if let Some(id) = name.strip_suffix(".log") {
+                highest = highest.max(build_number(id));
+            }
+        }
+        // Only this process has the database open: nothing races this.
+        self.counters
+            .insert(BUILD_IDS, &highest.to_be_bytes()[..])?;
+        Ok(())
+    }
+
     /// The build's key and record; `NoSuchBuild` for a malformed or unknown id.
     fn find_build(&self, app: &str, id: &str) -> Result<(sled::IVec, Build), StoreError> {
         self.app(app)?;
@@ -30,14 +60,19 @@ impl SledStore {
 
 impl BuildStore for SledStore {
     fn start_build(&self, app: &str, source: BuildSource) -> Result<Build, StoreError> {
-        // Unique across the store and across restarts (sled persists the
-        // generator ahead of what it hands out).
-        let id = format!("b{}", self.db.generate_id()?);
+        // Unique across the store and across restarts, and dense: the
+        // counter moves in the transaction that stores the build.
         let started_at = now_rfc3339();
         let lease = self.lease_value();
         let build = (&self.apps, &self.builds, &self.counters, &self.leases).transaction(
             |(apps, builds, counters, leases)| {
                 tx_app(apps, app)?;
+                let last = counters
+                    .get(BUILD_IDS)?
+                    .and_then(|v| <[u8; 8]>::try_from(v.as_ref()).ok())
+                    .map_or(0, u64::from_be_bytes);
+                let id = format!("b{}", last + 1);
+                counters.insert(BUILD_IDS, &(last + 1).to_be_bytes()[..])?;
                 let mut ctr = tx_counters(counters, app)?;
                 ctr.builds += 1;
                 let build = transitions::new_build(id.clone(), app, &source, &started_at);
@@ -99,5 +134,56 @@ impl BuildStore for SledStore {
                 decode("build", &v)
             })
             .collect()
+    }
+}
+
+/// `b12` → 12 (0 for anything else).
+fn build_number(id: &str) -> u64 {
+    id.strip_prefix('b')
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::control::store::Store;
+    use crate::home::Home;
+
+    fn next_build(home: &Home) -> String {
+        let store = SledStore::open(home).unwrap();
+        let build = store.start_build("app", BuildSource::default()).unwrap();
+        store.flush().unwrap();
+        build.id
+    }
+
+    #[test]
+    fn build_ids_continue_densely_after_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let home = Home::new(dir.path());
+        SledStore::open(&home).unwrap().create_app("app").unwrap();
+        assert_eq!(next_build(&home), "b1");
+        // Each call opens the store anew, as a restart (or a `kill -9`,
+        // whose writes were flushed when they returned) does.
+        assert_eq!(next_build(&home), "b2");
+        assert_eq!(next_build(&home), "b3");
+    }
+
+    #[test]
+    fn a_database_from_before_the_counter_continues_after_its_highest_id() {
+        let dir = tempfile::tempdir().unwrap();
+        let home = Home::new(dir.path());
+        {
+            let store = SledStore::open(&home).unwrap();
+            store.create_app("app").unwrap();
+            store.start_build("app", BuildSource::default()).unwrap();
+            // As an older server left it: ids from sled's generator, no
+            // counter, and the log of a build whose app is gone.
+            store.counters.remove(BUILD_IDS).unwrap();
+            store.flush().unwrap();
+        }
+        std::fs::write(home.build_log("b2000002"), "").unwrap();
+        assert_eq!(next_build(&home), "b2000003");
+        assert_eq!(next_build(&home), "b2000004");
     }
 }

@@ -5,7 +5,8 @@
 //! releases  app\0 + version → Release
 //! builds    app\0 + sequence → Build
 //! domains   domain → app name
-//! counters  name → highest release version and build sequence
+//! counters  name → highest release version and build sequence;
+//!           `\0build-ids` → the highest build id handed out
 //! leases    kind + record key → lease id of the handle that holds it
 //! ```
 //!
@@ -90,6 +91,7 @@ impl SledStore {
             changes: broadcast::channel(WATCH_BUFFER).0,
             db,
         };
+        store.seed_build_ids()?;
         store.sync()?;
         Ok(store)
     }
@@ -108,6 +110,30 @@ impl SledStore {
             let _ = self.changes.send(change);
         }
         Ok(())
+    }
+
+    /// Every tree that holds something of an app, for a transaction over
+    /// all of it (destroy, rename): apps, releases, builds, domains,
+    /// counters, leases.
+    #[allow(clippy::type_complexity)]
+    fn app_trees(
+        &self,
+    ) -> (
+        &sled::Tree,
+        &sled::Tree,
+        &sled::Tree,
+        &sled::Tree,
+        &sled::Tree,
+        &sled::Tree,
+    ) {
+        (
+            &self.apps,
+            &self.releases,
+            &self.builds,
+            &self.domains,
+            &self.counters,
+            &self.leases,
+        )
     }
 
     /// This handle's lease id, as stored in the `leases` tree.
