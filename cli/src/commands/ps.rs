@@ -7,6 +7,7 @@ use serde::de::IgnoredAny;
 use wpaas_api::parse::{parse_duration, parse_scale, ParseError};
 use wpaas_api::ps::{
     AutoscaleRequest, Formation, LimitsRequest, ProcessLimits, ProcessType, Recent, RestartRequest,
+    StopRequest,
 };
 
 use super::target::AppArgs;
@@ -71,11 +72,11 @@ impl Scale {
     }
 }
 
-/// Restart the app's processes (all, or one type).
+/// Restart the app's processes (all, one type, or one replica: web.2).
 #[derive(clap::Args)]
 pub struct Restart {
-    /// A process type, e.g. web (default: every type).
-    #[arg(value_name = "TYPE")]
+    /// A process type (web) or one replica (web.2); default: every type.
+    #[arg(value_name = "TYPE[.N]")]
     kind: Option<String>,
     #[command(flatten)]
     target: AppArgs,
@@ -85,6 +86,7 @@ impl Restart {
     pub fn run(self) -> Result<()> {
         let app = self.target.app()?;
         let what = match &self.kind {
+            Some(replica) if replica.contains('.') => format!("{replica} process"),
             Some(kind) => format!("{kind} processes"),
             None => "all processes".into(),
         };
@@ -103,6 +105,44 @@ impl Restart {
             |_: IgnoredAny| Ok(()),
         )?;
         eprintln!("done");
+        Ok(())
+    }
+}
+
+/// Stop a replica (web.2) or every replica of a type (web): the formation
+/// starts them again, fresh (`ps:scale` runs fewer); or stop a one-off run
+/// (run.3) for good.
+#[derive(clap::Args)]
+pub struct Stop {
+    /// `web.2`, `web` or `run.3`, as `wpaas ps` lists them.
+    #[arg(value_name = "PROCESS")]
+    process: String,
+    #[command(flatten)]
+    target: AppArgs,
+}
+
+impl Stop {
+    pub fn run(self) -> Result<()> {
+        let app = self.target.app()?;
+        let api = self.target.api.client()?;
+        let path = format!("/apps/{app}/ps/stop");
+        let body = StopRequest {
+            process: self.process.clone(),
+        };
+        eprint!("Stopping {} of {app}... ", self.process);
+        output::change(
+            &api,
+            Method::POST,
+            &path,
+            &body,
+            self.target.api.json,
+            |_: IgnoredAny| Ok(()),
+        )?;
+        eprintln!("done");
+        if !self.process.starts_with("run.") {
+            let kind = self.process.split('.').next().unwrap_or_default();
+            eprintln!("The formation starts it again; `wpaas ps:scale {kind}=N` runs fewer.");
+        }
         Ok(())
     }
 }
@@ -287,9 +327,10 @@ fn print_processes(app: &str, ps: &[ProcessType]) {
             }
             if replica.restarts > 0 {
                 line += &format!("  restarts {}", replica.restarts);
-                if let Some(last) = &replica.last_exit {
-                    line += &format!(" (last: {last})");
-                }
+            }
+            // A crashed replica waiting to restart says how it ended.
+            if let Some(last) = &replica.last_exit {
+                line += &format!(" (last: {last})");
             }
             println!("{line}");
         }

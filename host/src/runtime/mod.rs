@@ -40,9 +40,9 @@ pub use engine::{EngineConfig, MemoryInit};
 pub(crate) use error::WebError;
 pub use limits::Limits;
 pub(crate) use wagi::{CgiContext, WagiModule};
-pub(crate) use web::ServedBy;
 use web::WebCode;
 pub use web::{ReplicaStatus, WebProcess};
+pub(crate) use web::{ServedBy, Uncounted};
 
 /// Error type of response bodies leaving the host.
 pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;

@@ -19,6 +19,7 @@ use super::{
     Admission, BoxBody, CgiContext, HttpComponent, Limits, ProcessEnv, RequestBody, WagiModule,
     WebError,
 };
+use crate::router::REQUEST_ID;
 
 /// The linked code of a web process.
 pub(super) enum WebCode {
@@ -179,6 +180,22 @@ impl WebProcess {
         }
     }
 
+    /// Swaps the replica `web.N` for a fresh one of the same name
+    /// (`ps:restart web.N`): new slots, queue and counters; the requests
+    /// running on the old one finish there, the other replicas carry on.
+    /// False when `web.N` is not running.
+    pub(crate) fn restart_replica(&self, n: usize) -> bool {
+        let _resize = self.resize.lock().expect("resize lock");
+        let current = self.replicas.load_full();
+        let Some(index) = current.iter().position(|r| r.number == n) else {
+            return false;
+        };
+        let mut next = (*current).clone();
+        next[index] = Arc::new(self.replica_with_restarts(n, current[index].restarts));
+        self.replicas.store(Arc::new(next));
+        true
+    }
+
     /// Grows or shrinks the replica set in place: the first `count`
     /// replicas (and their counters) stay, new ones are added at the end.
     pub(crate) fn set_replicas(&self, count: usize) {
@@ -325,6 +342,13 @@ impl WebProcess {
                 format!("request body larger than {max_body} bytes"),
             ));
         }
+        let request_id = req
+            .headers()
+            .get(REQUEST_ID)
+            .and_then(|id| id.to_str().ok())
+            .unwrap_or("")
+            .to_string();
+        let counted = req.extensions().get::<Uncounted>().is_none();
         let replica = self
             .pick()
             .ok_or_else(|| WebError::Unavailable("no web processes running".into()))?;
@@ -336,7 +360,9 @@ impl WebProcess {
         };
         let slot = Slot::new(permit, shares.take()?);
         let connect = asked.elapsed();
-        replica.served.fetch_add(1, Ordering::Relaxed);
+        if counted {
+            replica.served.fetch_add(1, Ordering::Relaxed);
+        }
         let (req, verdict) = {
             let (parts, body) = req.into_parts();
             let (body, verdict) = Guarded::new(body, max_body, self.limits.body_timeout);
@@ -349,6 +375,9 @@ impl WebProcess {
         // Every request has a fresh instance, so one trap cannot poison the
         // next; a replica that keeps trapping is still replaced, visibly,
         // like a crashing dyno.
+        if let Err(err) = &served {
+            self.log_failure(&replica, &request_id, err);
+        }
         match &served {
             Err(err @ WebError::Crashed(_)) => {
                 let crashes = replica.crashes_in_a_row.fetch_add(1, Ordering::Relaxed) + 1;
@@ -366,6 +395,50 @@ impl WebProcess {
         Ok(response)
     }
 }
+
+impl WebProcess {
+    /// Tells the app's log, as the replica, why it did not answer a
+    /// request: the visitor saw only an error page with the request id,
+    /// which this line carries too. Refusals before the guest ran (a full
+    /// queue, a body too large) are the router's line's business.
+    fn log_failure(&self, replica: &Replica, request_id: &str, err: &WebError) {
+        let why = match err {
+            WebError::Crashed(trap) => format!("crashed: {}", as_trap(trap)),
+            WebError::Timeout => format!(
+                "timed out after {:?} (ps:limits --timeout)",
+                self.limits.request_timeout
+            ),
+            WebError::BadResponse(_) | WebError::NoResponse => err.to_string(),
+            WebError::Overloaded(_) | WebError::BadRequest(..) | WebError::Unavailable(_) => return,
+        };
+        let Some(output) = &replica.env.output else {
+            return;
+        };
+        let request = match request_id {
+            "" => String::new(),
+            id => format!("request_id={id} "),
+        };
+        output
+            .process(&replica.name)
+            .line(&format!("Error {}: {request}{why}", err.code()));
+    }
+}
+
+/// How a crash reads in the app's log: a wasm trap (a Rust panic is one,
+/// after the panic message the guest printed) as `trap: REASON`, so one
+/// word finds them all; other crashes (a CGI exit status) as they are.
+fn as_trap(reason: &str) -> String {
+    match reason.strip_prefix("wasm trap: ") {
+        Some(trap) => format!("trap: {trap}"),
+        None if reason == "stack overflow" => format!("trap: {reason}"),
+        None => reason.to_string(),
+    }
+}
+
+/// Request extension: the platform's own request (the deploy's health
+/// check), not the app's traffic; a replica does not count it as served.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Uncounted;
 
 /// The body length a request announces: its `Content-Length`, or what its
 /// body knows of itself.
