@@ -14,6 +14,7 @@ mod command;
 mod component;
 mod engine;
 mod error;
+mod failure_log;
 mod guest_data;
 pub mod limits;
 mod outbound;

@@ -14,12 +14,12 @@ use arc_swap::ArcSwap;
 
 use super::admission::{Shares, Slot};
 use super::body::Guarded;
+use super::failure_log;
 use super::output::ProcessLines;
 use super::{
     Admission, BoxBody, CgiContext, HttpComponent, Limits, ProcessEnv, RequestBody, WagiModule,
     WebError,
 };
-use crate::router::REQUEST_ID;
 
 /// The linked code of a web process.
 pub(super) enum WebCode {
@@ -342,12 +342,7 @@ impl WebProcess {
                 format!("request body larger than {max_body} bytes"),
             ));
         }
-        let request_id = req
-            .headers()
-            .get(REQUEST_ID)
-            .and_then(|id| id.to_str().ok())
-            .unwrap_or("")
-            .to_string();
+        let request_id = failure_log::request_id(req.headers());
         let counted = req.extensions().get::<Uncounted>().is_none();
         let replica = self
             .pick()
@@ -375,8 +370,8 @@ impl WebProcess {
         // Every request has a fresh instance, so one trap cannot poison the
         // next; a replica that keeps trapping is still replaced, visibly,
         // like a crashing dyno.
-        if let Err(err) = &served {
-            self.log_failure(&replica, &request_id, err);
+        if let (Err(err), Some(sink)) = (&served, failure_log::sink(&replica.env)) {
+            failure_log::tell(&*sink, &request_id, err, self.limits.request_timeout);
         }
         match &served {
             Err(err @ WebError::Crashed(_)) => {
@@ -393,45 +388,6 @@ impl WebProcess {
             connect,
         });
         Ok(response)
-    }
-}
-
-impl WebProcess {
-    /// Tells the app's log, as the replica, why it did not answer a
-    /// request: the visitor saw only an error page with the request id,
-    /// which this line carries too. Refusals before the guest ran (a full
-    /// queue, a body too large) are the router's line's business.
-    fn log_failure(&self, replica: &Replica, request_id: &str, err: &WebError) {
-        let why = match err {
-            WebError::Crashed(trap) => format!("crashed: {}", as_trap(trap)),
-            WebError::Timeout => format!(
-                "timed out after {:?} (ps:limits --timeout)",
-                self.limits.request_timeout
-            ),
-            WebError::BadResponse(_) | WebError::NoResponse => err.to_string(),
-            WebError::Overloaded(_) | WebError::BadRequest(..) | WebError::Unavailable(_) => return,
-        };
-        let Some(output) = &replica.env.output else {
-            return;
-        };
-        let request = match request_id {
-            "" => String::new(),
-            id => format!("request_id={id} "),
-        };
-        output
-            .process(&replica.name)
-            .line(&format!("Error {}: {request}{why}", err.code()));
-    }
-}
-
-/// How a crash reads in the app's log: a wasm trap (a Rust panic is one,
-/// after the panic message the guest printed) as `trap: REASON`, so one
-/// word finds them all; other crashes (a CGI exit status) as they are.
-fn as_trap(reason: &str) -> String {
-    match reason.strip_prefix("wasm trap: ") {
-        Some(trap) => format!("trap: {trap}"),
-        None if reason == "stack overflow" => format!("trap: {reason}"),
-        None => reason.to_string(),
     }
 }
 
