@@ -84,29 +84,45 @@ pub struct Restart {
 
 impl Restart {
     pub fn run(self) -> Result<()> {
-        let app = self.target.app()?;
         let what = match &self.kind {
             Some(replica) if replica.contains('.') => format!("{replica} process"),
             Some(kind) => format!("{kind} processes"),
             None => "all processes".into(),
         };
-        let api = self.target.api.client()?;
-        let path = format!("/apps/{app}/ps/restart");
         let body = RestartRequest {
             kind: self.kind.clone(),
         };
-        eprint!("Restarting {what} of {app}... ");
-        output::change(
-            &api,
-            Method::POST,
-            &path,
+        ps_action(
+            &self.target,
+            "restart",
+            &format!("Restarting {what}"),
             &body,
-            self.target.api.json,
-            |_: IgnoredAny| Ok(()),
-        )?;
-        eprintln!("done");
-        Ok(())
+        )
     }
+}
+
+/// POSTs `body` to `/apps/APP/ps/ACTION`, saying `DOING of APP... done`
+/// on stderr (stdout stays for `--json`).
+fn ps_action(
+    target: &AppArgs,
+    action: &str,
+    doing: &str,
+    body: &impl serde::Serialize,
+) -> Result<()> {
+    let app = target.app()?;
+    let api = target.api.client()?;
+    let path = format!("/apps/{app}/ps/{action}");
+    eprint!("{doing} of {app}... ");
+    output::change(
+        &api,
+        Method::POST,
+        &path,
+        body,
+        target.api.json,
+        |_: IgnoredAny| Ok(()),
+    )?;
+    eprintln!("done");
+    Ok(())
 }
 
 /// Stop a replica (web.2) or every replica of a type (web): the formation
@@ -123,22 +139,11 @@ pub struct Stop {
 
 impl Stop {
     pub fn run(self) -> Result<()> {
-        let app = self.target.app()?;
-        let api = self.target.api.client()?;
-        let path = format!("/apps/{app}/ps/stop");
         let body = StopRequest {
             process: self.process.clone(),
         };
-        eprint!("Stopping {} of {app}... ", self.process);
-        output::change(
-            &api,
-            Method::POST,
-            &path,
-            &body,
-            self.target.api.json,
-            |_: IgnoredAny| Ok(()),
-        )?;
-        eprintln!("done");
+        let doing = format!("Stopping {}", self.process);
+        ps_action(&self.target, "stop", &doing, &body)?;
         if !self.process.starts_with("run.") {
             let kind = self.process.split('.').next().unwrap_or_default();
             eprintln!("The formation starts it again; `wpaas ps:scale {kind}=N` runs fewer.");

@@ -228,8 +228,8 @@ fn tell_forwarder(response: &mut hyper::Response<BoxBody>, node: &str) {
 
 /// The answer to a request the app did not answer. The client learns only
 /// what a visitor may (the request id; for its own request's faults, what
-/// was wrong with it); the cause goes to the server's log, and a crash's
-/// also to the app's (`WebProcess::serve`).
+/// was wrong with it); the cause goes to the server's log, and a crash's or
+/// timeout's also to the app's (`runtime/failure_log.rs`).
 fn failure_page(app: &str, err: &WebError, request_id: &HeaderValue) -> hyper::Response<BoxBody> {
     tracing::warn!(
         app,
@@ -239,7 +239,7 @@ fn failure_page(app: &str, err: &WebError, request_id: &HeaderValue) -> hyper::R
     );
     let mut response = match err {
         // The client's own request was at fault (too large, too slow):
-        // saying how is no one else's business.
+        // it is told what, which shows nothing of the server.
         WebError::BadRequest(status, why) => error_page(*status, &format!("Bad request: {why}.")),
         _ => pages::application_error(err.status(), request_id),
     };

@@ -72,14 +72,8 @@ fn page(
 
 #[cfg(test)]
 mod tests {
-    use http_body_util::BodyExt;
-
     use super::*;
-
-    async fn body_of(response: hyper::Response<BoxBody>) -> String {
-        let bytes = response.into_body().collect().await.unwrap().to_bytes();
-        String::from_utf8(bytes.to_vec()).unwrap()
-    }
+    use crate::respond::body_of;
 
     #[tokio::test]
     async fn an_application_error_names_the_request_and_nothing_else() {

@@ -76,18 +76,8 @@ fn as_trap(reason: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Mutex;
-
     use super::*;
-
-    #[derive(Default)]
-    struct Lines(Mutex<Vec<String>>);
-
-    impl LineSink for Lines {
-        fn line(&self, line: &str) {
-            self.0.lock().unwrap().push(line.to_string());
-        }
-    }
+    use crate::runtime::output::Lines;
 
     #[test]
     fn crashes_and_timeouts_are_told_with_the_request_id_refusals_are_not() {
@@ -106,7 +96,7 @@ mod tests {
         let full = WebError::Overloaded(super::super::admission::Rejected::QueueFull);
         tell(&lines, "r4", &full, limit);
         assert_eq!(
-            *lines.0.lock().unwrap(),
+            lines.taken(),
             [
                 "Error H13: request_id=r1 crashed: trap: wasm `unreachable` instruction executed",
                 "Error H12: request_id=r2 timed out after 30s (ps:limits --timeout)",

@@ -12,8 +12,18 @@ use wpaas_api::ps::ProcessType;
 use wpaas_tests::golden::Transcript;
 use wpaas_tests::{eventually, example, replicas, text, wpaas_bin, Server};
 
-/// hello.wasm as `web`, worker.wasm as `worker`.
-fn app_source(dir: &Path) {
+/// A server with the app `multi` deployed: hello.wasm as `web`,
+/// worker.wasm as `worker`. The server goes first when it is dropped.
+struct Deployed {
+    server: Server,
+    src: tempfile::TempDir,
+    _home: tempfile::TempDir,
+}
+
+fn deployed() -> Deployed {
+    let home = tempfile::tempdir().unwrap();
+    let src = tempfile::tempdir().unwrap();
+    let dir = src.path();
     std::fs::copy(example("hello"), dir.join("hello.wasm")).unwrap();
     std::fs::copy(example("worker"), dir.join("worker.wasm")).unwrap();
     std::fs::write(
@@ -21,6 +31,13 @@ fn app_source(dir: &Path) {
         "web: hello.wasm\nworker: worker.wasm\n",
     )
     .unwrap();
+    let server = Server::start(home.path()).unwrap();
+    server.ok(dir, &["deploy", "-a", "multi"]);
+    Deployed {
+        server,
+        src,
+        _home: home,
+    }
 }
 
 /// `(name, served, since)` of each web replica.
@@ -54,12 +71,8 @@ fn fails_with(server: &Server, dir: &Path, args: &[&str], wanted: &[&str]) {
 
 #[test]
 fn one_replica_restarts_or_stops_while_the_others_keep_serving() {
-    let home = tempfile::tempdir().unwrap();
-    let src = tempfile::tempdir().unwrap();
+    let Deployed { server, src, .. } = &deployed();
     let dir = src.path();
-    app_source(dir);
-    let server = Server::start(home.path()).unwrap();
-    server.ok(dir, &["deploy", "-a", "multi"]);
 
     // The deploy's health check is the platform's request: not served.
     let ps = server.ps("multi");
@@ -78,15 +91,15 @@ fn one_replica_restarts_or_stops_while_the_others_keep_serving() {
         "{before:?}"
     );
     eventually(Duration::from_secs(10), || {
-        match (starts(&server, "worker.1"), starts(&server, "worker.2")) {
+        match (starts(server, "worker.1"), starts(server, "worker.2")) {
             (1, 1) => Ok(()),
             other => Err(format!("worker starts: {other:?}")),
         }
     });
 
     let mut t = Transcript::new("ps_replicas");
-    t.redact_server(&server);
-    t.ok(&server, dir, &["ps:restart", "web.2", "-a", "multi"]);
+    t.redact_server(server);
+    t.ok(server, dir, &["ps:restart", "web.2", "-a", "multi"]);
     // Only web.2 is new: its counters start again, the others keep theirs.
     let after = web_replicas(&server.ps("multi"));
     assert_eq!(after.len(), 3, "{after:?}");
@@ -101,18 +114,18 @@ fn one_replica_restarts_or_stops_while_the_others_keep_serving() {
 
     // A stopped worker replica is started again by the formation; the
     // other is left alone.
-    t.ok(&server, dir, &["ps:stop", "worker.1", "-a", "multi"]);
+    t.ok(server, dir, &["ps:stop", "worker.1", "-a", "multi"]);
     eventually(Duration::from_secs(10), || {
-        match starts(&server, "worker.1") {
+        match starts(server, "worker.1") {
             2 => Ok(()),
             n => Err(format!("worker.1 started {n} times")),
         }
     });
-    assert_eq!(starts(&server, "worker.2"), 1);
+    assert_eq!(starts(server, "worker.2"), 1);
     assert_eq!(replicas(&server.ps("multi"), "worker").len(), 2);
-    t.ok(&server, dir, &["ps:restart", "worker.2", "-a", "multi"]);
+    t.ok(server, dir, &["ps:restart", "worker.2", "-a", "multi"]);
     eventually(Duration::from_secs(10), || {
-        match starts(&server, "worker.2") {
+        match starts(server, "worker.2") {
             2 => Ok(()),
             n => Err(format!("worker.2 started {n} times")),
         }
@@ -121,25 +134,25 @@ fn one_replica_restarts_or_stops_while_the_others_keep_serving() {
 
     // Names `ps` does not list.
     fails_with(
-        &server,
+        server,
         dir,
         &["ps:restart", "web.9", "-a", "multi"],
         &["web.9 is not running in multi (running: web.1, web.2, web.3)"],
     );
     fails_with(
-        &server,
+        server,
         dir,
         &["ps:stop", "bogus.1", "-a", "multi"],
         &["no process type \"bogus\""],
     );
     fails_with(
-        &server,
+        server,
         dir,
         &["ps:stop", "web.x", "-a", "multi"],
         &["\"web.x\" is not a process"],
     );
     fails_with(
-        &server,
+        server,
         dir,
         &["ps:stop", "run.4", "-a", "multi"],
         &["run.4 is not running in multi (one-off runs: none)"],
@@ -148,12 +161,8 @@ fn one_replica_restarts_or_stops_while_the_others_keep_serving() {
 
 #[test]
 fn ps_stop_ends_a_one_off_run() {
-    let home = tempfile::tempdir().unwrap();
-    let src = tempfile::tempdir().unwrap();
+    let Deployed { server, src, .. } = &deployed();
     let dir = src.path();
-    app_source(dir);
-    let server = Server::start(home.path()).unwrap();
-    server.ok(dir, &["deploy", "-a", "multi"]);
 
     // worker.wasm without arguments beats forever.
     let mut child = Command::new(wpaas_bin())
@@ -181,4 +190,44 @@ fn ps_stop_ends_a_one_off_run() {
     assert!(!status.success(), "{status:?}");
     assert!(replicas(&server.ps("multi"), "run").is_empty());
     drop(output);
+}
+
+#[test]
+fn a_crashed_worker_shows_its_state_now_and_counts_a_restart_once_it_happens() {
+    let home = tempfile::tempdir().unwrap();
+    let src = tempfile::tempdir().unwrap();
+    let dir = src.path();
+    std::fs::copy(example("worker"), dir.join("worker.wasm")).unwrap();
+    std::fs::write(dir.join("Procfile"), "worker: worker.wasm\n").unwrap();
+    // A long first backoff: the replica stays crashed, waiting, for 3 s.
+    let server = Server::start_with(home.path(), &["--restart-backoff", "3s"]).unwrap();
+    server.ok(dir, &["deploy", "-a", "jobs"]);
+    server.ok(dir, &["config:set", "EXIT_AFTER=1", "-a", "jobs"]);
+    server.ok(dir, &["ps:scale", "worker=1", "-a", "jobs"]);
+    // It exited once and waits: crashed, how it ended, no restart yet.
+    let crashed = eventually(Duration::from_secs(10), || {
+        let ps = server.ps("jobs");
+        let worker = replicas(&ps, "worker").first().cloned();
+        match worker {
+            Some(w) if w.state == "crashed" => Ok(w),
+            other => Err(format!("not crashed yet: {other:?}")),
+        }
+    });
+    assert_eq!(crashed.restarts, 0, "{crashed:?}");
+    assert_eq!(crashed.last_exit.as_deref(), Some("exited with status 3"));
+    let human = server.ok(dir, &["ps", "-a", "jobs"]);
+    assert!(
+        human.contains("worker.1: crashed since ")
+            && human.contains("(last: exited with status 3)"),
+        "{human}"
+    );
+    assert!(!human.contains("restarts"), "{human}");
+    // Once it has run again, the restart counts.
+    eventually(Duration::from_secs(10), || {
+        let ps = server.ps("jobs");
+        match replicas(&ps, "worker").first() {
+            Some(w) if w.restarts == 1 => Ok(()),
+            other => Err(format!("no restart yet: {other:?}")),
+        }
+    });
 }
