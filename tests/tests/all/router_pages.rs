@@ -214,3 +214,29 @@ fn a_request_that_waits_out_its_time_in_the_queue_is_h19_not_h11() {
     let logs = server.ok(src.path(), &["logs", "-a", "queued", "-n", "1000"]);
     assert!(!logs.contains("code=H11"), "no queue was full:\n{logs}");
 }
+
+#[test]
+fn a_workers_trap_reaches_the_app_log() {
+    let home = tempfile::tempdir().unwrap();
+    let src = tempfile::tempdir().unwrap();
+    let dir = src.path();
+    // A WASI command that traps as soon as it starts.
+    let module = wat::parse_str(
+        r#"(module (memory (export "memory") 1) (func (export "_start") unreachable))"#,
+    )
+    .unwrap();
+    std::fs::write(dir.join("trap.wasm"), module).unwrap();
+    std::fs::write(dir.join("Procfile"), "worker: trap.wasm\n").unwrap();
+    let server = Server::start(home.path()).unwrap();
+    server.ok(dir, &["deploy", "-a", "jobs"]);
+    server.ok(dir, &["ps:scale", "worker=1", "-a", "jobs"]);
+    wait_for_line(
+        &server,
+        dir,
+        "jobs",
+        &[
+            "app[worker.1]: Process crashed:",
+            "trap: wasm `unreachable` instruction executed",
+        ],
+    );
+}
