@@ -5,12 +5,12 @@
 
 use std::io::BufRead;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
 use wpaas_api::ps::ProcessType;
 use wpaas_tests::golden::Transcript;
-use wpaas_tests::{eventually, example, replicas, text, wpaas_bin, Server};
+use wpaas_tests::{eventually, example, replicas, text, Server};
 
 /// A server with the app `multi` deployed: hello.wasm as `web`,
 /// worker.wasm as `worker`. The server goes first when it is dropped.
@@ -165,11 +165,8 @@ fn ps_stop_ends_a_one_off_run() {
     let dir = src.path();
 
     // worker.wasm without arguments beats forever.
-    let mut child = Command::new(wpaas_bin())
-        .args(["run", "-a", "multi", "--", "worker.wasm"])
-        .current_dir(dir)
-        .env("WPAAS_HOME", &server.home)
-        .env("WPAAS_API", format!("http://{}", server.api))
+    let mut child = server
+        .command(dir, &["run", "-a", "multi", "--", "worker.wasm"])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
