@@ -51,6 +51,20 @@ pub struct App {
     /// The version of the release that is serving.
     #[serde(default)]
     pub current: Option<u32>,
+    /// In maintenance mode (`maintenance:on`): the router answers every
+    /// request with a 503 maintenance page; the formation keeps running.
+    #[serde(default)]
+    pub maintenance: bool,
+}
+
+/// `GET`, `PUT` (on) and `DELETE` (off) `/apps/APP/maintenance` answer
+/// this.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Maintenance {
+    /// The app.
+    pub app: String,
+    /// Whether the router answers its requests with a maintenance page.
+    pub maintenance: bool,
 }
 
 /// `GET /apps/APP`: the app, its serving release and its URL.

@@ -171,12 +171,22 @@ fn text_or_number<'de, D: Deserializer<'de>>(de: D) -> Result<Option<String>, D:
 /// `{"web": 2}`. Answers the app's [`ProcessType`]s.
 pub type Formation = BTreeMap<String, u32>;
 
-/// `POST /apps/APP/ps/restart`: restart one type, or every process.
+/// `POST /apps/APP/ps/restart`: restart one type, one replica, or every
+/// process.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RestartRequest {
-    /// The type; `None`: all.
+    /// The type (`web`) or one replica (`web.2`); `None`: all.
     #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
     pub kind: Option<String>,
+}
+
+/// `POST /apps/APP/ps/stop`: stop a replica (`web.2`; the formation starts
+/// it again, fresh), every replica of a type (`web`, likewise), or a
+/// one-off run (`run.3`, for good). Answers the app's [`ProcessType`]s.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StopRequest {
+    /// `web`, `web.2` or `run.3`, as `ps` lists them.
+    pub process: String,
 }
 
 #[cfg(test)]

@@ -94,14 +94,16 @@ fn with_type(
     response
 }
 
+/// The whole body of `response` as text (for tests of answers).
+#[cfg(test)]
+pub(crate) async fn body_of(response: hyper::Response<BoxBody>) -> String {
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    String::from_utf8(bytes.to_vec()).unwrap()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    async fn body_of(response: hyper::Response<BoxBody>) -> String {
-        let bytes = response.into_body().collect().await.unwrap().to_bytes();
-        String::from_utf8(bytes.to_vec()).unwrap()
-    }
 
     #[tokio::test]
     async fn text_ends_in_a_newline_and_says_its_type() {

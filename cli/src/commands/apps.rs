@@ -94,6 +94,9 @@ impl Info {
                 Some(r) => println!("Release:   v{} ({})", r.version, r.description),
             }
             println!("Created:   {}", info.app.created_at);
+            if info.app.maintenance {
+                println!("Maintenance: on (`wpaas maintenance:off` serves again)");
+            }
             for b in &info.data {
                 println!("Data:      {} ({} keys, {} bytes)", b.name, b.keys, b.bytes);
             }

@@ -12,6 +12,7 @@ mod healthcheck;
 mod kv;
 mod login;
 mod logs;
+mod maintenance;
 mod new;
 mod nodes;
 mod ps;
@@ -69,6 +70,11 @@ pub enum Command {
     Healthcheck(healthcheck::Show),
     #[command(name = "healthcheck:set")]
     HealthcheckSet(healthcheck::Set),
+    Maintenance(maintenance::Show),
+    #[command(name = "maintenance:on")]
+    MaintenanceOn(maintenance::On),
+    #[command(name = "maintenance:off")]
+    MaintenanceOff(maintenance::Off),
     Run(run::Run),
     Logs(logs::Logs),
     Ps(ps::Ps),
@@ -76,6 +82,8 @@ pub enum Command {
     PsScale(ps::Scale),
     #[command(name = "ps:restart")]
     PsRestart(ps::Restart),
+    #[command(name = "ps:stop")]
+    PsStop(ps::Stop),
     #[command(name = "ps:autoscale")]
     PsAutoscale(ps::Autoscale),
     #[command(name = "ps:autoscale:disable")]
@@ -149,11 +157,15 @@ impl Command {
             Command::Rollback(cmd) => cmd.run(),
             Command::Healthcheck(cmd) => cmd.run(),
             Command::HealthcheckSet(cmd) => cmd.run(),
+            Command::Maintenance(cmd) => cmd.run(),
+            Command::MaintenanceOn(cmd) => cmd.run(),
+            Command::MaintenanceOff(cmd) => cmd.run(),
             Command::Run(cmd) => cmd.run(),
             Command::Logs(cmd) => cmd.run(),
             Command::Ps(cmd) => cmd.run(),
             Command::PsScale(cmd) => cmd.run(),
             Command::PsRestart(cmd) => cmd.run(),
+            Command::PsStop(cmd) => cmd.run(),
             Command::PsAutoscale(cmd) => cmd.run(),
             Command::PsAutoscaleDisable(cmd) => cmd.run(),
             Command::PsLimits(cmd) => cmd.run(),

@@ -7,6 +7,7 @@ use serde::de::IgnoredAny;
 use wpaas_api::parse::{parse_duration, parse_scale, ParseError};
 use wpaas_api::ps::{
     AutoscaleRequest, Formation, LimitsRequest, ProcessLimits, ProcessType, Recent, RestartRequest,
+    StopRequest,
 };
 
 use super::target::AppArgs;
@@ -72,11 +73,11 @@ impl Scale {
     }
 }
 
-/// Restart the app's processes (all, or one type).
+/// Restart the app's processes (all, one type, or one replica: web.2).
 #[derive(clap::Args)]
 pub struct Restart {
-    /// A process type, e.g. web (default: every type).
-    #[arg(value_name = "TYPE")]
+    /// A process type (web) or one replica (web.2); default: every type.
+    #[arg(value_name = "TYPE[.N]")]
     kind: Option<String>,
     #[command(flatten)]
     target: AppArgs,
@@ -84,26 +85,70 @@ pub struct Restart {
 
 impl Restart {
     pub fn run(self) -> Result<()> {
-        let app = self.target.app()?;
         let what = match &self.kind {
+            Some(replica) if replica.contains('.') => format!("{replica} process"),
             Some(kind) => format!("{kind} processes"),
             None => "all processes".into(),
         };
-        let api = self.target.api.client()?;
-        let path = format!("/apps/{app}/ps/restart");
         let body = RestartRequest {
             kind: self.kind.clone(),
         };
-        eprint!("Restarting {what} of {app}... ");
-        output::change(
-            &api,
-            Method::POST,
-            &path,
+        ps_action(
+            &self.target,
+            "restart",
+            &format!("Restarting {what}"),
             &body,
-            self.target.api.json,
-            |_: IgnoredAny| Ok(()),
-        )?;
-        eprintln!("done");
+        )
+    }
+}
+
+/// POSTs `body` to `/apps/APP/ps/ACTION`, saying `DOING of APP... done`
+/// on stderr (stdout stays for `--json`).
+fn ps_action(
+    target: &AppArgs,
+    action: &str,
+    doing: &str,
+    body: &impl serde::Serialize,
+) -> Result<()> {
+    let app = target.app()?;
+    let api = target.api.client()?;
+    let path = format!("/apps/{app}/ps/{action}");
+    eprint!("{doing} of {app}... ");
+    output::change(
+        &api,
+        Method::POST,
+        &path,
+        body,
+        target.api.json,
+        |_: IgnoredAny| Ok(()),
+    )?;
+    eprintln!("done");
+    Ok(())
+}
+
+/// Stop a replica (web.2) or every replica of a type (web): the formation
+/// starts them again, fresh (`ps:scale` runs fewer); or stop a one-off run
+/// (run.3) for good.
+#[derive(clap::Args)]
+pub struct Stop {
+    /// `web.2`, `web` or `run.3`, as `wpaas ps` lists them.
+    #[arg(value_name = "PROCESS")]
+    process: String,
+    #[command(flatten)]
+    target: AppArgs,
+}
+
+impl Stop {
+    pub fn run(self) -> Result<()> {
+        let body = StopRequest {
+            process: self.process.clone(),
+        };
+        let doing = format!("Stopping {}", self.process);
+        ps_action(&self.target, "stop", &doing, &body)?;
+        if !self.process.starts_with("run.") {
+            let kind = self.process.split('.').next().unwrap_or_default();
+            eprintln!("The formation starts it again; `wpaas ps:scale {kind}=N` runs fewer.");
+        }
         Ok(())
     }
 }
@@ -370,9 +415,10 @@ fn print_processes(app: &str, ps: &[ProcessType]) {
             }
             if replica.restarts > 0 {
                 line += &format!("  restarts {}", replica.restarts);
-                if let Some(last) = &replica.last_exit {
-                    line += &format!(" (last: {last})");
-                }
+            }
+            // A crashed replica waiting to restart says how it ended.
+            if let Some(last) = &replica.last_exit {
+                line += &format!(" (last: {last})");
             }
             println!("{line}");
         }

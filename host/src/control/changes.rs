@@ -13,7 +13,7 @@ use wpaas_api::ps::{AutoscaleRequest, Formation, LimitsRequest};
 use wpaas_api::ErrorCode;
 
 use super::error::{PlatformError, PlatformResult};
-use super::platform::{LogSink, Platform, KEEP_RELEASE_SLUGS, MAX_REPLICAS};
+use super::platform::{LogSink, Platform, ProcessName, KEEP_RELEASE_SLUGS, MAX_REPLICAS};
 use super::store::{self, App, Autoscale, Healthcheck, ProcessLimits, Release, ReleaseStatus};
 
 impl Platform {
@@ -209,6 +209,25 @@ impl Platform {
         Ok(record.healthcheck)
     }
 
+    /// `maintenance:on` (`true`) / `maintenance:off`: kept in the app's
+    /// record (so a restart and every node of a cluster see it), then the
+    /// router here answers the app's requests with the maintenance page,
+    /// or stops. The formation is untouched: turning it off serves at
+    /// once. Returns whether the app is in maintenance now.
+    pub fn set_maintenance(&self, app: &str, on: bool) -> PlatformResult<bool> {
+        let was = self.store().app(app)?.maintenance;
+        let record = self
+            .store()
+            .update_app(app, |record| record.maintenance = on)?;
+        self.maintenance_changed(&record);
+        if was != on {
+            let said = if on { "on" } else { "off" };
+            self.logs()
+                .push(app, "api", &format!("Maintenance mode {said}"));
+        }
+        Ok(record.maintenance)
+    }
+
     /// `domains:add`: the router sends `domain` to `app` from now on.
     /// Returns the app's domains.
     pub fn add_domain(&self, app: &str, domain: &str) -> PlatformResult<Vec<String>> {
@@ -350,15 +369,39 @@ impl Platform {
         )))
     }
 
-    /// `ps:restart [TYPE]`.
+    /// `ps:restart [TYPE | TYPE.N]`.
     pub async fn restart_processes(&self, app: &str, kind: Option<&str>) -> PlatformResult<()> {
         self.store().app(app)?;
         self.restart(app, kind).await?;
-        let said = match kind {
-            Some(kind) => format!("Restarted {kind} processes"),
+        let said = match kind.map(ProcessName::parse).transpose()? {
+            Some(ProcessName {
+                number: Some(_), ..
+            }) => format!("Restarted {} process", kind.unwrap_or_default()),
+            Some(ProcessName { kind, .. }) => format!("Restarted {kind} processes"),
             None => "Restarted all processes".to_string(),
         };
         self.logs().push(app, "api", &said);
+        Ok(())
+    }
+
+    /// `ps:stop TYPE | TYPE.N | run.N`, as on Heroku: a replica of the
+    /// formation stops and the formation starts it again, fresh (to run
+    /// fewer, `ps:scale`); a one-off run stops for good.
+    pub async fn stop_process(&self, app: &str, name: &str) -> PlatformResult<()> {
+        self.store().app(app)?;
+        match ProcessName::parse(name)? {
+            ProcessName {
+                kind: "run",
+                number: Some(n),
+            } => self.stop_run(app, n)?,
+            ProcessName { kind: "run", .. } => {
+                return Err(PlatformError::invalid(
+                    "name the one-off run to stop, as `wpaas ps` lists it: run.N",
+                ))
+            }
+            _ => self.restart(app, Some(name)).await?,
+        }
+        self.logs().push(app, "api", &format!("Stopped {name}"));
         Ok(())
     }
 }

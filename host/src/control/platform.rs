@@ -21,6 +21,7 @@
 mod activate;
 mod follow;
 mod formation;
+mod replica;
 mod slugs;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -45,6 +46,7 @@ use crate::runtime::Runtime;
 pub use super::log_sink::LogSink;
 pub use activate::RELEASE_PHASE_TIMEOUT;
 pub use formation::{expand_argv, is_long_running, limits_for, replicas, MAX_REPLICAS};
+pub(crate) use replica::ProcessName;
 pub use slugs::{SlugPin, KEEP_RELEASE_SLUGS};
 
 /// Shared state of a running `wpaas server`.
@@ -366,10 +368,7 @@ impl Platform {
     /// domains, and (outside a cluster) runs its release again.
     async fn restore_app(&self, app: &App) -> Result<()> {
         self.note_autoscale(app);
-        self.table.set_app(AppRoute {
-            name: app.name.clone(),
-            web: None,
-        });
+        self.app_created(app);
         for domain in &app.domains {
             // Added before such names were refused: never routed.
             if let Some(reason) = super::store::reserved_domain(domain) {
@@ -412,6 +411,14 @@ impl Platform {
             name: app.name.clone(),
             web: None,
         });
+        self.maintenance_changed(app);
+    }
+
+    /// Makes the router answer for `app` while its record says it is in
+    /// maintenance (at start, on `maintenance:on/off`, and on each node of
+    /// a cluster as it follows the store).
+    pub fn maintenance_changed(&self, app: &App) {
+        self.table.set_maintenance(&app.name, app.maintenance);
     }
 
     /// Routes `domain` to `app` from now on.

@@ -108,10 +108,17 @@ struct Group {
     replicas: Vec<Replica>,
 }
 
+/// A one-off run in progress: what `ps` shows, and how `ps:stop run.N`
+/// ends it.
+struct Run {
+    status: ProcessStatus,
+    stop: Arc<tokio::sync::Notify>,
+}
+
 #[derive(Default)]
 struct AppProcesses {
     groups: BTreeMap<String, Group>,
-    runs: BTreeMap<u32, ProcessStatus>,
+    runs: BTreeMap<u32, Run>,
 }
 
 /// Keeps every app's long-running processes running.
@@ -216,8 +223,38 @@ impl Supervisor {
     pub fn runs(&self, app: &str) -> Vec<ProcessStatus> {
         let apps = self.apps.lock().expect("supervisor");
         apps.get(app)
-            .map(|p| p.runs.values().cloned().collect())
+            .map(|p| p.runs.values().map(|run| run.status.clone()).collect())
             .unwrap_or_default()
+    }
+
+    /// Replaces the replica `name` (`worker.2`) of `kind` with a fresh
+    /// one; the others keep running. False when no such replica runs.
+    pub fn restart_replica(&self, app: &str, kind: &str, name: &str) -> bool {
+        let mut apps = self.apps.lock().expect("supervisor");
+        let Some(group) = apps.get_mut(app).and_then(|p| p.groups.get_mut(kind)) else {
+            return false;
+        };
+        let Some(index) = group.replicas.iter().position(|r| r.name == name) else {
+            return false;
+        };
+        let fresh = self.start(app, name, group);
+        // Dropping the old replica stops it.
+        group.replicas[index] = fresh;
+        true
+    }
+
+    /// Stops the one-off run `run.N` (its client sees it end as
+    /// stopped). False when it is not running.
+    pub fn stop_run(&self, app: &str, n: u32) -> bool {
+        let apps = self.apps.lock().expect("supervisor");
+        match apps.get(app).and_then(|p| p.runs.get(&n)) {
+            Some(run) => {
+                // Kept until the run waits for it, if it is not waiting yet.
+                run.stop.notify_one();
+                true
+            }
+            None => false,
+        }
     }
 
     /// Runs `command` once as `run.N`, listed in `ps` while it runs; its
@@ -248,17 +285,31 @@ impl Supervisor {
             last_exit: None,
             command: Some(env.args.join(" ")),
         };
+        let stopped_here = Arc::new(tokio::sync::Notify::new());
         self.apps
             .lock()
             .expect("supervisor")
             .entry(app.to_string())
             .or_default()
             .runs
-            .insert(n, status);
+            .insert(
+                n,
+                Run {
+                    status,
+                    stop: stopped_here.clone(),
+                },
+            );
         let log: Arc<dyn LineSink> = Arc::new(self.logs.app_log(app, &name));
         let stdio = Stdio {
             stdout: Arc::new(Tee(stdio.stdout, log.clone())),
             stderr: Arc::new(Tee(stdio.stderr, log)),
+        };
+        // The client going away or `ps:stop run.N`, whichever comes first.
+        let stop = async {
+            tokio::select! {
+                () = stop => {}
+                () = stopped_here.notified() => {}
+            }
         };
         let exit = command.run(env, &stdio, None, stop).await;
         if let Some(processes) = self.apps.lock().expect("supervisor").get_mut(app) {
@@ -319,18 +370,17 @@ async fn keep_running(
     stop: watch::Receiver<bool>,
     policy: Backoff,
 ) {
-    let set = |state: &'static str, exit: Option<&Exit>| {
+    // `ps` shows the state it is in now: `crashed` only while it waits to
+    // run again, and a restart counted once it has happened.
+    let set = |state: &'static str, change: &dyn Fn(&mut Shared)| {
         let mut shared = shared.lock().expect("replica state");
         shared.state = state;
         shared.since = SystemTime::now();
-        if let Some(exit) = exit {
-            shared.restarts += 1;
-            shared.last_exit = Some(exit.to_string());
-        }
+        change(&mut shared);
     };
     let mut backoff = policy.first;
     loop {
-        set("up", None);
+        set("up", &|_| {});
         let started = Instant::now();
         let exit = command.run(&env, &stdio, None, stopped(stop.clone())).await;
         if exit == Exit::Stopped || *stop.borrow() {
@@ -340,12 +390,14 @@ async fn keep_running(
         if started.elapsed() >= policy.healthy_run {
             backoff = policy.first;
         }
-        set("crashed", Some(&exit));
+        set("crashed", &|shared| {
+            shared.last_exit = Some(exit.to_string())
+        });
         tokio::select! {
             () = tokio::time::sleep(backoff) => {}
             () = stopped(stop.clone()) => return,
         }
         backoff = (backoff * 2).min(policy.max);
-        set("starting", None);
+        set("starting", &|shared| shared.restarts += 1);
     }
 }

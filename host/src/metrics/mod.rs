@@ -76,7 +76,9 @@ impl Histogram {
 }
 
 /// Router error codes counted per app.
-const CODES: [&str; 7] = ["H10", "H11", "H12", "H13", "H14", "H18", "H27"];
+const CODES: [&str; 9] = [
+    "H10", "H11", "H12", "H13", "H14", "H18", "H19", "H27", "H80",
+];
 
 /// One app's request counters.
 pub(crate) struct AppCounters {

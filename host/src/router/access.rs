@@ -117,7 +117,9 @@ pub(crate) fn describe(code: &str) -> &'static str {
         "H13" => "Connection closed without response",
         "H14" => "No web processes running",
         "H18" => "Server Request Interrupted",
+        "H19" => "Backend connection timeout",
         "H27" => "Client Request Interrupted",
+        "H80" => "Maintenance mode",
         _ => "Router error",
     }
 }

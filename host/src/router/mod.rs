@@ -3,6 +3,7 @@
 mod access;
 mod forward;
 mod forwarded;
+mod pages;
 mod server;
 mod table;
 
@@ -76,20 +77,21 @@ impl Router {
             .map(str::to_owned);
         let mut unanswered = None;
         let mut response = match self.table.lookup(host.as_deref()) {
-            None => error_page(
-                StatusCode::NOT_FOUND,
-                &format!(
-                    "No such app for host `{}`. Apps answer at http://APP.localhost.",
-                    host.as_deref().unwrap_or("")
-                ),
-            ),
+            None => pages::no_such_app(&request_id),
             Some(app) => {
                 if let Some(observer) = &self.observer {
                     let access = record(&app.name, &req, host.as_deref(), &request_id);
                     unanswered = Some(access::Unanswered::new(observer.clone(), access, started));
                 }
-                let cgi = CgiContext { remote, local };
-                self.dispatch(app, req, &cgi, &request_id).await
+                if self.table.in_maintenance(&app.name) {
+                    // Heroku's H80: the app's own code is not asked.
+                    let mut page = pages::maintenance(&request_id);
+                    page.extensions_mut().insert(RouterCode("H80"));
+                    page
+                } else {
+                    let cgi = CgiContext { remote, local };
+                    self.dispatch(app, req, &cgi, &request_id).await
+                }
             }
         };
         response.headers_mut().insert(REQUEST_ID, request_id);
@@ -145,11 +147,14 @@ impl Router {
                     match self.forwarder.forward(req, &peers, from).await {
                         Ok(response) => return response,
                         Err(forward::ForwardError::Failed { node, source }) => {
-                            tracing::warn!(app = %app.name, code = "H13", "node {node} failed: {source}");
-                            let mut page = error_page(
-                                StatusCode::BAD_GATEWAY,
-                                "The node serving this request failed.",
+                            tracing::warn!(
+                                app = %app.name,
+                                code = "H13",
+                                request_id = request_id.to_str().unwrap_or(""),
+                                "node {node} failed: {source}"
                             );
+                            let mut page =
+                                pages::application_error(StatusCode::BAD_GATEWAY, request_id);
                             page.extensions_mut().insert(RouterCode("H13"));
                             return page;
                         }
@@ -171,18 +176,18 @@ impl Router {
                     return response;
                 }
                 (None, None) if !waiting => {
-                    return no_web(&app.name, "No web processes running for this app.")
+                    return no_web(&app.name, "No web processes running", request_id)
                 }
                 (None, None) => {}
             }
             // Waiting: look again shortly, with the table as it is then.
             if waited.elapsed() > FORWARD_PATIENCE {
-                return no_web(&app.name, "No web processes reachable for this app.");
+                return no_web(&app.name, "No web processes reachable", request_id);
             }
             tokio::time::sleep(std::time::Duration::from_millis(100)).await;
             match self.table.app(&app.name) {
                 Some(fresh) => app = fresh,
-                None => return no_web(&app.name, "No web processes running for this app."),
+                None => return no_web(&app.name, "No web processes running", request_id),
             }
         }
     }
@@ -193,9 +198,14 @@ impl Router {
 const FORWARD_PATIENCE: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Heroku's H14: no web process to send the request to.
-fn no_web(app: &str, message: &str) -> hyper::Response<BoxBody> {
-    tracing::warn!(app, code = "H14", "{message}");
-    let mut page = error_page(StatusCode::SERVICE_UNAVAILABLE, message);
+fn no_web(app: &str, why: &str, request_id: &HeaderValue) -> hyper::Response<BoxBody> {
+    tracing::warn!(
+        app,
+        code = "H14",
+        request_id = request_id.to_str().unwrap_or(""),
+        "{why}"
+    );
+    let mut page = pages::application_error(StatusCode::SERVICE_UNAVAILABLE, request_id);
     page.extensions_mut().insert(RouterCode("H14"));
     page
 }
@@ -216,6 +226,10 @@ fn tell_forwarder(response: &mut hyper::Response<BoxBody>, node: &str) {
     }
 }
 
+/// The answer to a request the app did not answer. The client learns only
+/// what a visitor may (the request id; for its own request's faults, what
+/// was wrong with it); the cause goes to the server's log, and a crash's or
+/// timeout's also to the app's (`runtime/failure_log.rs`).
 fn failure_page(app: &str, err: &WebError, request_id: &HeaderValue) -> hyper::Response<BoxBody> {
     tracing::warn!(
         app,
@@ -223,7 +237,12 @@ fn failure_page(app: &str, err: &WebError, request_id: &HeaderValue) -> hyper::R
         request_id = request_id.to_str().unwrap_or(""),
         "{err}"
     );
-    let mut response = error_page(err.status(), &format!("Application error: {err}."));
+    let mut response = match err {
+        // The client's own request was at fault (too large, too slow):
+        // it is told what, which shows nothing of the server.
+        WebError::BadRequest(status, why) => error_page(*status, &format!("Bad request: {why}.")),
+        _ => pages::application_error(err.status(), request_id),
+    };
     response.extensions_mut().insert(RouterCode(err.code()));
     if matches!(err, WebError::Overloaded(_) | WebError::Unavailable(_)) {
         response

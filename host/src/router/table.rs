@@ -4,7 +4,7 @@
 //! atomically (a new release) without touching requests in flight: they hold
 //! an `Arc` to the entry they started on.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
@@ -38,6 +38,8 @@ struct Entries {
     default_app: Option<String>,
     /// Per app, the other nodes running its `web` (a cluster's).
     peers: HashMap<String, Arc<[Peer]>>,
+    /// Apps in maintenance mode: the router answers for them.
+    maintenance: HashSet<String>,
 }
 
 /// Host → app lookup, cheap to read and atomically replaceable.
@@ -76,6 +78,7 @@ impl RouteTable {
             let mut new = Entries::clone(old);
             new.apps.remove(name);
             new.peers.remove(name);
+            new.maintenance.remove(name);
             new.domains.retain(|_, app| app != name);
             if new.default_app.as_deref() == Some(name) {
                 new.default_app = None;
@@ -142,6 +145,28 @@ impl RouteTable {
     /// The other nodes that serve `app`, if any.
     pub(crate) fn peers(&self, app: &str) -> Option<Arc<[Peer]>> {
         self.entries.load().peers.get(app).cloned()
+    }
+
+    /// Puts `app` in maintenance mode (`true`: the router answers its
+    /// requests with a maintenance page) or takes it out.
+    pub(crate) fn set_maintenance(&self, app: &str, on: bool) {
+        if self.in_maintenance(app) == on {
+            return;
+        }
+        self.entries.rcu(|old| {
+            let mut new = Entries::clone(old);
+            if on {
+                new.maintenance.insert(app.to_string());
+            } else {
+                new.maintenance.remove(app);
+            }
+            new
+        });
+    }
+
+    /// Whether `app` is in maintenance mode.
+    pub(crate) fn in_maintenance(&self, app: &str) -> bool {
+        self.entries.load().maintenance.contains(app)
     }
 
     /// Requests whose Host matches no app go to `app`.
@@ -219,5 +244,20 @@ mod tests {
         );
         table.remove_app("hello");
         assert_eq!(name(Some("hello.localhost")), None);
+    }
+
+    #[test]
+    fn maintenance_is_per_app_and_goes_with_it() {
+        let table = RouteTable::new();
+        table.set_app(app("a"));
+        table.set_app(app("b"));
+        table.set_maintenance("a", true);
+        assert!(table.in_maintenance("a") && !table.in_maintenance("b"));
+        table.set_maintenance("a", false);
+        assert!(!table.in_maintenance("a"));
+        table.set_maintenance("b", true);
+        table.remove_app("b");
+        table.set_app(app("b"));
+        assert!(!table.in_maintenance("b"), "a new app of the same name");
     }
 }

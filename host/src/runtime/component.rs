@@ -17,6 +17,7 @@ use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 use super::admission::Slot;
 use super::body::BodyVerdict;
 use super::error::WebError;
+use super::failure_log;
 use super::guest_data::{self, GuestData, HasGuestData, KvView};
 use super::limits::Limits;
 use super::outbound::OutboundHooks;
@@ -106,6 +107,7 @@ impl HttpComponent {
         verdict: &BodyVerdict,
     ) -> Result<hyper::Response<BoxBody>, WebError> {
         let deadline = Instant::now() + self.limits.request_timeout;
+        let request_id = failure_log::request_id(req.headers());
         // A guest creating resources in a loop (fields, streams, pollables)
         // gets a trap at the cap instead of growing host memory.
         let mut table = ResourceTable::new();
@@ -164,7 +166,20 @@ impl HttpComponent {
             return Err(WebError::BadRequest(fault.status(), fault.to_string()));
         }
         match answer {
-            Ok(Ok(response)) => Ok(response.map(|body| body.map_err(Into::into).boxed_unsync())),
+            Ok(Ok(response)) => {
+                // The guest goes on writing the body; if it fails there,
+                // the visitor gets a cut response (H18) and the app's log
+                // why.
+                if let Some(sink) = failure_log::sink(env) {
+                    let limit = self.limits.request_timeout;
+                    tokio::spawn(async move {
+                        if let Ok(Err(err)) = task.await {
+                            failure_log::tell_late(&*sink, &request_id, &err, limit);
+                        }
+                    });
+                }
+                Ok(response.map(|body| body.map_err(Into::into).boxed_unsync()))
+            }
             Ok(Err(code)) => Err(WebError::BadResponse(format!("{code:?}"))),
             // The outparam was dropped unset: the task ended; ask it why.
             Err(_) => match task.await {

@@ -63,14 +63,35 @@ impl WebError {
         }
     }
 
-    /// Heroku's router error code for this failure, for logs.
+    /// Heroku's router error code for this failure, for logs: H11 for a
+    /// full queue or share, H19 for a request that waited in the queue
+    /// until its time limit, H12 for one that ran that long.
     pub fn code(&self) -> &'static str {
         match self {
+            // It waited its whole time limit in the queue for one of the
+            // replica's slots: Heroku's "Backend connection timeout" (the
+            // access line's `connect=` is that wait); no instance ran, so
+            // it is not H12, a request that ran out of time.
+            WebError::Overloaded(Rejected::QueueTimeout) => "H19",
             WebError::Overloaded(_) => "H11",
             WebError::Timeout => "H12",
             WebError::Crashed(_) | WebError::BadResponse(_) | WebError::NoResponse => "H13",
             WebError::BadRequest(..) => "H18",
             WebError::Unavailable(_) => "H10",
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_queue_is_h11_and_a_long_wait_in_it_h19() {
+        assert_eq!(WebError::Overloaded(Rejected::QueueFull).code(), "H11");
+        assert_eq!(WebError::Overloaded(Rejected::AppShare).code(), "H11");
+        let waited = WebError::Overloaded(Rejected::QueueTimeout);
+        assert_eq!((waited.code(), waited.status().as_u16()), ("H19", 503));
+        assert_eq!(WebError::Timeout.code(), "H12");
     }
 }

@@ -14,6 +14,7 @@ mod command;
 mod component;
 mod engine;
 mod error;
+mod failure_log;
 mod guest_data;
 pub mod limits;
 mod outbound;
@@ -40,9 +41,9 @@ pub use engine::{EngineConfig, MemoryInit};
 pub(crate) use error::WebError;
 pub use limits::Limits;
 pub(crate) use wagi::{CgiContext, WagiModule};
-pub(crate) use web::ServedBy;
 use web::WebCode;
 pub use web::{ReplicaStatus, WebProcess};
+pub(crate) use web::{ServedBy, Uncounted};
 
 /// Error type of response bodies leaving the host.
 pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;

@@ -157,27 +157,29 @@ impl Drop for LineWriter {
     }
 }
 
+/// A sink for tests that keeps every line it gets.
+#[cfg(test)]
+#[derive(Default)]
+pub(crate) struct Lines(std::sync::Mutex<Vec<String>>);
+
+#[cfg(test)]
+impl LineSink for Lines {
+    fn line(&self, line: &str) {
+        self.0.lock().unwrap().push(line.to_string());
+    }
+}
+
+#[cfg(test)]
+impl Lines {
+    /// The lines so far, leaving none.
+    pub(crate) fn taken(&self) -> Vec<String> {
+        std::mem::take(&mut *self.0.lock().unwrap())
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use std::sync::Mutex;
-
     use super::*;
-
-    /// Keeps every line it gets.
-    #[derive(Default)]
-    struct Lines(Mutex<Vec<String>>);
-
-    impl LineSink for Lines {
-        fn line(&self, line: &str) {
-            self.0.lock().unwrap().push(line.to_string());
-        }
-    }
-
-    impl Lines {
-        fn taken(&self) -> Vec<String> {
-            std::mem::take(&mut *self.0.lock().unwrap())
-        }
-    }
 
     fn collect(chunks: &[&[u8]]) -> Vec<String> {
         let lines = Arc::new(Lines::default());

@@ -14,6 +14,7 @@ use arc_swap::ArcSwap;
 
 use super::admission::{Shares, Slot};
 use super::body::Guarded;
+use super::failure_log;
 use super::output::ProcessLines;
 use super::{
     Admission, BoxBody, CgiContext, HttpComponent, Limits, ProcessEnv, RequestBody, WagiModule,
@@ -179,6 +180,22 @@ impl WebProcess {
         }
     }
 
+    /// Swaps the replica `web.N` for a fresh one of the same name
+    /// (`ps:restart web.N`): new slots, queue and counters; the requests
+    /// running on the old one finish there, the other replicas carry on.
+    /// False when `web.N` is not running.
+    pub(crate) fn restart_replica(&self, n: usize) -> bool {
+        let _resize = self.resize.lock().expect("resize lock");
+        let current = self.replicas.load_full();
+        let Some(index) = current.iter().position(|r| r.number == n) else {
+            return false;
+        };
+        let mut next = (*current).clone();
+        next[index] = Arc::new(self.replica_with_restarts(n, current[index].restarts));
+        self.replicas.store(Arc::new(next));
+        true
+    }
+
     /// Grows or shrinks the replica set in place: the first `count`
     /// replicas (and their counters) stay, new ones are added at the end.
     pub(crate) fn set_replicas(&self, count: usize) {
@@ -325,6 +342,8 @@ impl WebProcess {
                 format!("request body larger than {max_body} bytes"),
             ));
         }
+        let request_id = failure_log::request_id(req.headers());
+        let counted = req.extensions().get::<Uncounted>().is_none();
         let replica = self
             .pick()
             .ok_or_else(|| WebError::Unavailable("no web processes running".into()))?;
@@ -336,7 +355,9 @@ impl WebProcess {
         };
         let slot = Slot::new(permit, shares.take()?);
         let connect = asked.elapsed();
-        replica.served.fetch_add(1, Ordering::Relaxed);
+        if counted {
+            replica.served.fetch_add(1, Ordering::Relaxed);
+        }
         let (req, verdict) = {
             let (parts, body) = req.into_parts();
             let (body, verdict) = Guarded::new(body, max_body, self.limits.body_timeout);
@@ -349,6 +370,9 @@ impl WebProcess {
         // Every request has a fresh instance, so one trap cannot poison the
         // next; a replica that keeps trapping is still replaced, visibly,
         // like a crashing dyno.
+        if let (Err(err), Some(sink)) = (&served, failure_log::sink(&replica.env)) {
+            failure_log::tell(&*sink, &request_id, err, self.limits.request_timeout);
+        }
         match &served {
             Err(err @ WebError::Crashed(_)) => {
                 let crashes = replica.crashes_in_a_row.fetch_add(1, Ordering::Relaxed) + 1;
@@ -366,6 +390,11 @@ impl WebProcess {
         Ok(response)
     }
 }
+
+/// Request extension: the platform's own request (the deploy's health
+/// check), not the app's traffic; a replica does not count it as served.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Uncounted;
 
 /// The body length a request announces: its `Content-Length`, or what its
 /// body knows of itself.

@@ -480,3 +480,36 @@ fn an_app_outlives_the_node_that_built_it() {
     assert!(response.text().unwrap().starts_with("Hello from wpaas!"));
     assert_eq!(placed(&n2, "hello", "web"), ["n2"]);
 }
+
+#[test]
+fn maintenance_set_on_one_node_is_answered_by_every_node() {
+    let Pair {
+        n1,
+        n2,
+        homes: _homes,
+        src,
+        _etcd,
+    } = pair("hello");
+    let out = n1.cli(src.path(), &["deploy", "-a", "hello"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let status_on = |node: &Server, want: u16| {
+        eventually(Duration::from_secs(10), || {
+            let response = node.get("hello", "/");
+            let status = response.status().as_u16();
+            let body = response.text().unwrap_or_default();
+            (status == want)
+                .then_some(body.clone())
+                .ok_or(format!("{status}: {body}"))
+        })
+    };
+    status_on(&n2, 200);
+    // Kept in the app's record in etcd: n2 answers for the app too.
+    let out = n1.cli(src.path(), &["maintenance:on", "-a", "hello"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(status_on(&n1, 503).starts_with("Offline for maintenance"));
+    assert!(status_on(&n2, 503).starts_with("Offline for maintenance"));
+    let out = n2.cli(src.path(), &["maintenance:off", "-a", "hello"]);
+    assert!(out.status.success(), "{}", text(&out));
+    status_on(&n1, 200);
+    status_on(&n2, 200);
+}

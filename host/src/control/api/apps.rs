@@ -1,9 +1,9 @@
-//! `/apps`, `/apps/APP` and an app's settings: health check, buildpack,
-//! domains.
+//! `/apps`, `/apps/APP` and an app's settings: health check, maintenance
+//! mode, buildpack, domains.
 
 use wpaas_api::apps::{
     AddDomain, App, AppInfo, Buildpack, CreateApp, Destroyed, Healthcheck, HealthcheckUpdate,
-    RenameApp,
+    Maintenance, RenameApp,
 };
 
 use super::extract::{Body, Segments};
@@ -61,6 +61,28 @@ pub async fn set_healthcheck(
     ok(&Healthcheck::from(
         platform.update_healthcheck(&app, update)?,
     ))
+}
+
+/// `GET /apps/APP/maintenance`.
+pub async fn maintenance(State(platform): Shared, Segments(app): Segments<String>) -> ApiResult {
+    let maintenance = platform.store().app(&app)?.maintenance;
+    ok(&Maintenance { app, maintenance })
+}
+
+/// `PUT /apps/APP/maintenance`: the router answers the app's requests
+/// with a 503 maintenance page (no body needed; doing it twice is fine).
+pub async fn maintenance_on(State(platform): Shared, Segments(app): Segments<String>) -> ApiResult {
+    let maintenance = platform.set_maintenance(&app, true)?;
+    ok(&Maintenance { app, maintenance })
+}
+
+/// `DELETE /apps/APP/maintenance`: the app serves again.
+pub async fn maintenance_off(
+    State(platform): Shared,
+    Segments(app): Segments<String>,
+) -> ApiResult {
+    let maintenance = platform.set_maintenance(&app, false)?;
+    ok(&Maintenance { app, maintenance })
 }
 
 /// `GET /apps/APP/buildpack`.

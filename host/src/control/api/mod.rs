@@ -67,6 +67,12 @@ pub fn router(platform: Arc<Platform>, auth: Arc<auth::Auth>) -> Router {
             get(apps::healthcheck).patch(apps::set_healthcheck),
         )
         .route(
+            "/apps/{app}/maintenance",
+            get(apps::maintenance)
+                .put(apps::maintenance_on)
+                .delete(apps::maintenance_off),
+        )
+        .route(
             "/apps/{app}/buildpack",
             get(apps::buildpack).put(apps::set_buildpack),
         )
@@ -100,6 +106,7 @@ pub fn router(platform: Arc<Platform>, auth: Arc<auth::Auth>) -> Router {
         .route("/apps/{app}/ps", get(ps::list))
         .route("/apps/{app}/metrics", get(ps::series))
         .route("/apps/{app}/ps/restart", post(ps::restart))
+        .route("/apps/{app}/ps/stop", post(ps::stop))
         .route("/apps/{app}/formation", patch(ps::scale))
         .route(
             "/apps/{app}/autoscale/{kind}",

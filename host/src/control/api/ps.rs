@@ -3,7 +3,8 @@
 
 use axum::extract::State;
 use wpaas_api::ps::{
-    AutoscaleRequest, Formation, LimitsRequest, ProcessLimits, ProcessType, Replica, RestartRequest,
+    AutoscaleRequest, Formation, LimitsRequest, ProcessLimits, ProcessType, Replica,
+    RestartRequest, StopRequest,
 };
 
 use super::extract::{Body, Segments};
@@ -102,6 +103,16 @@ pub async fn restart(
     platform
         .restart_processes(&app, request.kind.as_deref())
         .await?;
+    ok(&processes(&platform, &app)?)
+}
+
+/// `POST /apps/APP/ps/stop`: `{"process": "web.2"}`.
+pub async fn stop(
+    State(platform): Shared,
+    Segments(app): Segments<String>,
+    Body(request): Body<StopRequest>,
+) -> ApiResult {
+    platform.stop_process(&app, &request.process).await?;
     ok(&processes(&platform, &app)?)
 }
 

@@ -22,6 +22,7 @@ impl From<store::App> for apps::App {
                 .map(|(kind, limits)| (kind, limits.into()))
                 .collect(),
             current: app.current,
+            maintenance: app.maintenance,
         }
     }
 }

@@ -20,7 +20,7 @@ use crate::control::release_output::ReleaseOutputFile;
 use crate::control::store::{App, Release, ReleaseDraft};
 use crate::router::AppRoute;
 use crate::runtime::output::LineSink;
-use crate::runtime::{CgiContext, Limits, Stdio, WebProcess};
+use crate::runtime::{CgiContext, Limits, Stdio, Uncounted, WebProcess};
 
 /// How long a release command may run.
 pub const RELEASE_PHASE_TIMEOUT: Duration = Duration::from_secs(10 * 60);
@@ -255,6 +255,9 @@ impl LineSink for ReleasePhaseLines {
 async fn health_check(web: &WebProcess, app: &str, path: &str, timeout: Duration) -> Result<()> {
     let request = hyper::Request::get(path)
         .header(http::header::HOST, format!("{app}.localhost"))
+        // The platform's request, not the app's traffic: `ps` does not
+        // count it as served.
+        .extension(Uncounted)
         .body(Empty::<Bytes>::new().map_err(|never| -> hyper::Error { match never {} }))
         .context("invalid health check path")?;
     let addr = ([127, 0, 0, 1], 0).into();

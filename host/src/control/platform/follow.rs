@@ -118,6 +118,7 @@ impl Platform {
                 .cloned()
                 .collect();
             self.table.set_domains(&app.name, &domains);
+            self.maintenance_changed(app);
             self.note_autoscale(app);
             let web_nodes = round
                 .placement

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
 
+use super::replica::ProcessName;
 use super::{conflict, invalid, user_facing, Platform};
 use crate::control::store::{App, Autoscale, ProcessLimits, Release};
 use crate::router::AppRoute;
@@ -283,10 +284,11 @@ impl Platform {
         })?)
     }
 
-    /// Restarts an app's processes (`ps:restart [TYPE]`): the current
-    /// release's code is loaded again (from the compiled-code cache) with
-    /// fresh replicas; requests running on the old ones finish there.
-    pub async fn restart(&self, app: &str, kind: Option<&str>) -> Result<()> {
+    /// Restarts an app's processes (`ps:restart [TYPE | TYPE.N]`): the
+    /// current release's code is loaded again (from the compiled-code
+    /// cache) with fresh replicas; requests running on the old ones finish
+    /// there. One replica named (`web.2`): only it starts afresh.
+    pub async fn restart(&self, app: &str, name: Option<&str>) -> Result<()> {
         let _guard = self.lock(app).await;
         let record = self.store.app(app)?;
         let Some(release) = self.store.current_release(app)? else {
@@ -294,13 +296,22 @@ impl Platform {
                 "{app} has not been deployed yet; nothing to restart"
             )));
         };
-        if let Some(kind) = kind {
+        let name = name.map(ProcessName::parse).transpose()?;
+        if let Some(ProcessName { kind, .. }) = name {
             if release.command(kind).is_none() {
                 return Err(invalid(format!(
                     "no process type {kind:?} in {app}'s current release"
                 )));
             }
         }
+        if let Some(ProcessName {
+            kind,
+            number: Some(n),
+        }) = name
+        {
+            return self.restart_replica(app, kind, n);
+        }
+        let kind = name.map(|name| name.kind);
         if self.clustered() {
             // This node's replicas stop; its next round starts them again
             // from the current release.

@@ -108,6 +108,10 @@ pub struct App {
     /// [`super::ReleaseStore::finish_release`].
     #[serde(default)]
     pub current: Option<u32>,
+    /// Maintenance mode (`maintenance:on`): the router answers for the
+    /// app; its processes keep running.
+    #[serde(default)]
+    pub maintenance: bool,
 }
 
 impl App {
@@ -123,6 +127,7 @@ impl App {
             autoscale: None,
             limits: BTreeMap::new(),
             current: None,
+            maintenance: false,
         }
     }
 }
@@ -380,11 +385,13 @@ mod tests {
 
     #[test]
     fn old_app_records_still_read() {
-        // An app written before domains, autoscale and limits existed.
+        // An app written before domains, autoscale, limits and
+        // maintenance existed.
         let app: App =
             serde_json::from_str(r#"{"name":"a","created_at":"2026-01-01T00:00:00Z"}"#).unwrap();
         assert_eq!(app.healthcheck, Healthcheck::default());
         assert!(app.domains.is_empty() && app.current.is_none());
+        assert!(!app.maintenance);
         let build: Build = serde_json::from_str(
             r#"{"id":"b1","app":"a","status":{"state":"running"},"started_at":"x","finished_at":null,"release":null,"slug":null}"#,
         )
