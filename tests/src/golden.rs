@@ -192,14 +192,15 @@ pub fn filter(text: &str) -> String {
             (r"\b\d{2}:\d{2}:\d{2}(\.\d+)?\b", "[CLOCK]"),
             // Loopback addresses with a port picked at run time.
             (r"(127\.0\.0\.1|localhost|\[::1\]):\d+", "$1:[PORT]"),
-            // sha256 digests (whole or shortened to 12).
-            (r"\b[0-9a-f]{64}\b", "[SHA256]"),
-            (r"\b[0-9a-f]{12}\b", "[DIGEST]"),
-            // Error and request ids (uuid v4).
+            // Error and request ids (uuid v4), before the digests
+            // that would take their last group).
             (
                 r"\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b",
                 "[UUID]",
             ),
+            // sha256 digests (whole or shortened to 12).
+            (r"\b[0-9a-f]{64}\b", "[SHA256]"),
+            (r"\b[0-9a-f]{12}\b", "[DIGEST]"),
             // Elapsed times and ages.
             (r"\b\d+(\.\d+)?\s?(ms|µs|us|ns)\b", "[ELAPSED]"),
             (
@@ -253,5 +254,9 @@ mod tests {
         );
         assert_eq!(filter("limits web: 30s"), "limits web: 30s");
         assert_eq!(filter("Deploy 7a271f6 defaced"), "Deploy [SHORT] defaced");
+        assert_eq!(
+            filter("Request id: 7326cc7e-9507-4721-ab04-0123456789ab"),
+            "Request id: [UUID]"
+        );
     }
 }

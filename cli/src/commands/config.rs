@@ -178,10 +178,13 @@ impl Pull {
         if self.target.api.json {
             return output::print_json(&vars);
         }
+        let count = match vars.len() {
+            1 => "1 var".to_string(),
+            n => format!("{n} vars"),
+        };
         println!(
-            "Config vars of {app} written to {} ({} vars)",
-            self.file.display(),
-            vars.len()
+            "Config vars of {app} written to {} ({count})",
+            self.file.display()
         );
         if !kept.is_empty() {
             println!(

@@ -139,16 +139,22 @@ impl Deploy {
     }
 }
 
-/// The deploy stream's lines, printed one line late: the last one may be
-/// the failure the final `error:` line says, and is then not printed.
+/// The deploy stream's lines as they come, but for a failure line
+/// (` !     …`), held until the next line: the last one may be the failure
+/// the final `error:` line says, and is then not printed. Only those are
+/// held, so a line a long wait follows (`Waiting for a build slot`) shows
+/// while it waits.
 #[derive(Default)]
 struct HeldLine(Option<String>);
 
 impl HeldLine {
-    /// Prints the line held so far and holds `line`.
+    /// Prints the line held so far, then prints or holds `line`.
     fn show_before(&mut self, line: &str, json: bool) {
         self.flush(json);
         self.0 = Some(line.to_string());
+        if !line.starts_with(" !") {
+            self.flush(json);
+        }
     }
 
     /// Prints the held line, unless it is `said`.

@@ -113,17 +113,23 @@ fn ps_action(
     let app = target.app()?;
     let api = target.api.client()?;
     let path = format!("/apps/{app}/ps/{action}");
-    eprint!("{doing} of {app}... ");
-    output::change(
+    let json = target.api.json;
+    if !json {
+        eprint!("{doing} of {app}... ");
+    }
+    let done = output::change(
         &api,
         Method::POST,
         &path,
         body,
-        target.api.json,
+        json,
         |_: IgnoredAny| Ok(()),
-    )?;
-    eprintln!("done");
-    Ok(())
+    );
+    if !json {
+        // The line begun above ends before an error is said.
+        eprintln!("{}", if done.is_ok() { "done" } else { "failed" });
+    }
+    done
 }
 
 /// Stop a replica (web.2) or every replica of a type (web): the formation

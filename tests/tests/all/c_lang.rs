@@ -139,7 +139,11 @@ fn a_compile_error_is_a_clear_build_error() {
         log.contains("exited 1; see the compiler's output above"),
         "{log}"
     );
-    assert!(server.releases("cbroken").is_empty());
+    // A first deploy that fails releases nothing and leaves no app.
+    assert!(!server
+        .ok(src.path(), &["apps"])
+        .lines()
+        .any(|l| l == "cbroken"));
 
     // A Makefile that builds no .wasm is refused with what to do.
     std::fs::remove_file(src.path().join("broken.c")).unwrap();

@@ -156,7 +156,11 @@ fn a_syntax_error_fails_the_build_with_esbuilds_message() {
         log.contains("the JavaScript build failed: `esbuild index.js --bundle"),
         "{log}"
     );
-    assert!(server.releases("jsbroken").is_empty());
+    // A first deploy that fails releases nothing and leaves no app.
+    assert!(!server
+        .ok(src.path(), &["apps"])
+        .lines()
+        .any(|l| l == "jsbroken"));
 }
 
 #[test]

@@ -182,7 +182,11 @@ fn a_native_dependency_fails_the_build_with_its_name() {
         log.contains("the Python dependency ujson has native extensions (compiled C), which cannot run in a WebAssembly component"),
         "{log}"
     );
-    assert!(server.releases("pynative").is_empty());
+    // A first deploy that fails releases nothing and leaves no app.
+    assert!(!server
+        .ok(src.path(), &["apps"])
+        .lines()
+        .any(|l| l == "pynative"));
 }
 
 #[test]
