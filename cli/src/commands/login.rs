@@ -155,3 +155,38 @@ impl Whoami {
         Ok(())
     }
 }
+
+/// Forget the saved login (`wpaas login`'s server and token). The CLI then
+/// finds its server and token as before any login: WPAAS_API and
+/// WPAAS_TOKEN, else the local server's.
+#[derive(clap::Args)]
+pub struct Logout {
+    /// Print `{"logged_out": URL or null}`.
+    #[arg(long)]
+    json: bool,
+}
+
+impl Logout {
+    pub fn run(self) -> Result<()> {
+        let path = credentials_path()?;
+        let saved: Option<Credentials> = std::fs::read(&path)
+            .ok()
+            .and_then(|bytes| serde_json::from_slice(&bytes).ok());
+        match std::fs::remove_file(&path) {
+            Ok(()) => {}
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
+            Err(err) => {
+                return Err(err).with_context(|| format!("could not remove {}", path.display()))
+            }
+        }
+        let api = saved.map(|c| c.api);
+        if self.json {
+            return output::print_json(&serde_json::json!({ "logged_out": api }));
+        }
+        match api {
+            Some(api) => println!("Logged out of {api}"),
+            None => println!("Not logged in; nothing to forget"),
+        }
+        Ok(())
+    }
+}

@@ -32,6 +32,8 @@ pub enum Command {
     Login(login::Login),
     #[command(name = "auth:whoami")]
     AuthWhoami(login::Whoami),
+    #[command(name = "logout", alias = "auth:logout")]
+    Logout(login::Logout),
     Apps(apps::Apps),
     #[command(name = "apps:create")]
     AppsCreate(apps::Create),
@@ -134,6 +136,7 @@ impl Command {
             Command::Server(cmd) => (*cmd).run(),
             Command::Login(cmd) => cmd.run(),
             Command::AuthWhoami(cmd) => cmd.run(),
+            Command::Logout(cmd) => cmd.run(),
             Command::Apps(cmd) => cmd.run(),
             Command::AppsCreate(cmd) => cmd.run(),
             Command::AppsInfo(cmd) => cmd.run(),

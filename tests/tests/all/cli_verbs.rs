@@ -256,6 +256,10 @@ fn which_app_and_which_server_say_where_they_came_from() {
     assert!(credentials.exists());
     t.record(&["login", "[API]", "# < the right token"], &out);
     t.ok(&server, &repo, &["auth:whoami"]);
+    t.ok(&server, &repo, &["logout"]);
+    assert!(!credentials.exists(), "logout forgets the saved login");
+    t.ok(&server, &repo, &["auth:logout"]);
+    t.ok(&server, &repo, &["auth:whoami"]);
     t.check();
 }
 
