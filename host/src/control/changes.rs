@@ -13,7 +13,9 @@ use wpaas_api::ps::{AutoscaleRequest, Formation, LimitsRequest};
 use wpaas_api::ErrorCode;
 
 use super::error::{PlatformError, PlatformResult};
-use super::platform::{LogSink, Platform, ProcessName, KEEP_RELEASE_SLUGS, MAX_REPLICAS};
+use super::platform::{
+    require_type, LogSink, Platform, ProcessName, KEEP_RELEASE_SLUGS, MAX_REPLICAS,
+};
 use super::store::{self, App, Autoscale, Healthcheck, ProcessLimits, Release, ReleaseStatus};
 
 impl Platform {
@@ -355,18 +357,7 @@ impl Platform {
         let Some(release) = self.store().current_release(app)? else {
             return Ok(());
         };
-        if release.command(kind).is_some() {
-            return Ok(());
-        }
-        let types: Vec<&str> = release
-            .process_types
-            .iter()
-            .map(|(k, _)| k.as_str())
-            .collect();
-        Err(PlatformError::not_found(format!(
-            "no process type {kind:?} in {app}'s current release (its types: {})",
-            types.join(", ")
-        )))
+        Ok(require_type(app, &release, kind)?)
     }
 
     /// `ps:restart [TYPE | TYPE.N]`.

@@ -45,6 +45,7 @@ use crate::runtime::Runtime;
 
 pub use super::log_sink::LogSink;
 pub use activate::RELEASE_PHASE_TIMEOUT;
+pub(crate) use formation::require_type;
 pub use formation::{expand_argv, is_long_running, limits_for, replicas, MAX_REPLICAS};
 pub(crate) use replica::ProcessName;
 pub use slugs::{SlugPin, KEEP_RELEASE_SLUGS};

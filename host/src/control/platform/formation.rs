@@ -16,6 +16,24 @@ use crate::control::store::{App, Autoscale, ProcessLimits, Release};
 use crate::router::AppRoute;
 use crate::runtime::{Limits, ProcessEnv, ReplicaStatus, WasiCommand, WebProcess};
 
+/// `kind` must be one of `release`'s process types: a change naming another
+/// (`ps:scale wbe=2`, `ps:limits wbe`) is a typo, answered with the types
+/// there are.
+pub(crate) fn require_type(app: &str, release: &Release, kind: &str) -> Result<()> {
+    if release.command(kind).is_some() {
+        return Ok(());
+    }
+    let types: Vec<&str> = release
+        .process_types
+        .iter()
+        .map(|(t, _)| t.as_str())
+        .collect();
+    Err(invalid(format!(
+        "no process type {kind:?} in {app}'s current release (its types: {})",
+        types.join(", ")
+    )))
+}
+
 impl Platform {
     /// The slug path of a process type's module, and its environment.
     pub(super) fn process(
@@ -143,22 +161,13 @@ impl Platform {
     pub async fn scale(&self, app: &str, changes: &BTreeMap<String, u32>) -> Result<App> {
         let _guard = self.lock(app).await;
         let release = self.store.current_release(app)?;
-        let types: Vec<&str> = release
-            .iter()
-            .flat_map(|r| r.process_types.iter().map(|(t, _)| t.as_str()))
-            .collect();
         for (kind, &count) in changes {
-            if !types.contains(&kind.as_str()) {
-                if types.is_empty() {
-                    return Err(conflict(format!(
-                        "no process type {kind:?}: {app} has not been deployed yet"
-                    )));
-                }
-                return Err(invalid(format!(
-                    "no process type {kind:?} in {app}'s current release (it has: {})",
-                    types.join(", ")
+            let Some(release) = &release else {
+                return Err(conflict(format!(
+                    "no process type {kind:?}: {app} has not been deployed yet"
                 )));
-            }
+            };
+            require_type(app, release, kind)?;
             if kind == "release" {
                 return Err(invalid(
                     "the release process runs once per release; it cannot be scaled",
@@ -298,11 +307,7 @@ impl Platform {
         };
         let name = name.map(ProcessName::parse).transpose()?;
         if let Some(ProcessName { kind, .. }) = name {
-            if release.command(kind).is_none() {
-                return Err(invalid(format!(
-                    "no process type {kind:?} in {app}'s current release"
-                )));
-            }
+            require_type(app, &release, kind)?;
         }
         if let Some(ProcessName {
             kind,
