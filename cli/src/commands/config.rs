@@ -56,7 +56,7 @@ pub struct Get {
 
 impl Get {
     pub fn run(self) -> Result<()> {
-        let (app, vars) = config_vars(&self.target)?;
+        let (app, _, vars) = config_vars(&self.target)?;
         match vars.get(&self.key) {
             Some(value) if self.target.api.json => output::print_json(value)?,
             Some(value) => println!("{value}"),
@@ -100,8 +100,9 @@ impl Set {
         if changes.is_empty() {
             bail!("nothing to set: the file has no KEY=VALUE lines");
         }
+        let app = self.target.app()?;
         let api = self.target.api.client()?;
-        apply(&self.target, &api, changes)
+        apply(&self.target, &api, &app, changes)
     }
 }
 
@@ -119,7 +120,7 @@ impl Unset {
     pub fn run(self) -> Result<()> {
         // Unsetting what is not set changes nothing, and makes no release
         // (the API refuses it as a conflict; said here as a no-op).
-        let (app, vars) = config_vars(&self.target)?;
+        let (app, api, vars) = config_vars(&self.target)?;
         if !self.keys.iter().any(|key| vars.contains_key(key)) {
             let verb = if self.keys.len() == 1 { "is" } else { "are" };
             eprintln!(
@@ -129,16 +130,16 @@ impl Unset {
             return Ok(());
         }
         let changes = self.keys.iter().map(|k| (k.clone(), None)).collect();
-        let api = self.target.api.client()?;
-        apply(&self.target, &api, changes)
+        apply(&self.target, &api, &app, changes)
     }
 }
 
-/// The app `target` names and its config vars.
-fn config_vars(target: &AppArgs) -> Result<(String, ConfigVars)> {
+/// The app `target` names, the API client, and the app's config vars.
+fn config_vars(target: &AppArgs) -> Result<(String, Api, ConfigVars)> {
     let app = target.app()?;
-    let vars = target.api.client()?.get(&format!("/apps/{app}/config"))?;
-    Ok((app, vars))
+    let api = target.api.client()?;
+    let vars = api.get(&format!("/apps/{app}/config"))?;
+    Ok((app, api, vars))
 }
 
 /// Write the app's config vars to a .env file (for running it locally).
@@ -157,9 +158,7 @@ pub struct Pull {
 
 impl Pull {
     pub fn run(self) -> Result<()> {
-        let app = self.target.app()?;
-        let api = self.target.api.client()?;
-        let remote: ConfigVars = api.get(&format!("/apps/{app}/config"))?;
+        let (app, _, remote) = config_vars(&self.target)?;
         let mut vars = if self.file.exists() {
             read_env_file(&self.file)?
         } else {
@@ -206,9 +205,7 @@ pub struct Edit {
 
 impl Edit {
     pub fn run(self) -> Result<()> {
-        let app = self.target.app()?;
-        let api = self.target.api.client()?;
-        let before: ConfigVars = api.get(&format!("/apps/{app}/config"))?;
+        let (app, api, before) = config_vars(&self.target)?;
         let dir =
             tempfile::tempdir().context("could not make a directory for the editor's file")?;
         let file = dir.path().join(format!("{app}.env"));
@@ -240,7 +237,7 @@ impl Edit {
             println!("No changes to the config vars of {app}");
             return Ok(());
         }
-        apply(&self.target, &api, changes)
+        apply(&self.target, &api, &app, changes)
     }
 }
 
@@ -304,8 +301,7 @@ fn write_private(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
 
 /// Sends `changes` as one release. Without --json it says what it does on
 /// stderr (the release's version on stdout's side stays the API's).
-fn apply(target: &AppArgs, api: &Api, changes: ConfigChanges) -> Result<()> {
-    let app = target.app()?;
+fn apply(target: &AppArgs, api: &Api, app: &str, changes: ConfigChanges) -> Result<()> {
     let json = target.api.json;
     let say = |set: bool| {
         let keys: Vec<&str> = changes
@@ -340,6 +336,6 @@ fn apply(target: &AppArgs, api: &Api, changes: ConfigChanges) -> Result<()> {
     if done.is_err() && !json {
         eprintln!("failed");
     }
-    super::releases::show_release_phase_of(api, &app, made, &done);
+    super::releases::show_release_phase_of(api, app, made, &done);
     done
 }

@@ -60,15 +60,12 @@ impl Login {
         };
         let token = read_token()?;
         let api = Api::new(&url, token.clone(), Trust::from_ca(ca.clone()))?;
-        if let Err(err) = api.get::<Vec<App>>("/apps") {
-            if ApiError::of(&err).is_some_and(ApiError::is_unauthorized) {
-                return Err(Hinted::new(
-                    format!("{url} refused this token; nothing was saved"),
-                    "the token is the `token` file in the server's WPAAS_HOME",
-                )
-                .into());
-            }
-            return Err(err);
+        if !accepted(&api)? {
+            return Err(Hinted::new(
+                format!("{url} refused this token; nothing was saved"),
+                "the token is the `token` file in the server's WPAAS_HOME",
+            )
+            .into());
         }
         let path = credentials_path()?;
         if let Some(dir) = path.parent() {
@@ -92,6 +89,16 @@ impl Login {
         }
         println!("Logged in to {url}");
         Ok(())
+    }
+}
+
+/// Whether the server accepts `api`'s token (`GET /apps`): false when it
+/// refuses it, an error when it cannot say (unreachable, another error).
+fn accepted(api: &Api) -> Result<bool> {
+    match api.get::<Vec<App>>("/apps") {
+        Ok(_) => Ok(true),
+        Err(err) if ApiError::of(&err).is_some_and(ApiError::is_unauthorized) => Ok(false),
+        Err(err) => Err(err),
     }
 }
 
@@ -130,19 +137,16 @@ impl Whoami {
     pub fn run(self) -> Result<()> {
         let api = self.api.client()?;
         let source = api.token_source();
-        if let Err(err) = api.get::<Vec<App>>("/apps") {
-            if ApiError::of(&err).is_some_and(ApiError::is_unauthorized) {
-                return Err(Hinted::new(
-                    format!(
-                        "{} refused the token from {}",
-                        api.base(),
-                        source.describe()
-                    ),
-                    format!("run `wpaas login {}` with the server's token", api.base()),
-                )
-                .into());
-            }
-            return Err(err);
+        if !accepted(&api)? {
+            return Err(Hinted::new(
+                format!(
+                    "{} refused the token from {}",
+                    api.base(),
+                    source.describe()
+                ),
+                format!("run `wpaas login {}` with the server's token", api.base()),
+            )
+            .into());
         }
         if self.api.json {
             return output::print_json(&serde_json::json!({

@@ -348,13 +348,8 @@ impl Limits {
         let rows: Vec<[String; 4]> = types
             .iter()
             .map(|p| {
-                let l = limits(p);
-                [
-                    p.kind.clone(),
-                    l.memory_bytes.map_or("default".into(), output::size),
-                    l.timeout_ms.map_or("default".into(), output::duration_ms),
-                    l.concurrency.map_or("default".into(), |c| c.to_string()),
-                ]
+                let [memory, timeout, concurrency] = limit_cells(&limits(p));
+                [p.kind.clone(), memory, timeout, concurrency]
             })
             .collect();
         output::table(&["TYPE", "MEMORY", "TIMEOUT", "CONCURRENCY"], &rows);
@@ -364,16 +359,18 @@ impl Limits {
 
 /// `memory 256 MiB, timeout 10s, concurrency default`.
 fn describe_limits(limits: &ProcessLimits) -> String {
-    format!(
-        "memory {}, timeout {}, concurrency {}",
-        limits.memory_bytes.map_or("default".into(), output::size),
-        limits
-            .timeout_ms
-            .map_or("default".into(), output::duration_ms),
-        limits
-            .concurrency
-            .map_or("default".into(), |c| c.to_string()),
-    )
+    let [memory, timeout, concurrency] = limit_cells(limits);
+    format!("memory {memory}, timeout {timeout}, concurrency {concurrency}")
+}
+
+/// Each limit as users write it, `default` where none is set.
+fn limit_cells(limits: &ProcessLimits) -> [String; 3] {
+    let default = || "default".to_string();
+    [
+        limits.memory_bytes.map_or_else(default, output::size),
+        limits.timeout_ms.map_or_else(default, output::duration_ms),
+        limits.concurrency.map_or_else(default, |c| c.to_string()),
+    ]
 }
 
 fn print_processes(app: &str, ps: &[ProcessType]) {
